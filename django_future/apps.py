@@ -1,0 +1,7 @@
+from django.apps import AppConfig
+
+
+class DjangoFutureConfig(AppConfig):
+    name = "django_future"
+    verbose_name = "Scheduled jobs"
+    default_auto_field = "django.db.models.BigAutoField"

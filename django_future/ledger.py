@@ -1,0 +1,143 @@
+"""Appending to the job ledger, and proving the projection agrees with it.
+
+Every change of a job is one ``INSERT`` into ``django_future_jobevent``. The
+fold trigger (``sql/0001_fold.sql``) moves the job's row in the same
+statement, so this module never writes ``django_future_scheduledjob`` itself.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+from dataclasses import dataclass
+from functools import cache
+from typing import Any
+
+import pgtrigger
+from django.db import DatabaseError, IntegrityError, OperationalError, connection, transaction
+
+from django_future.models import PROJECTION_GUARD, EventKind
+from django_future.sql import query
+
+__all__ = [
+    "ConcurrentAppendError",
+    "Difference",
+    "JobGoneError",
+    "append",
+    "rebuild",
+    "runner_identity",
+    "verify",
+]
+
+
+class JobGoneError(LookupError):
+    """The job has no live row to append to: it was never scheduled, or was deleted."""
+
+
+class ConcurrentAppendError(RuntimeError):
+    """Another writer appended this job's next event first; re-read the job and decide again."""
+
+
+@cache
+def runner_identity() -> str:
+    """``host:pid`` of this process, as recorded on the events a runner writes."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def append(
+    job_id: int,
+    kind: EventKind | str,
+    data: dict[str, Any] | None = None,
+    *,
+    runner: str | None = None,
+) -> int:
+    """Append the next event of a live job and return its ``seq``.
+
+    The fold trigger checks that the event follows from the job's status
+    (a job that is not running cannot complete, for example) and raises
+    otherwise, in which case nothing is written.
+    """
+    params = {
+        "job_id": job_id,
+        "kind": str(kind),
+        "runner": runner,
+        "data": json.dumps(data or {}),
+    }
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute(query("append"), params)
+            row = cursor.fetchone()
+    except (IntegrityError, OperationalError) as exc:
+        if _is_sequence_conflict(exc):
+            raise ConcurrentAppendError(
+                f"job {job_id}: another writer appended its next event first ({exc})"
+            ) from exc
+        raise
+    if row is None:
+        raise JobGoneError(f"job {job_id} has no live row (never scheduled, or deleted)")
+    return int(row[0])
+
+
+def _is_sequence_conflict(exc: DatabaseError) -> bool:
+    sqlstate = getattr(exc.__cause__, "sqlstate", None)
+    # 23505: (job_id, seq) unique violation; 40001: the fold saw a stale seq.
+    return sqlstate in {"23505", "40001"}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Difference:
+    """A job whose projection row is not what its events fold to."""
+
+    job_id: int
+    projection: dict[str, Any] | None  # the live row, None if missing
+    folded: dict[str, Any] | None  # what the events say, None if the job was deleted
+
+    @property
+    def fields(self) -> list[str]:
+        """Names of the columns that differ (all of them if one side is missing)."""
+        a, b = self.projection or {}, self.folded or {}
+        return sorted(k for k in a.keys() | b.keys() if a.get(k) != b.get(k))
+
+    def __str__(self) -> str:
+        if self.projection is None:
+            return f"job {self.job_id}: row missing, events say it exists"
+        if self.folded is None:
+            return f"job {self.job_id}: row present, events say it was deleted or never existed"
+        diffs = ", ".join(
+            f"{f}: row={self.projection.get(f)!r} events={self.folded.get(f)!r}"
+            for f in self.fields
+        )
+        return f"job {self.job_id}: {diffs}"
+
+
+def verify() -> list[Difference]:
+    """Compare every job row with the fold of its events; an empty list means they agree."""
+    with connection.cursor() as cursor:
+        cursor.execute(query("verify"))
+        rows = cursor.fetchall()
+    return [
+        Difference(job_id=job_id, projection=_as_dict(row), folded=_as_dict(folded))
+        for job_id, row, folded in rows
+    ]
+
+
+def _as_dict(value: Any) -> dict[str, Any] | None:
+    if value is None or isinstance(value, dict):
+        return value
+    return dict(json.loads(value))
+
+
+def rebuild() -> int:
+    """Recompute the whole projection from the ledger; return how many rows changed.
+
+    Runs in one transaction that locks the projection against concurrent
+    runners. This is the only code that writes job rows outside the fold
+    trigger, and it writes exactly what the fold says.
+    """
+    with transaction.atomic(), pgtrigger.ignore(PROJECTION_GUARD), connection.cursor() as cursor:
+        cursor.execute("LOCK TABLE django_future_scheduledjob IN EXCLUSIVE MODE")
+        changed = len(verify())
+        cursor.execute("DELETE FROM django_future_scheduledjob")
+        cursor.execute(query("rebuild"))
+    return changed

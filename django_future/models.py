@@ -1,0 +1,264 @@
+"""The two tables: the event ledger and the job projection folded from it.
+
+``JobEvent`` is the source of truth. Rows are only ever inserted; PostgreSQL
+itself refuses ``UPDATE``, ``DELETE`` and ``TRUNCATE`` on the table.
+
+``ScheduledJob`` is a projection: an ``AFTER INSERT`` trigger on the ledger
+folds each new event into the job's row, in the same statement and therefore
+the same transaction. A second trigger refuses every write to the projection
+that does not come from that fold, so the two can never drift apart. The fold
+itself is one PL/pgSQL function (``django_future_fold``, see ``sql/fold.sql``)
+that ``verify`` and ``rebuild`` reuse.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import pgtrigger
+from django.contrib.contenttypes.fields import GenericForeignKey
+from django.contrib.contenttypes.models import ContentType
+from django.db import models
+from django.db.models import Value
+from django.db.models.functions import Now
+
+# Names of the triggers, also used by ``pgtrigger.ignore`` in the one place
+# that is allowed to bypass them (``ledger.rebuild``).
+PROJECTION_GUARD = "django_future.ScheduledJob:written_by_ledger_only"
+
+
+class EventKind(models.TextChoices):
+    """What happened to a job. Each kind moves the job's status as noted."""
+
+    # Written by schedule_job(); creates the job with status "scheduled".
+    # Its data holds everything the job needs, so the projection can be rebuilt.
+    SCHEDULED = "scheduled"
+    # Written by a runner when it claims a due job: "scheduled" -> "running".
+    STARTED = "started"
+    # Written by the runner when the callable returned: "running" -> "complete".
+    COMPLETED = "completed"
+    # Written by the runner when the callable raised, could not be imported,
+    # or its content object was gone: "running" -> "failed".
+    FAILED = "failed"
+    # Written by a runner for a scheduled job whose window (time_slot_end)
+    # passed before it ran: "scheduled" -> "expired". Never runs afterwards.
+    EXPIRED = "expired"
+    # Written by ``runscheduledjobs --delete-completed``: removes a completed
+    # job's projection row. Its events stay.
+    DELETED = "deleted"
+
+
+class ScheduledJobQuerySet(models.QuerySet["ScheduledJob"]):
+    def scheduled(self) -> ScheduledJobQuerySet:
+        return self.filter(status=ScheduledJob.STATUS_SCHEDULED)
+
+    def running(self) -> ScheduledJobQuerySet:
+        return self.filter(status=ScheduledJob.STATUS_RUNNING)
+
+    def due(self, now: Any = None) -> ScheduledJobQuerySet:
+        """Scheduled jobs whose slot has opened and not yet closed at ``now``."""
+        at = Now() if now is None else now
+        return (
+            self.scheduled()
+            .filter(time_slot_start__lte=at)
+            .filter(models.Q(time_slot_end__isnull=True) | models.Q(time_slot_end__gte=at))
+            .order_by("time_slot_start", "id")
+        )
+
+
+class LedgerOnlyError(RuntimeError):
+    """ScheduledJob rows are a projection of the event ledger and cannot be
+    saved or deleted directly: use schedule_job(), run_jobs() or append an event."""
+
+    def __init__(self, message: str | None = None) -> None:
+        super().__init__(message or self.__doc__)
+
+
+class ScheduledJob(models.Model):
+    """The current state of one job, as folded from its events.
+
+    Field names and status constants are those of django-future 0.2, so code
+    written against it keeps working.
+    """
+
+    STATUS_SCHEDULED = "scheduled"
+    STATUS_RUNNING = "running"
+    STATUS_FAILED = "failed"
+    STATUS_COMPLETE = "complete"
+    STATUS_EXPIRED = "expired"
+    STATUS_CHOICES: ClassVar[list[tuple[str, str]]] = [
+        (STATUS_SCHEDULED, "Scheduled"),  # left by a runner's claim or by expiry
+        (STATUS_RUNNING, "Running"),  # left when the runner records the outcome
+        (STATUS_FAILED, "Failed"),  # final
+        (STATUS_COMPLETE, "Complete"),  # final; may be deleted by -d
+        (STATUS_EXPIRED, "Expired"),  # final
+    ]
+
+    callable_name = models.CharField(max_length=255)
+    content_type = models.ForeignKey(
+        ContentType, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    # Text, so that jobs can point at models with integer, UUID or text keys.
+    object_id = models.CharField(max_length=255, null=True, blank=True)
+    content_object = GenericForeignKey("content_type", "object_id")
+    args = models.JSONField(default=list)
+    kwargs = models.JSONField(default=dict)
+
+    time_slot_start = models.DateTimeField()
+    time_slot_end = models.DateTimeField(null=True, blank=True)
+    status = models.CharField(max_length=20, choices=STATUS_CHOICES, default=STATUS_SCHEDULED)
+
+    execution_start = models.DateTimeField(null=True, blank=True)
+    execution_end = models.DateTimeField(null=True, blank=True)
+    runner = models.CharField(max_length=255, null=True, blank=True)
+    error = models.TextField(null=True, blank=True)
+    return_value = models.TextField(null=True, blank=True)
+
+    created_at = models.DateTimeField()
+    # seq of the last event folded into this row; the next event must be last_seq + 1.
+    last_seq = models.PositiveIntegerField()
+
+    objects = ScheduledJobQuerySet.as_manager()
+
+    class Meta:
+        ordering = ("time_slot_start", "id")
+        indexes: ClassVar[list[models.Index]] = [
+            # The claim: WHERE status = 'scheduled' AND time_slot_start <= now
+            # ORDER BY time_slot_start, id. Only live work is in this index.
+            models.Index(
+                fields=["time_slot_start", "id"],
+                condition=models.Q(status="scheduled"),
+                name="django_future_claimable",
+            ),
+            models.Index(
+                fields=["time_slot_end"],
+                condition=models.Q(status="scheduled"),
+                name="django_future_expirable",
+            ),
+        ]
+        constraints: ClassVar[list[models.BaseConstraint]] = [
+            models.CheckConstraint(
+                condition=models.Q(time_slot_end__isnull=True)
+                | models.Q(time_slot_end__gte=models.F("time_slot_start")),
+                name="django_future_window_not_reversed",
+            ),
+        ]
+        triggers: ClassVar[list[pgtrigger.Trigger]] = [
+            # Only the fold (a trigger, so depth >= 1) may write this table.
+            pgtrigger.Trigger(
+                name="written_by_ledger_only",
+                when=pgtrigger.Before,
+                operation=pgtrigger.Insert | pgtrigger.Update | pgtrigger.Delete,
+                condition=pgtrigger.Condition("pg_trigger_depth() < 1"),
+                func=(
+                    "RAISE EXCEPTION 'django_future: % on % refused: jobs change only by "
+                    "appending events to django_future_jobevent', TG_OP, TG_TABLE_NAME;"
+                ),
+            ),
+            pgtrigger.Trigger(
+                name="no_truncate_projection",
+                level=pgtrigger.Statement,
+                when=pgtrigger.Before,
+                operation=pgtrigger.Truncate,
+                func=(
+                    "RAISE EXCEPTION 'django_future: TRUNCATE refused: jobs change only by "
+                    "appending events to django_future_jobevent';"
+                ),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.callable_name} #{self.pk} ({self.status})"
+
+    def __repr__(self) -> str:
+        return f"<ScheduledJob ({self.status}) callable={self.callable_name!r}>"
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        raise LedgerOnlyError()
+
+    def delete(self, *args: Any, **kwargs: Any) -> tuple[int, dict[str, int]]:
+        raise LedgerOnlyError()
+
+    def reschedule(
+        self,
+        date: Any,
+        callable_name: str | None = None,
+        content_object: models.Model | None = None,
+        expires: Any = "7d",
+        args: Any = None,
+        kwargs: Any = None,
+    ) -> ScheduledJob:
+        """Schedule a copy of this job at ``date``; anything not given is copied.
+
+        The new job's ``scheduled`` event records ``rescheduled_from``.
+        """
+        from django_future.scheduler import schedule_job
+
+        return schedule_job(
+            date,
+            callable_name if callable_name is not None else self.callable_name,
+            content_object=content_object if content_object is not None else self.content_object,
+            expires=expires,
+            args=args if args is not None else self.args,
+            kwargs=kwargs if kwargs is not None else self.kwargs,
+            _origin={"rescheduled_from": self.pk},
+        )
+
+    @property
+    def events(self) -> models.QuerySet[JobEvent]:
+        """This job's events, oldest first."""
+        return JobEvent.objects.filter(job_id=self.pk).order_by("seq")
+
+
+class JobEvent(models.Model):
+    """One immutable fact about a job. Only ever inserted.
+
+    ``job_id`` is a plain column, not a foreign key, so that the history
+    outlives the job's row in the projection.
+    """
+
+    job_id = models.BigIntegerField()
+    seq = models.PositiveIntegerField()
+    kind = models.CharField(max_length=20, choices=EventKind.choices)
+    at = models.DateTimeField(db_default=Now())
+    runner = models.CharField(max_length=255, null=True, blank=True)
+    data = models.JSONField(default=dict, db_default=Value({}, output_field=models.JSONField()), blank=True)
+
+    class Meta:
+        ordering = ("id",)
+        constraints: ClassVar[list[models.BaseConstraint]] = [
+            models.UniqueConstraint(fields=["job_id", "seq"], name="django_future_event_job_seq"),
+        ]
+        indexes: ClassVar[list[models.Index]] = [
+            models.Index(fields=["at"], name="django_future_event_at"),
+        ]
+        triggers: ClassVar[list[pgtrigger.Trigger]] = [
+            pgtrigger.Trigger(
+                name="append_only",
+                when=pgtrigger.Before,
+                operation=pgtrigger.Update | pgtrigger.Delete,
+                func=(
+                    "RAISE EXCEPTION 'django_future: % on % refused: the job ledger is "
+                    "append-only', TG_OP, TG_TABLE_NAME;"
+                ),
+            ),
+            pgtrigger.Trigger(
+                name="no_truncate_ledger",
+                level=pgtrigger.Statement,
+                when=pgtrigger.Before,
+                operation=pgtrigger.Truncate,
+                func="RAISE EXCEPTION 'django_future: TRUNCATE refused: the job ledger is append-only';",
+            ),
+            pgtrigger.Trigger(
+                name="fold_into_projection",
+                when=pgtrigger.After,
+                operation=pgtrigger.Insert,
+                func="PERFORM django_future_apply(NEW); RETURN NULL;",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"job {self.job_id} #{self.seq} {self.kind}"
+
+    def __repr__(self) -> str:
+        return f"<JobEvent job={self.job_id} seq={self.seq} kind={self.kind!r}>"

@@ -1,0 +1,271 @@
+"""``schedule_job`` and the parsing of times, callables and arguments.
+
+Everything is checked before anything is written: a bad time, callable or
+argument raises and leaves no row and no event behind.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from django.contrib.contenttypes.models import ContentType
+from django.db import connection, models
+from django.utils import timezone
+from django.utils.module_loading import import_string
+
+from django_future.models import ScheduledJob
+from django_future.sql import query
+
+__all__ = [
+    "InvalidCallableError",
+    "job_as_parameter",
+    "parse_duration",
+    "schedule_job",
+]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+ACCEPTED_TIMES = (
+    "an aware datetime, a naive datetime (read in the current time zone), "
+    "a timedelta from now, or a duration string such as '30s', '5m', '2h', '5d', '1w' "
+    "or a combination in that order such as '1h30m' or '1w2d'"
+)
+
+_UNITS = {"w": "weeks", "d": "days", "h": "hours", "m": "minutes", "s": "seconds"}
+_DURATION = re.compile(
+    r"^\s*(?:(?P<w>\d+)\s*w)?\s*(?:(?P<d>\d+)\s*d)?\s*(?:(?P<h>\d+)\s*h)?"
+    r"\s*(?:(?P<m>\d+)\s*m)?\s*(?:(?P<s>\d+)\s*s)?\s*$"
+)
+
+
+class InvalidCallableError(ValueError):
+    """The job's callable cannot be found: check the dotted path or the method name."""
+
+
+def job_as_parameter(func: F) -> F:
+    """Mark a handler so that the runner passes it the running job as its first argument."""
+    func.job_as_parameter = True  # type: ignore[attr-defined]
+    return func
+
+
+def parse_duration(text: str) -> dt.timedelta:
+    """Parse ``'30s'``, ``'5m'``, ``'2h'``, ``'5d'``, ``'1w'`` and combinations like ``'1h30m'``.
+
+    ``m`` is minutes, as in django-future 0.1. Units go from largest to smallest.
+    """
+    match = _DURATION.match(text) if isinstance(text, str) else None
+    if match is None or not any(match.groupdict().values()):
+        raise ValueError(f"{text!r} is not a duration; expected {ACCEPTED_TIMES}")
+    parts = {_UNITS[unit]: int(n) for unit, n in match.groupdict().items() if n is not None}
+    try:
+        return dt.timedelta(**parts)
+    except OverflowError:
+        raise ValueError(f"{text!r} is too long a duration") from None
+
+
+@dataclass(frozen=True, slots=True)
+class _When:
+    """A point in time: absolute (``at``) or relative to the database's "now" (``after``)."""
+
+    at: dt.datetime | None = None
+    after: dt.timedelta | None = None
+
+
+def _resolve_time(value: object, what: str) -> _When:
+    # bool is an int, and neither is a time.
+    if isinstance(value, dt.datetime):
+        if timezone.is_naive(value):
+            value = timezone.make_aware(value, timezone.get_current_timezone())
+        return _When(at=value)
+    if isinstance(value, dt.timedelta):
+        return _When(after=value)
+    if isinstance(value, str):
+        try:
+            return _When(after=parse_duration(value))
+        except ValueError as exc:
+            raise ValueError(f"{what}: {exc}") from None
+    raise ValueError(f"{what}: {value!r} is not a time; expected {ACCEPTED_TIMES}")
+
+
+def _window(date: object, expires: object) -> tuple[_When, _When | None]:
+    start = _resolve_time(date, "date")
+    if expires is None:
+        return start, None
+    end = _resolve_time(expires, "expires")
+    if end.after is not None and end.after < dt.timedelta(0):
+        raise ValueError(f"expires: {expires!r} is negative; a job would expire before it is due")
+    if start.at is not None and end.at is not None and end.at < start.at:
+        raise ValueError(f"expires: {end.at} is before the scheduled time {start.at}")
+    return start, end
+
+
+# --- arguments --------------------------------------------------------------
+
+_JSON_HINT = (
+    "job arguments are stored as JSON: use None, bool, int, float, str, "
+    "and lists or dicts (with str keys) of those"
+)
+
+
+def _check_json(value: object, path: str) -> object:
+    """Return ``value`` as it will come back from the database, or raise TypeError.
+
+    Tuples become lists (as a JSON round trip makes them); anything else that
+    would not come back equal is refused, naming where it was found.
+    """
+    if value is None or isinstance(value, bool | int):
+        return value
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise TypeError(f"{path} = {value!r} cannot be stored: {_JSON_HINT} (finite floats)")
+        return value
+    if isinstance(value, str):
+        _check_text(value, path)
+        return value
+    if isinstance(value, list | tuple):
+        return [_check_json(item, f"{path}[{i}]") for i, item in enumerate(value)]
+    if isinstance(value, dict):
+        out = {}
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise TypeError(
+                    f"{path} has key {key!r} of type {type(key).__name__}, "
+                    f"which JSON would turn into a string; {_JSON_HINT}"
+                )
+            _check_text(key, f"{path} key")
+            out[key] = _check_json(item, f"{path}[{key!r}]")
+        return out
+    raise TypeError(
+        f"{path} = {value!r} ({type(value).__name__}) cannot be stored: {_JSON_HINT}"
+    )
+
+
+def _check_text(text: str, path: str) -> None:
+    if "\x00" in text:
+        raise TypeError(f"{path} = {text!r} contains a NUL character, which PostgreSQL cannot store")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise TypeError(f"{path} = {text!r} is not valid Unicode (lone surrogate)") from None
+
+
+def _check_arguments(args: object, kwargs: object) -> tuple[list[Any], dict[str, Any]]:
+    if isinstance(args, str | bytes) or not isinstance(args, Sequence):
+        raise TypeError(f"args must be a list or tuple, not {type(args).__name__}")
+    if not isinstance(kwargs, Mapping):
+        raise TypeError(f"kwargs must be a dict, not {type(kwargs).__name__}")
+    checked_args = _check_json(list(args), "args")
+    checked_kwargs = _check_json(dict(kwargs), "kwargs")
+    assert isinstance(checked_args, list) and isinstance(checked_kwargs, dict)  # noqa: S101
+    return checked_args, checked_kwargs
+
+
+# --- callables ----------------------------------------------------------------
+
+
+def _check_callable(callable_name: object, content_object: models.Model | None) -> str:
+    if not isinstance(callable_name, str) or not callable_name:
+        raise InvalidCallableError(
+            f"callable_name must be a dotted path or a method name, not {callable_name!r}"
+        )
+    if content_object is not None and "." not in callable_name:
+        method = getattr(content_object, callable_name, None)
+        if not callable(method):
+            raise InvalidCallableError(
+                f"{type(content_object).__name__} has no method {callable_name!r} to schedule"
+            )
+        return callable_name
+    if "." not in callable_name:
+        raise InvalidCallableError(
+            f"{callable_name!r} is not a dotted path such as 'myapp.handlers.remind' "
+            "(a bare method name needs a content_object)"
+        )
+    target = import_callable(callable_name)
+    if not callable(target):
+        raise InvalidCallableError(f"{callable_name!r} is a {type(target).__name__}, not a callable")
+    return callable_name
+
+
+def import_callable(dotted_path: str) -> Any:
+    """Import ``dotted_path``, turning every way it can fail into InvalidCallableError."""
+    try:
+        return import_string(dotted_path)
+    except ImportError as exc:
+        raise InvalidCallableError(f"cannot import {dotted_path!r}: {exc}") from exc
+    except Exception as exc:
+        raise InvalidCallableError(
+            f"importing {dotted_path!r} raised {type(exc).__name__}: {exc}"
+        ) from exc
+
+
+def _content_reference(content_object: models.Model | None) -> dict[str, Any]:
+    if content_object is None:
+        return {"content_type_id": None, "content_type": None, "object_id": None}
+    if not isinstance(content_object, models.Model):
+        raise TypeError(
+            f"content_object must be a saved model instance, not {type(content_object).__name__}"
+        )
+    if content_object.pk is None:
+        raise ValueError(f"content_object {content_object!r} is not saved (it has no primary key)")
+    ct = ContentType.objects.get_for_model(content_object, for_concrete_model=False)
+    return {
+        "content_type_id": ct.pk,
+        "content_type": f"{ct.app_label}.{ct.model}",
+        "object_id": str(content_object.pk),
+    }
+
+
+# --- the public call ----------------------------------------------------------
+
+
+def schedule_job(
+    date: dt.datetime | dt.timedelta | str,
+    callable_name: str,
+    content_object: models.Model | None = None,
+    expires: dt.datetime | dt.timedelta | str | None = "7d",
+    args: Sequence[Any] = (),
+    kwargs: Mapping[str, Any] | None = None,
+    *,
+    _origin: dict[str, Any] | None = None,
+) -> ScheduledJob:
+    """Schedule ``callable_name`` to run at ``date`` and return the job.
+
+    ``date`` is an aware datetime, a naive one (current time zone), a
+    timedelta from now or a duration string (``'30s'``, ``'5m'``, ``'2h'``,
+    ``'5d'``, ``'1w'``, ``'1h30m'``). "Now" is the database's clock.
+    ``expires`` takes the same forms, measured from ``date``; ``None`` means
+    the job never expires. A job not run by then is marked expired.
+
+    Raises ValueError (bad time, unknown callable) or TypeError (arguments
+    that JSON cannot carry) before writing anything. Inside
+    ``transaction.atomic()`` the job commits or rolls back with the block.
+    """
+    start, end = _window(date, expires)
+    name = _check_callable(callable_name, content_object)
+    checked_args, checked_kwargs = _check_arguments(args, {} if kwargs is None else kwargs)
+    data: dict[str, Any] = {
+        "callable_name": name,
+        **_content_reference(content_object),
+        "args": checked_args,
+        "kwargs": checked_kwargs,
+        **(_origin or {}),
+    }
+    params = {
+        "start_at": start.at,
+        "start_in": start.after,
+        "end_at": end.at if end else None,
+        "end_in": end.after if end else None,
+        "data": json.dumps(data),
+    }
+    with connection.cursor() as cursor:
+        cursor.execute(query("schedule"), params)
+        row = cursor.fetchone()
+    if row is None:
+        raise ValueError(f"expires: {expires!r} falls before the scheduled time {date!r}")
+    return ScheduledJob.objects.get(pk=row[0])

@@ -1,0 +1,68 @@
+"""Job callables used by the tests (imported by dotted path, also in runner subprocesses)."""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any
+
+from django_future import job_as_parameter
+from tests.testapp.models import JobRun, Order
+
+calls: list[tuple[Any, ...]] = []
+
+
+def record(*args: Any, **kwargs: Any) -> str:
+    calls.append((args, kwargs))
+    return f"recorded {list(args)} {kwargs}"
+
+
+def returns_none() -> None:
+    calls.append(("none",))
+
+
+def returns_number() -> int:
+    return 42
+
+
+def boom(message: str = "boom") -> None:
+    raise ValueError(message)
+
+
+def touch_order(order: Order, times: int = 1) -> str:
+    """A dotted-path handler bound to a content object: gets it first."""
+    return order.remind(times)
+
+
+@job_as_parameter
+def with_job(job: Any, *args: Any) -> str:
+    calls.append((job, *args))
+    return f"job {job.pk}"
+
+
+@job_as_parameter
+def with_job_and_order(job: Any, order: Order) -> str:
+    calls.append((job, order))
+    return f"job {job.pk} order {order.number}"
+
+
+@job_as_parameter
+def run_once(job: Any, sleep: float = 0.0) -> int:
+    """Writes a row under a unique constraint: a second run of the job would fail."""
+    if sleep:
+        time.sleep(sleep)
+    JobRun.objects.create(job_id=job.pk, pid=os.getpid())
+    return job.pk
+
+
+@job_as_parameter
+def fail_once_written(job: Any) -> None:
+    JobRun.objects.create(job_id=job.pk, pid=os.getpid())
+    raise RuntimeError(f"job {job.pk} failed on purpose")
+
+
+def interrupt() -> None:
+    raise KeyboardInterrupt
+
+
+not_callable = 7

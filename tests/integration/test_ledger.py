@@ -1,0 +1,190 @@
+"""The ledger: append-only in the database, folded into the projection, rebuildable."""
+
+from __future__ import annotations
+
+import json
+
+import pgtrigger
+import pytest
+from django.db import connection, transaction
+from django.db.utils import DatabaseError, ProgrammingError
+
+from django_future import ledger, run_jobs, schedule_job
+from django_future.ledger import ConcurrentAppendError, JobGoneError
+from django_future.models import PROJECTION_GUARD, EventKind, JobEvent, ScheduledJob
+from tests.integration.conftest import kinds
+
+pytestmark = pytest.mark.django_db
+
+
+def sql(statement: str, params: object = None) -> list[tuple[object, ...]]:
+    with connection.cursor() as cursor:
+        cursor.execute(statement, params)
+        return cursor.fetchall() if cursor.description else []
+
+
+@pytest.mark.parametrize(
+    ("statement", "message"),
+    [
+        ("UPDATE django_future_jobevent SET kind = 'completed'", "UPDATE on django_future_jobevent refused"),
+        ("UPDATE django_future_jobevent SET data = '{}' WHERE seq = 1", "the job ledger is append-only"),
+        ("DELETE FROM django_future_jobevent", "DELETE on django_future_jobevent refused"),
+        ("TRUNCATE django_future_jobevent", "TRUNCATE refused: the job ledger is append-only"),
+        ("TRUNCATE django_future_jobevent CASCADE", "TRUNCATE refused"),
+        ("UPDATE django_future_scheduledjob SET status = 'complete'", "UPDATE on django_future_scheduledjob refused"),
+        ("DELETE FROM django_future_scheduledjob", "DELETE on django_future_scheduledjob refused"),
+        ("TRUNCATE django_future_scheduledjob", "TRUNCATE refused: jobs change only by appending events"),
+        (
+            "INSERT INTO django_future_scheduledjob (callable_name, args, kwargs, time_slot_start,"
+            " status, created_at, last_seq) VALUES ('x.y', '[]', '{}', now(), 'scheduled', now(), 1)",
+            "INSERT on django_future_scheduledjob refused",
+        ),
+    ],
+)
+def test_the_database_refuses_writes_that_bypass_the_ledger(statement: str, message: str) -> None:
+    job = schedule_job("0s", "tests.handlers.record")
+    # Fire the deferred foreign-key checks now: TRUNCATE refuses to run while
+    # they are pending, which would hide whether our trigger refuses it.
+    sql("SET CONSTRAINTS ALL IMMEDIATE")
+    with pytest.raises(ProgrammingError, match=message), transaction.atomic():
+        sql(statement)
+    assert kinds(job) == ["scheduled"]
+    assert ScheduledJob.objects.get(pk=job.pk).status == "scheduled"
+
+
+def test_orm_bulk_writes_are_refused_too() -> None:
+    job = schedule_job("0s", "tests.handlers.record")
+    with pytest.raises(ProgrammingError, match="append-only"), transaction.atomic():
+        JobEvent.objects.filter(job_id=job.pk).update(kind="completed")
+    with pytest.raises(ProgrammingError, match="append-only"), transaction.atomic():
+        JobEvent.objects.filter(job_id=job.pk).delete()
+    with pytest.raises(ProgrammingError, match="jobs change only by appending"), transaction.atomic():
+        ScheduledJob.objects.filter(pk=job.pk).update(status="complete")
+
+
+def test_an_event_appended_by_hand_in_sql_moves_the_job() -> None:
+    job = schedule_job("1d", "tests.handlers.record")
+    sql(
+        "INSERT INTO django_future_jobevent (job_id, seq, kind, data) VALUES (%s, 2, 'expired', %s)",
+        [job.pk, json.dumps({"reason": "by hand"})],
+    )
+    job = ScheduledJob.objects.get(pk=job.pk)
+    assert job.status == "expired" and job.last_seq == 2
+
+
+def test_a_whole_job_can_be_scheduled_from_sql() -> None:
+    """Bulk loads are a plain INSERT into the ledger; the fold makes the rows."""
+    (job_id,) = sql(
+        "INSERT INTO django_future_jobevent (job_id, seq, kind, data) "
+        "VALUES (nextval(pg_get_serial_sequence('django_future_scheduledjob', 'id')), 1, 'scheduled',"
+        " jsonb_build_object('callable_name', 'tests.handlers.record', 'args', '[7]'::jsonb,"
+        " 'time_slot_start', now())) RETURNING job_id"
+    )[0]
+    job = ScheduledJob.objects.get(pk=job_id)
+    assert (job.callable_name, job.args, job.kwargs, job.time_slot_end) == ("tests.handlers.record", [7], {}, None)
+
+
+@pytest.mark.parametrize(
+    ("seq", "kind", "message"),
+    [
+        (3, "expired", "the next event must be 2, got 3"),
+        (1, "expired", "duplicate key value|the next event must be 2"),
+        (2, "completed", "cannot complete: it is scheduled"),
+        (2, "failed", "cannot fail: it is scheduled"),
+        (2, "scheduled", "must be its first event"),
+        (2, "nonsense", "unknown event kind"),
+        (2, "deleted", "cannot be deleted: it is scheduled"),
+    ],
+)
+def test_events_that_do_not_follow_are_rejected_with_nothing_written(seq: int, kind: str, message: str) -> None:
+    job = schedule_job("1d", "tests.handlers.record")
+    with pytest.raises(DatabaseError, match=message), transaction.atomic():
+        sql(
+            "INSERT INTO django_future_jobevent (job_id, seq, kind) VALUES (%s, %s, %s)",
+            [job.pk, seq, kind],
+        )
+    assert kinds(job) == ["scheduled"]
+
+
+def test_events_for_a_job_that_does_not_exist_are_rejected() -> None:
+    with pytest.raises(ProgrammingError, match="no live job 999999"), transaction.atomic():
+        sql("INSERT INTO django_future_jobevent (job_id, seq, kind) VALUES (999999, 2, 'expired')")
+
+
+def test_append_reports_a_gone_job() -> None:
+    with pytest.raises(JobGoneError, match="job 123456 has no live row"):
+        ledger.append(123456, EventKind.EXPIRED)
+
+
+def test_second_writer_of_the_same_step_loses(django_db_blocker) -> None:  # type: ignore[no-untyped-def]
+    """Two appends computed from the same state: the unique (job, seq) rejects the second."""
+    job = schedule_job("1d", "tests.handlers.record")
+    sql("INSERT INTO django_future_jobevent (job_id, seq, kind) VALUES (%s, 2, 'expired')", [job.pk])
+    with pytest.raises(ConcurrentAppendError, match="another writer"), transaction.atomic():
+        # What a racing writer that read last_seq = 1 would send.
+        try:
+            sql("INSERT INTO django_future_jobevent (job_id, seq, kind) VALUES (%s, 2, 'started')", [job.pk])
+        except DatabaseError as exc:
+            assert ledger._is_sequence_conflict(exc)
+            raise ConcurrentAppendError("another writer") from exc
+
+
+def test_events_outlive_deleted_jobs() -> None:
+    job = schedule_job("0s", "tests.handlers.record", args=[1])
+    run_jobs(delete_completed=True)
+    assert not ScheduledJob.objects.filter(pk=job.pk).exists()
+    assert kinds(job) == ["scheduled", "started", "completed", "deleted"]
+    with pytest.raises(ProgrammingError, match="no live job"), transaction.atomic():
+        sql("INSERT INTO django_future_jobevent (job_id, seq, kind) VALUES (%s, 5, 'started')", [job.pk])
+
+
+def test_event_times_are_the_database_clock_and_in_order() -> None:
+    job = schedule_job("0s", "tests.handlers.record")
+    run_jobs()
+    ats = list(JobEvent.objects.filter(job_id=job.pk).order_by("seq").values_list("at", flat=True))
+    assert ats == sorted(ats)
+    job = ScheduledJob.objects.get(pk=job.pk)
+    assert job.execution_start == ats[1] and job.execution_end == ats[2]
+
+
+def test_verify_finds_a_tampered_projection_and_rebuild_repairs_it() -> None:
+    done = schedule_job("0s", "tests.handlers.record", args=[1])
+    waiting = schedule_job("1d", "tests.handlers.record")
+    deleted = schedule_job("0s", "tests.handlers.record")
+    run_jobs(delete_completed=False)
+    ledger.append(deleted.pk, EventKind.DELETED)
+    assert ledger.verify() == []
+
+    with pgtrigger.ignore(PROJECTION_GUARD):
+        sql("UPDATE django_future_scheduledjob SET status = 'failed', error = 'forged' WHERE id = %s", [done.pk])
+        sql("DELETE FROM django_future_scheduledjob WHERE id = %s", [waiting.pk])
+        sql(
+            "INSERT INTO django_future_scheduledjob (id, callable_name, args, kwargs, time_slot_start,"
+            " status, created_at, last_seq) VALUES (%s, 'x.y', '[]', '{}', now(), 'scheduled', now(), 1)",
+            [deleted.pk],
+        )
+    differences = {d.job_id: d for d in ledger.verify()}
+    assert set(differences) == {done.pk, waiting.pk, deleted.pk}
+    assert differences[done.pk].fields == ["error", "status"]
+    assert "row=" in str(differences[done.pk]) and "'forged'" in str(differences[done.pk])
+    assert "row missing" in str(differences[waiting.pk])
+    assert "deleted or never existed" in str(differences[deleted.pk])
+
+    assert ledger.rebuild() == 3
+    assert ledger.verify() == []
+    assert ScheduledJob.objects.get(pk=done.pk).status == "complete"
+    assert ScheduledJob.objects.get(pk=waiting.pk).status == "scheduled"
+    assert not ScheduledJob.objects.filter(pk=deleted.pk).exists()
+    assert ledger.rebuild() == 0
+
+
+def test_rebuild_from_nothing_restores_every_field() -> None:
+    schedule_job("0s", "tests.handlers.record", args=[1], kwargs={"a": 2})
+    schedule_job("0s", "tests.handlers.boom")
+    schedule_job("1d", "tests.handlers.record", expires=None)
+    run_jobs(ignore_errors=True)
+    before = list(ScheduledJob.objects.order_by("pk").values())
+    with pgtrigger.ignore(PROJECTION_GUARD):
+        sql("DELETE FROM django_future_scheduledjob")
+    assert ledger.rebuild() == 3
+    assert list(ScheduledJob.objects.order_by("pk").values()) == before

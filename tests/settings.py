@@ -1,0 +1,45 @@
+"""Django settings for the test suite (and for mypy's django-stubs plugin).
+
+The database comes from ``$DATABASE_URL``; ``python3 dev.py test`` always sets it (to an
+embedded throwaway PostgreSQL server unless you set it yourself).
+"""
+
+from __future__ import annotations
+
+import os
+
+from django.core.exceptions import ImproperlyConfigured
+
+from tools.pg import database_settings
+
+_DATABASE_URL = os.environ.get("DATABASE_URL", "").strip()
+if not _DATABASE_URL:
+    raise ImproperlyConfigured(
+        "DATABASE_URL is not set. Run the test suite with `python3 dev.py test` (it starts a "
+        "throwaway PostgreSQL server), or set DATABASE_URL to a libpq URL such as "
+        "postgresql://user:password@localhost:5432/postgres"
+    )
+
+SECRET_KEY = "django-future-ledger-tests-not-secret"  # noqa: S105
+DEBUG = False
+USE_TZ = True
+TIME_ZONE = "UTC"
+
+INSTALLED_APPS = [
+    "django.contrib.contenttypes",
+    "django.contrib.auth",
+    "pgtrigger",
+    "django_future",
+    "tests.testapp",
+]
+
+DATABASES = {"default": database_settings(_DATABASE_URL)}
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "root": {"handlers": ["console"], "level": "WARNING"},
+}
