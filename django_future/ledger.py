@@ -58,7 +58,7 @@ def append(
     (a job that is not running cannot complete, for example) and raises
     otherwise, in which case nothing is written.
     """
-    params = {
+    params: dict[str, Any] = {
         "job_id": job_id,
         "kind": str(kind),
         "runner": runner,

@@ -7,7 +7,7 @@ itself refuses ``UPDATE``, ``DELETE`` and ``TRUNCATE`` on the table.
 folds each new event into the job's row, in the same statement and therefore
 the same transaction. A second trigger refuses every write to the projection
 that does not come from that fold, so the two can never drift apart. The fold
-itself is one PL/pgSQL function (``django_future_fold``, see ``sql/fold.sql``)
+itself is one PL/pgSQL function (``django_future_fold``, see ``sql/0001_fold.sql``)
 that ``verify`` and ``rebuild`` reuse.
 """
 
@@ -99,7 +99,7 @@ class ScheduledJob(models.Model):
         ContentType, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
     # Text, so that jobs can point at models with integer, UUID or text keys.
-    object_id = models.CharField(max_length=255, null=True, blank=True)
+    object_id = models.CharField(max_length=255, null=True, blank=True)  # noqa: DJ001
     content_object = GenericForeignKey("content_type", "object_id")
     args = models.JSONField(default=list)
     kwargs = models.JSONField(default=dict)
@@ -110,9 +110,11 @@ class ScheduledJob(models.Model):
 
     execution_start = models.DateTimeField(null=True, blank=True)
     execution_end = models.DateTimeField(null=True, blank=True)
-    runner = models.CharField(max_length=255, null=True, blank=True)
-    error = models.TextField(null=True, blank=True)
-    return_value = models.TextField(null=True, blank=True)
+    # NULL means "not yet" or "none": a job that returned None keeps return_value None,
+    # as in django-future 0.2, which an empty string would not distinguish.
+    runner = models.CharField(max_length=255, null=True, blank=True)  # noqa: DJ001
+    error = models.TextField(null=True, blank=True)  # noqa: DJ001
+    return_value = models.TextField(null=True, blank=True)  # noqa: DJ001
 
     created_at = models.DateTimeField()
     # seq of the last event folded into this row; the next event must be last_seq + 1.
@@ -188,16 +190,25 @@ class ScheduledJob(models.Model):
         args: Any = None,
         kwargs: Any = None,
     ) -> ScheduledJob:
-        """Schedule a copy of this job at ``date``; anything not given is copied.
+        """Schedule a copy of this job at ``date`` and return it.
 
-        The new job's ``scheduled`` event records ``rescheduled_from``.
+        The callable, content object, args and kwargs not given are copied;
+        ``expires`` defaults to ``'7d'`` as in django-future 0.2. The new job's
+        ``scheduled`` event records ``rescheduled_from``.
         """
         from django_future.scheduler import schedule_job
 
+        if content_object is None and self.content_type_id is not None:
+            content_object = self.content_object
+            if content_object is None:
+                raise ValueError(
+                    f"cannot reschedule job {self.pk}: its content object "
+                    f"(pk {self.object_id!r}) no longer exists"
+                )
         return schedule_job(
             date,
             callable_name if callable_name is not None else self.callable_name,
-            content_object=content_object if content_object is not None else self.content_object,
+            content_object=content_object,
             expires=expires,
             args=args if args is not None else self.args,
             kwargs=kwargs if kwargs is not None else self.kwargs,
@@ -221,8 +232,10 @@ class JobEvent(models.Model):
     seq = models.PositiveIntegerField()
     kind = models.CharField(max_length=20, choices=EventKind.choices)
     at = models.DateTimeField(db_default=Now())
-    runner = models.CharField(max_length=255, null=True, blank=True)
-    data = models.JSONField(default=dict, db_default=Value({}, output_field=models.JSONField()), blank=True)
+    runner = models.CharField(max_length=255, null=True, blank=True)  # noqa: DJ001
+    data = models.JSONField(
+        default=dict, db_default=Value({}, output_field=models.JSONField()), blank=True
+    )
 
     class Meta:
         ordering = ("id",)
@@ -247,7 +260,10 @@ class JobEvent(models.Model):
                 level=pgtrigger.Statement,
                 when=pgtrigger.Before,
                 operation=pgtrigger.Truncate,
-                func="RAISE EXCEPTION 'django_future: TRUNCATE refused: the job ledger is append-only';",
+                func=(
+                    "RAISE EXCEPTION 'django_future: TRUNCATE refused: the job ledger is "
+                    "append-only';"
+                ),
             ),
             pgtrigger.Trigger(
                 name="fold_into_projection",

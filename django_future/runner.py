@@ -124,8 +124,12 @@ class Runner:
                 job.pk, EventKind.COMPLETED, {"return_value": value}, runner=self.identity
             )
             if self.delete_completed:
-                ledger.append(job.pk, EventKind.DELETED, {"reason": "--delete-completed"},
-                              runner=self.identity)
+                ledger.append(
+                    job.pk,
+                    EventKind.DELETED,
+                    {"reason": "--delete-completed"},
+                    runner=self.identity,
+                )
         report.completed.append(job.pk)
         if self.delete_completed:
             report.deleted.append(job.pk)

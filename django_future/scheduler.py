@@ -141,14 +141,14 @@ def _check_json(value: object, path: str) -> object:
             _check_text(key, f"{path} key")
             out[key] = _check_json(item, f"{path}[{key!r}]")
         return out
-    raise TypeError(
-        f"{path} = {value!r} ({type(value).__name__}) cannot be stored: {_JSON_HINT}"
-    )
+    raise TypeError(f"{path} = {value!r} ({type(value).__name__}) cannot be stored: {_JSON_HINT}")
 
 
 def _check_text(text: str, path: str) -> None:
     if "\x00" in text:
-        raise TypeError(f"{path} = {text!r} contains a NUL character, which PostgreSQL cannot store")
+        raise TypeError(
+            f"{path} = {text!r} contains a NUL character, which PostgreSQL cannot store"
+        )
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:
@@ -188,7 +188,9 @@ def _check_callable(callable_name: object, content_object: models.Model | None) 
         )
     target = import_callable(callable_name)
     if not callable(target):
-        raise InvalidCallableError(f"{callable_name!r} is a {type(target).__name__}, not a callable")
+        raise InvalidCallableError(
+            f"{callable_name!r} is a {type(target).__name__}, not a callable"
+        )
     return callable_name
 
 
@@ -256,7 +258,7 @@ def schedule_job(
         "kwargs": checked_kwargs,
         **(_origin or {}),
     }
-    params = {
+    params: dict[str, Any] = {
         "start_at": start.at,
         "start_in": start.after,
         "end_at": end.at if end else None,

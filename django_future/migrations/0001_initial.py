@@ -10,90 +10,210 @@ from django_future.sql import migration_sql
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('contenttypes', '0002_remove_content_type_name'),
+        ("contenttypes", "0002_remove_content_type_name"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='ScheduledJob',
+            name="ScheduledJob",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('callable_name', models.CharField(max_length=255)),
-                ('object_id', models.CharField(blank=True, max_length=255, null=True)),
-                ('args', models.JSONField(default=list)),
-                ('kwargs', models.JSONField(default=dict)),
-                ('time_slot_start', models.DateTimeField()),
-                ('time_slot_end', models.DateTimeField(blank=True, null=True)),
-                ('status', models.CharField(choices=[('scheduled', 'Scheduled'), ('running', 'Running'), ('failed', 'Failed'), ('complete', 'Complete'), ('expired', 'Expired')], default='scheduled', max_length=20)),
-                ('execution_start', models.DateTimeField(blank=True, null=True)),
-                ('execution_end', models.DateTimeField(blank=True, null=True)),
-                ('runner', models.CharField(blank=True, max_length=255, null=True)),
-                ('error', models.TextField(blank=True, null=True)),
-                ('return_value', models.TextField(blank=True, null=True)),
-                ('created_at', models.DateTimeField()),
-                ('last_seq', models.PositiveIntegerField()),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("callable_name", models.CharField(max_length=255)),
+                ("object_id", models.CharField(blank=True, max_length=255, null=True)),
+                ("args", models.JSONField(default=list)),
+                ("kwargs", models.JSONField(default=dict)),
+                ("time_slot_start", models.DateTimeField()),
+                ("time_slot_end", models.DateTimeField(blank=True, null=True)),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("scheduled", "Scheduled"),
+                            ("running", "Running"),
+                            ("failed", "Failed"),
+                            ("complete", "Complete"),
+                            ("expired", "Expired"),
+                        ],
+                        default="scheduled",
+                        max_length=20,
+                    ),
+                ),
+                ("execution_start", models.DateTimeField(blank=True, null=True)),
+                ("execution_end", models.DateTimeField(blank=True, null=True)),
+                ("runner", models.CharField(blank=True, max_length=255, null=True)),
+                ("error", models.TextField(blank=True, null=True)),
+                ("return_value", models.TextField(blank=True, null=True)),
+                ("created_at", models.DateTimeField()),
+                ("last_seq", models.PositiveIntegerField()),
             ],
             options={
-                'ordering': ('time_slot_start', 'id'),
+                "ordering": ("time_slot_start", "id"),
             },
         ),
         migrations.CreateModel(
-            name='JobEvent',
+            name="JobEvent",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('job_id', models.BigIntegerField()),
-                ('seq', models.PositiveIntegerField()),
-                ('kind', models.CharField(choices=[('scheduled', 'Scheduled'), ('started', 'Started'), ('completed', 'Completed'), ('failed', 'Failed'), ('expired', 'Expired'), ('deleted', 'Deleted')], max_length=20)),
-                ('at', models.DateTimeField(db_default=django.db.models.functions.datetime.Now())),
-                ('runner', models.CharField(blank=True, max_length=255, null=True)),
-                ('data', models.JSONField(blank=True, db_default=models.Value({}, output_field=models.JSONField()), default=dict)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("job_id", models.BigIntegerField()),
+                ("seq", models.PositiveIntegerField()),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[
+                            ("scheduled", "Scheduled"),
+                            ("started", "Started"),
+                            ("completed", "Completed"),
+                            ("failed", "Failed"),
+                            ("expired", "Expired"),
+                            ("deleted", "Deleted"),
+                        ],
+                        max_length=20,
+                    ),
+                ),
+                ("at", models.DateTimeField(db_default=django.db.models.functions.datetime.Now())),
+                ("runner", models.CharField(blank=True, max_length=255, null=True)),
+                (
+                    "data",
+                    models.JSONField(
+                        blank=True,
+                        db_default=models.Value({}, output_field=models.JSONField()),
+                        default=dict,
+                    ),
+                ),
             ],
             options={
-                'ordering': ('id',),
-                'indexes': [models.Index(fields=['at'], name='django_future_event_at')],
-                'constraints': [models.UniqueConstraint(fields=('job_id', 'seq'), name='django_future_event_job_seq')],
+                "ordering": ("id",),
+                "indexes": [models.Index(fields=["at"], name="django_future_event_at")],
+                "constraints": [
+                    models.UniqueConstraint(
+                        fields=("job_id", "seq"), name="django_future_event_job_seq"
+                    )
+                ],
             },
         ),
         pgtrigger.migrations.AddTrigger(
-            model_name='jobevent',
-            trigger=pgtrigger.compiler.Trigger(name='append_only', sql=pgtrigger.compiler.UpsertTriggerSql(func="RAISE EXCEPTION 'django_future: % on % refused: the job ledger is append-only', TG_OP, TG_TABLE_NAME;", hash='d039343cfcdfe98258498ad67e48fa05d5ae412b', operation='UPDATE OR DELETE', pgid='pgtrigger_append_only_c9cdd', table='django_future_jobevent', when='BEFORE')),
+            model_name="jobevent",
+            trigger=pgtrigger.compiler.Trigger(
+                name="append_only",
+                sql=pgtrigger.compiler.UpsertTriggerSql(
+                    func="RAISE EXCEPTION 'django_future: % on % refused: the job ledger is append-only', TG_OP, TG_TABLE_NAME;",
+                    hash="d039343cfcdfe98258498ad67e48fa05d5ae412b",
+                    operation="UPDATE OR DELETE",
+                    pgid="pgtrigger_append_only_c9cdd",
+                    table="django_future_jobevent",
+                    when="BEFORE",
+                ),
+            ),
         ),
         pgtrigger.migrations.AddTrigger(
-            model_name='jobevent',
-            trigger=pgtrigger.compiler.Trigger(name='no_truncate_ledger', sql=pgtrigger.compiler.UpsertTriggerSql(func="RAISE EXCEPTION 'django_future: TRUNCATE refused: the job ledger is append-only';", hash='3eeb5e7a63b137983e224d3e362e34ab4250bedf', level='STATEMENT', operation='TRUNCATE', pgid='pgtrigger_no_truncate_ledger_726b4', table='django_future_jobevent', when='BEFORE')),
+            model_name="jobevent",
+            trigger=pgtrigger.compiler.Trigger(
+                name="no_truncate_ledger",
+                sql=pgtrigger.compiler.UpsertTriggerSql(
+                    func="RAISE EXCEPTION 'django_future: TRUNCATE refused: the job ledger is append-only';",
+                    hash="3eeb5e7a63b137983e224d3e362e34ab4250bedf",
+                    level="STATEMENT",
+                    operation="TRUNCATE",
+                    pgid="pgtrigger_no_truncate_ledger_726b4",
+                    table="django_future_jobevent",
+                    when="BEFORE",
+                ),
+            ),
         ),
         pgtrigger.migrations.AddTrigger(
-            model_name='jobevent',
-            trigger=pgtrigger.compiler.Trigger(name='fold_into_projection', sql=pgtrigger.compiler.UpsertTriggerSql(func='PERFORM django_future_apply(NEW); RETURN NULL;', hash='bb4610989f487331e2d08df69dc2565068bf635e', operation='INSERT', pgid='pgtrigger_fold_into_projection_32b0f', table='django_future_jobevent', when='AFTER')),
+            model_name="jobevent",
+            trigger=pgtrigger.compiler.Trigger(
+                name="fold_into_projection",
+                sql=pgtrigger.compiler.UpsertTriggerSql(
+                    func="PERFORM django_future_apply(NEW); RETURN NULL;",
+                    hash="bb4610989f487331e2d08df69dc2565068bf635e",
+                    operation="INSERT",
+                    pgid="pgtrigger_fold_into_projection_32b0f",
+                    table="django_future_jobevent",
+                    when="AFTER",
+                ),
+            ),
         ),
         migrations.AddField(
-            model_name='scheduledjob',
-            name='content_type',
-            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to='contenttypes.contenttype'),
+            model_name="scheduledjob",
+            name="content_type",
+            field=models.ForeignKey(
+                blank=True,
+                null=True,
+                on_delete=django.db.models.deletion.PROTECT,
+                related_name="+",
+                to="contenttypes.contenttype",
+            ),
         ),
         migrations.AddIndex(
-            model_name='scheduledjob',
-            index=models.Index(condition=models.Q(('status', 'scheduled')), fields=['time_slot_start', 'id'], name='django_future_claimable'),
+            model_name="scheduledjob",
+            index=models.Index(
+                condition=models.Q(("status", "scheduled")),
+                fields=["time_slot_start", "id"],
+                name="django_future_claimable",
+            ),
         ),
         migrations.AddIndex(
-            model_name='scheduledjob',
-            index=models.Index(condition=models.Q(('status', 'scheduled')), fields=['time_slot_end'], name='django_future_expirable'),
+            model_name="scheduledjob",
+            index=models.Index(
+                condition=models.Q(("status", "scheduled")),
+                fields=["time_slot_end"],
+                name="django_future_expirable",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='scheduledjob',
-            constraint=models.CheckConstraint(condition=models.Q(('time_slot_end__isnull', True), ('time_slot_end__gte', models.F('time_slot_start')), _connector='OR'), name='django_future_window_not_reversed'),
+            model_name="scheduledjob",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    ("time_slot_end__isnull", True),
+                    ("time_slot_end__gte", models.F("time_slot_start")),
+                    _connector="OR",
+                ),
+                name="django_future_window_not_reversed",
+            ),
         ),
         pgtrigger.migrations.AddTrigger(
-            model_name='scheduledjob',
-            trigger=pgtrigger.compiler.Trigger(name='written_by_ledger_only', sql=pgtrigger.compiler.UpsertTriggerSql(condition='WHEN (pg_trigger_depth() < 1)', func="RAISE EXCEPTION 'django_future: % on % refused: jobs change only by appending events to django_future_jobevent', TG_OP, TG_TABLE_NAME;", hash='14c811890796bd2d6216a1aea5fdf6a308472834', operation='INSERT OR UPDATE OR DELETE', pgid='pgtrigger_written_by_ledger_only_2ff47', table='django_future_scheduledjob', when='BEFORE')),
+            model_name="scheduledjob",
+            trigger=pgtrigger.compiler.Trigger(
+                name="written_by_ledger_only",
+                sql=pgtrigger.compiler.UpsertTriggerSql(
+                    condition="WHEN (pg_trigger_depth() < 1)",
+                    func="RAISE EXCEPTION 'django_future: % on % refused: jobs change only by appending events to django_future_jobevent', TG_OP, TG_TABLE_NAME;",
+                    hash="14c811890796bd2d6216a1aea5fdf6a308472834",
+                    operation="INSERT OR UPDATE OR DELETE",
+                    pgid="pgtrigger_written_by_ledger_only_2ff47",
+                    table="django_future_scheduledjob",
+                    when="BEFORE",
+                ),
+            ),
         ),
         pgtrigger.migrations.AddTrigger(
-            model_name='scheduledjob',
-            trigger=pgtrigger.compiler.Trigger(name='no_truncate_projection', sql=pgtrigger.compiler.UpsertTriggerSql(func="RAISE EXCEPTION 'django_future: TRUNCATE refused: jobs change only by appending events to django_future_jobevent';", hash='7673afe10b14c0d7740aad5611041a38b84215c2', level='STATEMENT', operation='TRUNCATE', pgid='pgtrigger_no_truncate_projection_59cbe', table='django_future_scheduledjob', when='BEFORE')),
+            model_name="scheduledjob",
+            trigger=pgtrigger.compiler.Trigger(
+                name="no_truncate_projection",
+                sql=pgtrigger.compiler.UpsertTriggerSql(
+                    func="RAISE EXCEPTION 'django_future: TRUNCATE refused: jobs change only by appending events to django_future_jobevent';",
+                    hash="7673afe10b14c0d7740aad5611041a38b84215c2",
+                    level="STATEMENT",
+                    operation="TRUNCATE",
+                    pgid="pgtrigger_no_truncate_projection_59cbe",
+                    table="django_future_scheduledjob",
+                    when="BEFORE",
+                ),
+            ),
         ),
         # The fold functions and the audit view (django_future/sql/0001_fold.sql).
         migrations.RunSQL(

@@ -159,6 +159,7 @@ SELECT
     s.data->>'object_id' AS object_id,
     s.data->'args' AS args,
     s.data->'kwargs' AS kwargs,
+    (s.data->>'time_slot_start')::timestamptz AS due_at,
     j.status AS current_status,
     e.data->>'exception' AS exception,
     e.data->>'error' AS error,

@@ -61,7 +61,9 @@ def db_now() -> dt.datetime:
 
 def kinds(job: ScheduledJob | int) -> list[str]:
     job_id = job if isinstance(job, int) else job.pk
-    return list(JobEvent.objects.filter(job_id=job_id).order_by("seq").values_list("kind", flat=True))
+    return list(
+        JobEvent.objects.filter(job_id=job_id).order_by("seq").values_list("kind", flat=True)
+    )
 
 
 def counts() -> tuple[int, int]:

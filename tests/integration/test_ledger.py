@@ -26,14 +26,26 @@ def sql(statement: str, params: object = None) -> list[tuple[object, ...]]:
 @pytest.mark.parametrize(
     ("statement", "message"),
     [
-        ("UPDATE django_future_jobevent SET kind = 'completed'", "UPDATE on django_future_jobevent refused"),
-        ("UPDATE django_future_jobevent SET data = '{}' WHERE seq = 1", "the job ledger is append-only"),
+        (
+            "UPDATE django_future_jobevent SET kind = 'completed'",
+            "UPDATE on django_future_jobevent refused",
+        ),
+        (
+            "UPDATE django_future_jobevent SET data = '{}' WHERE seq = 1",
+            "the job ledger is append-only",
+        ),
         ("DELETE FROM django_future_jobevent", "DELETE on django_future_jobevent refused"),
         ("TRUNCATE django_future_jobevent", "TRUNCATE refused: the job ledger is append-only"),
         ("TRUNCATE django_future_jobevent CASCADE", "TRUNCATE refused"),
-        ("UPDATE django_future_scheduledjob SET status = 'complete'", "UPDATE on django_future_scheduledjob refused"),
+        (
+            "UPDATE django_future_scheduledjob SET status = 'complete'",
+            "UPDATE on django_future_scheduledjob refused",
+        ),
         ("DELETE FROM django_future_scheduledjob", "DELETE on django_future_scheduledjob refused"),
-        ("TRUNCATE django_future_scheduledjob", "TRUNCATE refused: jobs change only by appending events"),
+        (
+            "TRUNCATE django_future_scheduledjob",
+            "TRUNCATE refused: jobs change only by appending events",
+        ),
         (
             "INSERT INTO django_future_scheduledjob (callable_name, args, kwargs, time_slot_start,"
             " status, created_at, last_seq) VALUES ('x.y', '[]', '{}', now(), 'scheduled', now(), 1)",
@@ -58,7 +70,10 @@ def test_orm_bulk_writes_are_refused_too() -> None:
         JobEvent.objects.filter(job_id=job.pk).update(kind="completed")
     with pytest.raises(ProgrammingError, match="append-only"), transaction.atomic():
         JobEvent.objects.filter(job_id=job.pk).delete()
-    with pytest.raises(ProgrammingError, match="jobs change only by appending"), transaction.atomic():
+    with (
+        pytest.raises(ProgrammingError, match="jobs change only by appending"),
+        transaction.atomic(),
+    ):
         ScheduledJob.objects.filter(pk=job.pk).update(status="complete")
 
 
@@ -81,7 +96,12 @@ def test_a_whole_job_can_be_scheduled_from_sql() -> None:
         " 'time_slot_start', now())) RETURNING job_id"
     )[0]
     job = ScheduledJob.objects.get(pk=job_id)
-    assert (job.callable_name, job.args, job.kwargs, job.time_slot_end) == ("tests.handlers.record", [7], {}, None)
+    assert (job.callable_name, job.args, job.kwargs, job.time_slot_end) == (
+        "tests.handlers.record",
+        [7],
+        {},
+        None,
+    )
 
 
 @pytest.mark.parametrize(
@@ -96,7 +116,9 @@ def test_a_whole_job_can_be_scheduled_from_sql() -> None:
         (2, "deleted", "cannot be deleted: it is scheduled"),
     ],
 )
-def test_events_that_do_not_follow_are_rejected_with_nothing_written(seq: int, kind: str, message: str) -> None:
+def test_events_that_do_not_follow_are_rejected_with_nothing_written(
+    seq: int, kind: str, message: str
+) -> None:
     job = schedule_job("1d", "tests.handlers.record")
     with pytest.raises(DatabaseError, match=message), transaction.atomic():
         sql(
@@ -119,11 +141,16 @@ def test_append_reports_a_gone_job() -> None:
 def test_second_writer_of_the_same_step_loses(django_db_blocker) -> None:  # type: ignore[no-untyped-def]
     """Two appends computed from the same state: the unique (job, seq) rejects the second."""
     job = schedule_job("1d", "tests.handlers.record")
-    sql("INSERT INTO django_future_jobevent (job_id, seq, kind) VALUES (%s, 2, 'expired')", [job.pk])
+    sql(
+        "INSERT INTO django_future_jobevent (job_id, seq, kind) VALUES (%s, 2, 'expired')", [job.pk]
+    )
     with pytest.raises(ConcurrentAppendError, match="another writer"), transaction.atomic():
         # What a racing writer that read last_seq = 1 would send.
         try:
-            sql("INSERT INTO django_future_jobevent (job_id, seq, kind) VALUES (%s, 2, 'started')", [job.pk])
+            sql(
+                "INSERT INTO django_future_jobevent (job_id, seq, kind) VALUES (%s, 2, 'started')",
+                [job.pk],
+            )
         except DatabaseError as exc:
             assert ledger._is_sequence_conflict(exc)
             raise ConcurrentAppendError("another writer") from exc
@@ -135,7 +162,10 @@ def test_events_outlive_deleted_jobs() -> None:
     assert not ScheduledJob.objects.filter(pk=job.pk).exists()
     assert kinds(job) == ["scheduled", "started", "completed", "deleted"]
     with pytest.raises(ProgrammingError, match="no live job"), transaction.atomic():
-        sql("INSERT INTO django_future_jobevent (job_id, seq, kind) VALUES (%s, 5, 'started')", [job.pk])
+        sql(
+            "INSERT INTO django_future_jobevent (job_id, seq, kind) VALUES (%s, 5, 'started')",
+            [job.pk],
+        )
 
 
 def test_event_times_are_the_database_clock_and_in_order() -> None:
@@ -156,7 +186,10 @@ def test_verify_finds_a_tampered_projection_and_rebuild_repairs_it() -> None:
     assert ledger.verify() == []
 
     with pgtrigger.ignore(PROJECTION_GUARD):
-        sql("UPDATE django_future_scheduledjob SET status = 'failed', error = 'forged' WHERE id = %s", [done.pk])
+        sql(
+            "UPDATE django_future_scheduledjob SET status = 'failed', error = 'forged' WHERE id = %s",
+            [done.pk],
+        )
         sql("DELETE FROM django_future_scheduledjob WHERE id = %s", [waiting.pk])
         sql(
             "INSERT INTO django_future_scheduledjob (id, callable_name, args, kwargs, time_slot_start,"

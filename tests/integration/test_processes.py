@@ -5,7 +5,6 @@ from __future__ import annotations
 import collections
 
 import pytest
-from django.db import connection
 
 from django_future import schedule_job
 from django_future.models import JobEvent, ScheduledJob

@@ -60,8 +60,12 @@ def test_args_and_kwargs_reach_the_callable() -> None:
 
 def test_now_decides_what_is_due_and_what_expired() -> None:
     base = db_now()
-    expiring = schedule_job(base + dt.timedelta(hours=1), "tests.handlers.record", args=["x"], expires="30m")
-    later = schedule_job(base + dt.timedelta(hours=2), "tests.handlers.record", args=["y"], expires=None)
+    expiring = schedule_job(
+        base + dt.timedelta(hours=1), "tests.handlers.record", args=["x"], expires="30m"
+    )
+    later = schedule_job(
+        base + dt.timedelta(hours=2), "tests.handlers.record", args=["y"], expires=None
+    )
     report = run_jobs(now=base + dt.timedelta(hours=1, minutes=45))
     assert report.expired == [expiring.pk] and report.completed == []
     assert fresh(expiring).status == "expired"
@@ -92,14 +96,18 @@ def test_failure_stops_the_run_records_the_traceback_and_leaves_nothing_running(
     first = schedule_job(now - dt.timedelta(minutes=3), "tests.handlers.record", args=[1])
     bad = schedule_job(now - dt.timedelta(minutes=2), "tests.handlers.boom", args=["kaput"])
     after = schedule_job(now - dt.timedelta(minutes=1), "tests.handlers.record", args=[2])
-    with pytest.raises(JobFailedError, match=rf"job {bad.pk} \(tests.handlers.boom\) failed") as info:
+    with pytest.raises(
+        JobFailedError, match=rf"job {bad.pk} \(tests.handlers.boom\) failed"
+    ) as info:
         run_jobs()
     assert isinstance(info.value.__cause__, ValueError)
     bad = fresh(bad)
     assert bad.status == "failed"
     assert bad.error is not None and "Traceback (most recent call last)" in bad.error
     assert "ValueError: kaput" in bad.error and 'tests/handlers.py", line' in bad.error
-    assert JobEvent.objects.get(job_id=bad.pk, kind="failed").data["exception"] == "ValueError: kaput"
+    assert (
+        JobEvent.objects.get(job_id=bad.pk, kind="failed").data["exception"] == "ValueError: kaput"
+    )
     assert fresh(first).status == "complete"
     assert fresh(after).status == "scheduled"
     assert not ScheduledJob.objects.running().exists()
@@ -138,7 +146,9 @@ def test_unimportable_callable_fails_that_job_clearly() -> None:
         run_jobs()
     failed = fresh(job)
     assert failed.status == "failed"
-    assert "InvalidCallableError: cannot import 'tests.handlers.renamed_since'" in (failed.error or "")
+    assert "InvalidCallableError: cannot import 'tests.handlers.renamed_since'" in (
+        failed.error or ""
+    )
 
 
 def _schedule_raw(callable_name: str) -> ScheduledJob:
@@ -163,8 +173,9 @@ def test_deleted_content_object_fails_that_job_clearly() -> None:
     run_jobs(ignore_errors=True)
     failed = fresh(job)
     assert failed.status == "failed"
-    assert f"LookupError: the job's content object (testapp.order with pk '{pk}') no longer exists" in (
-        failed.error or ""
+    assert (
+        f"LookupError: the job's content object (testapp.order with pk '{pk}') no longer exists"
+        in (failed.error or "")
     )
 
 
@@ -191,7 +202,7 @@ def test_job_as_parameter_gets_the_job_first_then_the_object() -> None:
 def test_a_handler_can_reschedule_its_own_job() -> None:
     job = schedule_job("0s", "tests.handlers.with_job")
     run_jobs()
-    (running, *_), = handlers.calls
+    ((running, *_),) = handlers.calls
     copy = running.reschedule("1d")
     assert copy.callable_name == job.callable_name and copy.status == "scheduled"
 

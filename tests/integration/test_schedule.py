@@ -22,7 +22,9 @@ def test_relative_times_use_the_database_clock() -> None:
     before = db_now()
     job = schedule_job("1h30m", "tests.handlers.record")
     after = db_now()
-    assert before + dt.timedelta(minutes=90) <= job.time_slot_start <= after + dt.timedelta(minutes=90)
+    assert (
+        before + dt.timedelta(minutes=90) <= job.time_slot_start <= after + dt.timedelta(minutes=90)
+    )
     assert job.time_slot_end == job.time_slot_start + dt.timedelta(days=7)  # default '7d'
     assert job.status == ScheduledJob.STATUS_SCHEDULED
 
@@ -89,28 +91,75 @@ def test_tuples_come_back_as_lists() -> None:
 def test_repr_and_original_field_names() -> None:
     job = schedule_job("1d", "tests.handlers.record")
     assert repr(job) == "<ScheduledJob (scheduled) callable='tests.handlers.record'>"
-    for name in ("time_slot_start", "time_slot_end", "execution_start", "status", "content_type",
-                 "object_id", "content_object", "callable_name", "args", "kwargs", "error",
-                 "return_value"):
+    for name in (
+        "time_slot_start",
+        "time_slot_end",
+        "execution_start",
+        "status",
+        "content_type",
+        "object_id",
+        "content_object",
+        "callable_name",
+        "args",
+        "kwargs",
+        "error",
+        "return_value",
+    ):
         assert hasattr(job, name), name
 
 
 @pytest.mark.parametrize(
     ("call", "error", "message"),
     [
-        (lambda: schedule_job("5 days", "tests.handlers.record"), ValueError, "expected an aware datetime"),
+        (
+            lambda: schedule_job("5 days", "tests.handlers.record"),
+            ValueError,
+            "expected an aware datetime",
+        ),
         (lambda: schedule_job(5, "tests.handlers.record"), ValueError, "5 is not a time"),
-        (lambda: schedule_job("1d", "tests.handlers.record", expires="soon"), ValueError, "expires: 'soon'"),
+        (
+            lambda: schedule_job("1d", "tests.handlers.record", expires="soon"),
+            ValueError,
+            "expires: 'soon'",
+        ),
         (lambda: schedule_job("1d", "tests.handlers.record", expires="-1d"), ValueError, "expires"),
-        (lambda: schedule_job("1d", "tests.handlers.nope"), InvalidCallableError, "cannot import 'tests.handlers.nope'"),
-        (lambda: schedule_job("1d", "no_such_module.x"), InvalidCallableError, "No module named 'no_such_module'"),
-        (lambda: schedule_job("1d", "tests.handlers.not_callable"), InvalidCallableError, "is a int, not a callable"),
+        (
+            lambda: schedule_job("1d", "tests.handlers.nope"),
+            InvalidCallableError,
+            "cannot import 'tests.handlers.nope'",
+        ),
+        (
+            lambda: schedule_job("1d", "no_such_module.x"),
+            InvalidCallableError,
+            "No module named 'no_such_module'",
+        ),
+        (
+            lambda: schedule_job("1d", "tests.handlers.not_callable"),
+            InvalidCallableError,
+            "is a int, not a callable",
+        ),
         (lambda: schedule_job("1d", "record"), InvalidCallableError, "needs a content_object"),
         (lambda: schedule_job("1d", ""), InvalidCallableError, "must be a dotted path"),
-        (lambda: schedule_job("1d", "tests.handlers.record", args=[dt.date(2030, 1, 1)]), TypeError, r"args\[0\] = datetime.date"),
-        (lambda: schedule_job("1d", "tests.handlers.record", kwargs={"s": {1}}), TypeError, r"kwargs\['s'\] = \{1\}"),
-        (lambda: schedule_job("1d", "tests.handlers.record", content_object=Order(number="x")), ValueError, "is not saved"),
-        (lambda: schedule_job("1d", "tests.handlers.record", content_object="order"), TypeError, "must be a saved model"),
+        (
+            lambda: schedule_job("1d", "tests.handlers.record", args=[dt.date(2030, 1, 1)]),
+            TypeError,
+            r"args\[0\] = datetime.date",
+        ),
+        (
+            lambda: schedule_job("1d", "tests.handlers.record", kwargs={"s": {1}}),
+            TypeError,
+            r"kwargs\['s'\] = \{1\}",
+        ),
+        (
+            lambda: schedule_job("1d", "tests.handlers.record", content_object=Order(number="x")),
+            ValueError,
+            "is not saved",
+        ),
+        (
+            lambda: schedule_job("1d", "tests.handlers.record", content_object="order"),
+            TypeError,
+            "must be a saved model",
+        ),
     ],
 )
 def test_bad_input_raises_and_writes_nothing(call, error, message) -> None:  # type: ignore[no-untyped-def]
@@ -153,11 +202,17 @@ def test_committed_transaction_keeps_job_and_event() -> None:
 
 def test_reschedule_schedules_a_copy() -> None:
     order = Order.objects.create(number="A-3")
-    job = schedule_job("1d", "tests.handlers.touch_order", content_object=order, args=[3], kwargs={"k": 1})
+    job = schedule_job(
+        "1d", "tests.handlers.touch_order", content_object=order, args=[3], kwargs={"k": 1}
+    )
     copy = job.reschedule("2d", expires=None)
     assert copy.pk != job.pk
     assert (copy.callable_name, copy.args, copy.kwargs, copy.content_object) == (
-        job.callable_name, [3], {"k": 1}, order)
+        job.callable_name,
+        [3],
+        {"k": 1},
+        order,
+    )
     assert copy.time_slot_end is None
     assert JobEvent.objects.get(job_id=copy.pk).data["rescheduled_from"] == job.pk
     other = job.reschedule("1h", callable_name="tests.handlers.record", args=[], kwargs={})
@@ -176,3 +231,14 @@ def test_schedule_costs_two_queries(django_assert_num_queries) -> None:  # type:
     schedule_job("1d", "tests.handlers.record")  # warm the content-type cache etc.
     with django_assert_num_queries(2):  # the INSERT of the event, then reading the row back
         schedule_job("1d", "tests.handlers.record")
+
+
+def test_reschedule_refuses_when_the_content_object_is_gone() -> None:
+    order = Order.objects.create(number="A-4")
+    job = schedule_job("1d", "tests.handlers.touch_order", content_object=order)
+    Order.objects.filter(pk=order.pk).delete()
+    job = ScheduledJob.objects.get(pk=job.pk)
+    before = counts()
+    with pytest.raises(ValueError, match=r"its content object .* no longer exists"):
+        job.reschedule("1d")
+    assert counts() == before

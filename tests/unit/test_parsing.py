@@ -29,7 +29,9 @@ def test_durations(text: str, expected: dt.timedelta) -> None:
     assert parse_duration(text) == expected
 
 
-@pytest.mark.parametrize("text", ["", " ", "5", "5x", "m5", "-5m", "1.5h", "30m1h", "5 days", "1h1h"])
+@pytest.mark.parametrize(
+    "text", ["", " ", "5", "5x", "m5", "-5m", "1.5h", "30m1h", "5 days", "1h1h"]
+)
 def test_bad_durations_name_the_accepted_forms(text: str) -> None:
     with pytest.raises(ValueError, match=r"is not a duration; expected .*'30s'.*'1h30m'"):
         parse_duration(text)
@@ -68,7 +70,11 @@ def test_json_arguments_round_trip_and_tuples_become_lists() -> None:
 @pytest.mark.parametrize(
     ("args", "kwargs", "message"),
     [
-        ([dt.datetime(2030, 1, 1)], {}, r"args\[0\] = datetime\.datetime\(2030, 1, 1, 0, 0\) \(datetime\)"),
+        (
+            [dt.datetime(2030, 1, 1)],
+            {},
+            r"args\[0\] = datetime\.datetime\(2030, 1, 1, 0, 0\) \(datetime\)",
+        ),
         ([], {"amount": decimal.Decimal("1.10")}, r"kwargs\['amount'\] = Decimal\('1\.10'\)"),
         ([{1: "a"}], {}, r"args\[0\] has key 1 of type int"),
         ([[1, {2, 3}]], {}, r"args\[0\]\[1\] = \{2, 3\} \(set\)"),
@@ -81,7 +87,9 @@ def test_json_arguments_round_trip_and_tuples_become_lists() -> None:
         ([object], {}, r"\(type\)"),
     ],
 )
-def test_values_json_cannot_carry_are_named(args: list[object], kwargs: dict[str, object], message: str) -> None:
+def test_values_json_cannot_carry_are_named(
+    args: list[object], kwargs: dict[str, object], message: str
+) -> None:
     with pytest.raises(TypeError, match=message):
         _check_arguments(args, kwargs)
 

@@ -1,0 +1,1 @@
+"""The django-future-ledger demo: an example Django project (run ``python3 dev.py demo``)."""

@@ -1,0 +1,46 @@
+"""Settings of the demo project. The database comes from ``$DATABASE_URL`` (a libpq URL)."""
+
+from __future__ import annotations
+
+import os
+
+from django.core.exceptions import ImproperlyConfigured
+
+from tools.pg import database_settings
+
+_DATABASE_URL = os.environ.get("DATABASE_URL", "").strip()
+if not _DATABASE_URL:
+    raise ImproperlyConfigured(
+        "DATABASE_URL is not set. Run the demo with `python3 dev.py demo` (it starts a "
+        "throwaway PostgreSQL server), or set DATABASE_URL to a libpq URL such as "
+        "postgresql://user:password@localhost:5432/demo"
+    )
+
+SECRET_KEY = "django-future-ledger-demo-not-secret"  # noqa: S105
+DEBUG = False
+ALLOWED_HOSTS: list[str] = []
+ROOT_URLCONF = "demo.demo_project.urls"
+
+USE_TZ = True
+TIME_ZONE = "UTC"
+
+INSTALLED_APPS = [
+    "django.contrib.contenttypes",
+    "django.contrib.auth",
+    "pgtrigger",  # installs the ledger's append-only and fold triggers
+    "django_future",
+    "demo.shop",
+]
+
+DATABASES = {"default": database_settings(_DATABASE_URL)}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# Quiet: warnings and errors only, on stderr. A runner logs one warning per failed job,
+# which is what cron would mail.
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"short": {"format": "%(levelname)s %(name)s: %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "short"}},
+    "root": {"handlers": ["console"], "level": "WARNING"},
+}

@@ -1,0 +1,1 @@
+"""A tiny shop whose orders get reminders, payment captures and reports as scheduled jobs."""
