@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+from collections.abc import Collection
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
@@ -17,14 +18,16 @@ from typing import Any
 import pgtrigger
 from django.db import DatabaseError, IntegrityError, OperationalError, connection, transaction
 
-from django_future.models import PROJECTION_GUARD, EventKind
+from django_future.models import PROJECTION_GUARD, EventKind, ScheduledJob
 from django_future.sql import query
 
 __all__ = [
     "ConcurrentAppendError",
     "Difference",
     "JobGoneError",
+    "JobStateError",
     "append",
+    "cancel",
     "rebuild",
     "runner_identity",
     "verify",
@@ -33,6 +36,10 @@ __all__ = [
 
 class JobGoneError(LookupError):
     """The job has no live row to append to: it was never scheduled, or was deleted."""
+
+
+class JobStateError(RuntimeError):
+    """The job is not in a status that allows this event."""
 
 
 class ConcurrentAppendError(RuntimeError):
@@ -51,18 +58,25 @@ def append(
     data: dict[str, Any] | None = None,
     *,
     runner: str | None = None,
+    only_if: Collection[str] | None = None,
+    only_at_seq: int | None = None,
 ) -> int:
     """Append the next event of a live job and return its ``seq``.
 
     The fold trigger checks that the event follows from the job's status
     (a job that is not running cannot complete, for example) and raises
-    otherwise, in which case nothing is written.
+    otherwise, in which case nothing is written. With ``only_if`` (statuses)
+    or ``only_at_seq`` (the job's last seq as the caller saw it), a job that
+    is otherwise raises JobStateError before anything is tried, which leaves a
+    surrounding transaction usable.
     """
     params: dict[str, Any] = {
         "job_id": job_id,
         "kind": str(kind),
         "runner": runner,
         "data": json.dumps(data or {}),
+        "statuses": list(only_if) if only_if is not None else None,
+        "seq": only_at_seq,
     }
     try:
         with connection.cursor() as cursor:
@@ -75,8 +89,31 @@ def append(
             ) from exc
         raise
     if row is None:
-        raise JobGoneError(f"job {job_id} has no live row (never scheduled, or deleted)")
+        state = ScheduledJob.objects.filter(pk=job_id).values_list("status", "last_seq").first()
+        if state is None:
+            raise JobGoneError(f"job {job_id} has no live row (never scheduled, or deleted)")
+        status, seq = state
+        if only_at_seq is not None and seq != only_at_seq:
+            raise JobStateError(
+                f"job {job_id} moved on: it is at event {seq} ({status}), not {only_at_seq}"
+            )
+        raise JobStateError(f"job {job_id} is {status}; {kind} needs {' or '.join(only_if or ())}")
     return int(row[0])
+
+
+def cancel(job_id: int, *, by: str | None = None, reason: str = "") -> int:
+    """Append ``cancelled`` to a scheduled job, recording who and why; return its seq.
+
+    Raises JobStateError if the job is not scheduled (claimed and running jobs
+    belong to their runner; finished ones are finished).
+    """
+    who = by or f"python:{runner_identity()}"
+    return append(
+        job_id,
+        EventKind.CANCELLED,
+        {"by": who, "reason": reason},
+        only_if=[ScheduledJob.STATUS_SCHEDULED],
+    )
 
 
 def _is_sequence_conflict(exc: DatabaseError) -> bool:

@@ -28,22 +28,39 @@ PROJECTION_GUARD = "django_future.ScheduledJob:written_by_ledger_only"
 
 
 class EventKind(models.TextChoices):
-    """What happened to a job. Each kind moves the job's status as noted."""
+    """What happened to a job. Each kind moves the job's status as noted; the
+    fold (``sql/0001_fold.sql``) rejects an event its job's status does not allow."""
 
     # Written by schedule_job(); creates the job with status "scheduled".
     # Its data holds everything the job needs, so the projection can be rebuilt.
     SCHEDULED = "scheduled"
-    # Written by a runner when it claims a due job: "scheduled" -> "running".
+    # Written by a runner that claims several jobs at once (--batch-size > 1):
+    # "scheduled" -> "claimed". The job is reserved for that runner, not yet started.
+    CLAIMED = "claimed"
+    # Written by a runner when it starts a job, naming the runner and the
+    # attempt: "scheduled" or "claimed" -> "running".
     STARTED = "started"
     # Written by the runner when the callable returned: "running" -> "complete".
     COMPLETED = "completed"
     # Written by the runner when the callable raised, could not be imported,
     # or its content object was gone: "running" -> "failed".
     FAILED = "failed"
+    # Written by any runner that finds a running job whose runner died (its
+    # lease ran out, or it stopped without finishing): "running" -> "failed".
+    ABANDONED = "abandoned"
+    # Written after "failed" or "abandoned" when the job has attempts left:
+    # "failed" -> "scheduled", due again after the backoff the event records.
+    RETRY = "retry"
+    # Written when a runner hands back a claimed job it did not start (shutdown,
+    # or its runner died before starting it): "claimed" -> "scheduled".
+    RELEASED = "released"
     # Written by a runner for a scheduled job whose window (time_slot_end)
     # passed before it ran: "scheduled" -> "expired". Never runs afterwards.
     EXPIRED = "expired"
-    # Written by ``runscheduledjobs --delete-completed``: removes a completed
+    # Written by ScheduledJob.cancel() (or the admin), saying who and why:
+    # "scheduled" -> "cancelled". Never runs afterwards.
+    CANCELLED = "cancelled"
+    # Written by ``runscheduledjobs --delete-completed``: removes a finished
     # job's projection row. Its events stay.
     DELETED = "deleted"
 
@@ -86,13 +103,21 @@ class ScheduledJob(models.Model):
     STATUS_FAILED = "failed"
     STATUS_COMPLETE = "complete"
     STATUS_EXPIRED = "expired"
+    STATUS_CLAIMED = "claimed"
+    STATUS_CANCELLED = "cancelled"
     STATUS_CHOICES: ClassVar[list[tuple[str, str]]] = [
-        (STATUS_SCHEDULED, "Scheduled"),  # left by a runner's claim or by expiry
-        (STATUS_RUNNING, "Running"),  # left when the runner records the outcome
-        (STATUS_FAILED, "Failed"),  # final
+        (STATUS_SCHEDULED, "Scheduled"),  # left by a runner's claim, expiry or cancel()
+        (STATUS_CLAIMED, "Claimed"),  # left when its runner starts or releases it
+        (STATUS_RUNNING, "Running"),  # left when its runner records the outcome, or
+        # when another runner finds it abandoned
+        (STATUS_FAILED, "Failed"),  # final, unless a retry event follows
         (STATUS_COMPLETE, "Complete"),  # final; may be deleted by -d
         (STATUS_EXPIRED, "Expired"),  # final
+        (STATUS_CANCELLED, "Cancelled"),  # final
     ]
+    FINAL_STATUSES: ClassVar[frozenset[str]] = frozenset(
+        {STATUS_FAILED, STATUS_COMPLETE, STATUS_EXPIRED, STATUS_CANCELLED}
+    )
 
     callable_name = models.CharField(max_length=255)
     content_type = models.ForeignKey(
@@ -115,6 +140,22 @@ class ScheduledJob(models.Model):
     runner = models.CharField(max_length=255, null=True, blank=True)  # noqa: DJ001
     error = models.TextField(null=True, blank=True)  # noqa: DJ001
     return_value = models.TextField(null=True, blank=True)  # noqa: DJ001
+    # The RunnerProcess that claimed or runs the job (its lease says whether it lives).
+    runner_process = models.ForeignKey(
+        "RunnerProcess",
+        null=True,
+        blank=True,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        related_name="+",
+    )
+
+    # Policy, fixed at scheduling time (see schedule_job).
+    atomic = models.BooleanField(default=False)
+    max_attempts = models.PositiveIntegerField(default=1)
+    retry_delay = models.DurationField(null=True, blank=True)
+    retry_max_delay = models.DurationField(null=True, blank=True)
+    attempts = models.PositiveIntegerField(default=0)  # "started" events so far
 
     created_at = models.DateTimeField()
     # seq of the last event folded into this row; the next event must be last_seq + 1.
@@ -136,6 +177,12 @@ class ScheduledJob(models.Model):
                 fields=["time_slot_end"],
                 condition=models.Q(status="scheduled"),
                 name="django_future_expirable",
+            ),
+            # Recovery: claimed or running jobs, by runner, to check their leases.
+            models.Index(
+                fields=["runner_process"],
+                condition=models.Q(status__in=["claimed", "running"]),
+                name="django_future_in_hand",
             ),
         ]
         constraints: ClassVar[list[models.BaseConstraint]] = [
@@ -181,6 +228,18 @@ class ScheduledJob(models.Model):
     def delete(self, *args: Any, **kwargs: Any) -> tuple[int, dict[str, int]]:
         raise LedgerOnlyError()
 
+    def cancel(self, *, by: str | None = None, reason: str = "") -> ScheduledJob:
+        """Cancel this scheduled job: it will never run. Records who and why.
+
+        ``by`` names who cancelled (a user name, a system); it defaults to this
+        process (``host:pid``). Raises ``JobNotCancellableError`` unless the job
+        is scheduled (a claimed or running job belongs to its runner).
+        """
+        from django_future import ledger
+
+        ledger.cancel(self.pk, by=by, reason=reason)
+        return ScheduledJob.objects.get(pk=self.pk)
+
     def reschedule(
         self,
         date: Any,
@@ -193,8 +252,9 @@ class ScheduledJob(models.Model):
         """Schedule a copy of this job at ``date`` and return it.
 
         The callable, content object, args and kwargs not given are copied;
-        ``expires`` defaults to ``'7d'`` as in django-future 0.2. The new job's
-        ``scheduled`` event records ``rescheduled_from``.
+        ``expires`` defaults to ``'7d'`` as in django-future 0.2. The retry
+        policy and ``atomic`` are copied. The new job's ``scheduled`` event
+        records ``rescheduled_from``.
         """
         from django_future.scheduler import schedule_job
 
@@ -212,6 +272,10 @@ class ScheduledJob(models.Model):
             expires=expires,
             args=args if args is not None else self.args,
             kwargs=kwargs if kwargs is not None else self.kwargs,
+            retries=self.max_attempts - 1,
+            retry_delay=self.retry_delay,
+            retry_max_delay=self.retry_max_delay,
+            atomic=self.atomic,
             _origin={"rescheduled_from": self.pk},
         )
 
@@ -278,3 +342,35 @@ class JobEvent(models.Model):
 
     def __repr__(self) -> str:
         return f"<JobEvent job={self.job_id} seq={self.seq} kind={self.kind!r}>"
+
+
+class RunnerProcess(models.Model):
+    """One runner process, alive while its lease is renewed.
+
+    A runner inserts its row when it starts, renews ``lease_expires_at`` from
+    a heartbeat thread, and sets ``stopped_at`` when it exits cleanly. A job
+    whose runner's lease ran out (kill -9, lost machine, lost connection) or
+    that stopped without finishing it is recovered by the next runner. All
+    times are the database's clock. This table is operational state, not
+    history: the job ledger names the runner (``host:pid``) on every event.
+    """
+
+    hostname = models.CharField(max_length=255)
+    pid = models.IntegerField()
+    identity = models.CharField(max_length=255)  # host:pid, as on the events
+    started_at = models.DateTimeField(db_default=Now())
+    heartbeat_at = models.DateTimeField(db_default=Now())
+    lease_expires_at = models.DateTimeField()
+    stopped_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes: ClassVar[list[models.Index]] = [
+            models.Index(
+                fields=["lease_expires_at"],
+                condition=models.Q(stopped_at__isnull=True),
+                name="django_future_live_runners",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"runner {self.pk} ({self.identity})"

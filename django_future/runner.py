@@ -1,35 +1,51 @@
 """Claiming and running due jobs.
 
-A pass: append ``expired`` to scheduled jobs whose window closed, then claim
-due jobs one at a time with ``FOR UPDATE SKIP LOCKED`` (appending
-``started``), run each outside any transaction, and append ``completed`` or
-``failed``. Any number of runners can make passes at once: a job's
-``scheduled -> running`` step happens in exactly one of them.
+A runner registers itself (``RunnerProcess``) with a lease that a heartbeat
+thread renews on its own connection. Each pass it
+
+1. recovers jobs whose runner is gone (``abandoned`` or ``released``), then
+   retries or fails them by their policy;
+2. appends ``expired`` to scheduled jobs whose window closed;
+3. claims due jobs with ``FOR UPDATE SKIP LOCKED`` (``started``, or
+   ``claimed`` then ``started`` when claiming a batch), runs each outside any
+   transaction (inside one for ``atomic`` jobs), and appends ``completed`` or
+   ``failed`` (then ``retry`` if attempts are left).
+
+Any number of runners can work at once: a job's ``scheduled -> running`` step
+happens in exactly one of them, and while a runner's lease is renewed no
+other runner touches its jobs, however long they run.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
+import os
+import socket
+import sys
+import threading
+import time
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.db import connection, transaction
+import psycopg
+from django.db import DatabaseError, connection, transaction
+from django.utils import timezone
 
-from django_future import ledger
+from django_future import config, ledger
 from django_future.models import EventKind, ScheduledJob
-from django_future.scheduler import import_callable
+from django_future.scheduler import backoff, import_callable
 from django_future.sql import query
 
-__all__ = ["JobFailedError", "RunReport", "Runner", "run_jobs"]
+__all__ = ["DatabaseLostError", "JobFailedError", "RunReport", "Runner", "run_jobs"]
 
 logger = logging.getLogger("django_future.runner")
 
 
 class JobFailedError(Exception):
-    """A job failed and the run stopped there (run without ignore_errors)."""
+    """A job failed for good (no retry left) and the run stopped there."""
 
     def __init__(self, job: ScheduledJob, error: str) -> None:
         self.job = job
@@ -37,25 +53,99 @@ class JobFailedError(Exception):
         super().__init__(f"job {job.pk} ({job.callable_name}) failed; the run stopped there")
 
 
+class DatabaseLostError(Exception):
+    """The runner lost its database connection and stopped; nothing it recorded is lost."""
+
+    def __init__(self, cause: BaseException, job: ScheduledJob | None) -> None:
+        self.job = job
+        where = (
+            f" while job {job.pk} ({job.callable_name}) was in hand; its outcome could not be "
+            "recorded, so the next runner will find it abandoned and retry or fail it by its "
+            "policy"
+            if job is not None
+            else ""
+        )
+        super().__init__(f"lost the database connection{where} ({_one_line(cause)})")
+
+
 @dataclass(slots=True)
 class RunReport:
-    """What one pass did, by job id."""
+    """What one run did, by job id."""
 
     completed: list[int] = field(default_factory=list)
     failed: list[int] = field(default_factory=list)
+    retried: list[int] = field(default_factory=list)
     expired: list[int] = field(default_factory=list)
     deleted: list[int] = field(default_factory=list)
+    abandoned: list[int] = field(default_factory=list)  # found from dead runners
+    released: list[int] = field(default_factory=list)
+
+    @property
+    def ran(self) -> int:
+        return len(self.completed) + len(self.failed) + len(self.retried)
 
     def __str__(self) -> str:
-        return (
-            f"{len(self.completed)} completed, {len(self.failed)} failed, "
-            f"{len(self.expired)} expired"
-            + (f", {len(self.deleted)} deleted" if self.deleted else "")
-        )
+        parts = [
+            f"{len(self.completed)} completed",
+            f"{len(self.failed)} failed",
+            f"{len(self.expired)} expired",
+        ]
+        for name in ("retried", "deleted", "abandoned", "released"):
+            if ids := getattr(self, name):
+                parts.append(f"{len(ids)} {name}")
+        return ", ".join(parts)
+
+
+class Heartbeat(threading.Thread):
+    """Renews a runner's lease every third of it, on a connection of its own."""
+
+    def __init__(self, runner_id: int, lease: dt.timedelta) -> None:
+        super().__init__(name=f"django-future-heartbeat-{runner_id}", daemon=True)
+        self.runner_id = runner_id
+        self.lease = lease
+        self._done = threading.Event()
+        self._conn: psycopg.Connection[Any] | None = None
+
+    def _connect(self) -> psycopg.Connection[Any]:
+        if self._conn is None or self._conn.closed or self._conn.broken:
+            self._conn = _new_connection()
+        return self._conn
+
+    def run(self) -> None:
+        while not self._done.wait(self.lease.total_seconds() / 3):
+            try:
+                params = {"lease": self.lease, "runner_id": self.runner_id}
+                self._connect().execute(query("heartbeat"), params)
+            except psycopg.Error as exc:
+                # The lease runs out if this goes on; the main thread finds out
+                # for itself when it next talks to the database.
+                logger.warning("runner %s: heartbeat failed: %s", self.runner_id, exc)
+                self._conn = None
+
+    def stop(self, *, mark_stopped: bool = False) -> None:
+        """Stop renewing; with ``mark_stopped``, also tell others this runner is gone."""
+        self._done.set()
+        if self.is_alive():
+            self.join(timeout=5)
+        if mark_stopped:
+            try:
+                self._connect().execute(query("stop_runner"), {"runner_id": self.runner_id})
+            except psycopg.Error as exc:
+                logger.warning("runner %s: could not record its stop: %s", self.runner_id, exc)
+        if self._conn is not None:
+            self._conn.close()
+
+
+def _new_connection() -> psycopg.Connection[Any]:
+    """A fresh autocommit connection to Django's default database, outside Django's pool."""
+    conn = connection.get_new_connection(connection.get_connection_params())
+    conn.autocommit = True
+    return conn
 
 
 class Runner:
-    """Runs due jobs until none is left. Holds no state between passes."""
+    """Runs due jobs: one pass (cron), or as a long-running worker. Holds no state that
+    matters between runs: everything it does is in the ledger."""
 
     def __init__(
         self,
@@ -63,21 +153,141 @@ class Runner:
         delete_completed: bool = False,
         ignore_errors: bool = False,
         now: dt.datetime | None = None,
+        batch_size: int = 1,
+        max_jobs: int | None = None,
+        time_limit: float | None = None,
+        worker: bool = False,
+        lease: dt.timedelta | None = None,
         identity: str | None = None,
     ) -> None:
+        if now is not None and timezone.is_naive(now):
+            now = timezone.make_aware(now, timezone.get_current_timezone())
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be 1 or more, not {batch_size}")
         self.delete_completed = delete_completed
         self.ignore_errors = ignore_errors
         self.now = now
+        self.batch_size = batch_size
+        self.max_jobs = max_jobs
+        self.time_limit = time_limit
+        self.worker = worker
+        self.lease = lease or config.lease()
         self.identity = identity or ledger.runner_identity()
+        self.runner_id: int | None = None
+        self._stop = threading.Event()
+        self._heartbeat: Heartbeat | None = None
+        self._listener: psycopg.Connection[Any] | None = None
+        self._claimed: list[int] = []  # claimed in a batch, not yet started
+        self._in_hand: ScheduledJob | None = None
+        self._started_at = 0.0
+        self._last_upkeep = -float("inf")
+
+    # --- control -----------------------------------------------------------------------
+
+    def request_stop(self) -> None:
+        """Finish the job in hand, hand back the rest, and return (safe from a signal handler)."""
+        self._stop.set()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
+
+    def _out_of_budget(self, report: RunReport) -> bool:
+        if self._stop.is_set():
+            return True
+        if self.max_jobs is not None and report.ran >= self.max_jobs:
+            return True
+        elapsed = time.monotonic() - self._started_at
+        return self.time_limit is not None and elapsed >= self.time_limit
+
+    # --- the run -----------------------------------------------------------------------
 
     def run(self) -> RunReport:
-        """One pass; raises JobFailedError at the first failure unless ignoring errors."""
+        """Run until nothing is due (or, as a worker, until stopped or out of budget).
+
+        Raises JobFailedError at the first final failure unless ignoring errors,
+        and DatabaseLostError if the database goes away.
+        """
         report = RunReport()
-        report.expired += self.expire()
-        while (job := self.claim()) is not None:
-            self.execute(job, report)
-        report.expired += self.expire()
+        self._started_at = time.monotonic()
+        try:
+            self._register()
+            while not self._out_of_budget(report):
+                self._upkeep(report)
+                claimed = self._claim(report)
+                if claimed:
+                    self._run_batch(claimed, report)
+                elif self.worker:
+                    self._sleep()
+                else:
+                    break
+            if not self.worker and not self._stop.is_set():
+                report.expired += self.expire()
+        except (DatabaseError, psycopg.OperationalError) as exc:
+            if isinstance(exc, DatabaseError) and not _connection_lost():
+                self._finish()
+                raise
+            self._finish(lost=True)
+            raise DatabaseLostError(exc, self._in_hand) from exc
+        except BaseException:
+            self._finish()
+            raise
+        self._finish()
         return report
+
+    def _register(self) -> None:
+        params: dict[str, Any] = {
+            "hostname": socket.gethostname(),
+            "pid": os.getpid(),
+            "identity": self.identity,
+            "lease": self.lease,
+        }
+        with connection.cursor() as cursor:
+            cursor.execute(query("register_runner"), params)
+            self.runner_id = int(cursor.fetchone()[0])
+
+    def _finish(self, *, lost: bool = False) -> None:
+        """Hand back unstarted claims and sign off; on a lost database, sign off
+        through the heartbeat's connection so others recover our jobs at once."""
+        if not lost:
+            try:
+                self._release("runner stopped before starting it")
+                if self.runner_id is not None:
+                    with connection.cursor() as cursor:
+                        cursor.execute(query("stop_runner"), {"runner_id": self.runner_id})
+            except DatabaseError:
+                lost = True
+        if self._heartbeat is not None:
+            self._heartbeat.stop(mark_stopped=lost)
+            self._heartbeat = None
+        elif lost and self.runner_id is not None:
+            Heartbeat(self.runner_id, self.lease).stop(mark_stopped=True)
+        if self._listener is not None:
+            self._listener.close()
+            self._listener = None
+
+    def _upkeep(self, report: RunReport) -> None:
+        """Recover jobs of dead runners and expire overdue ones, once per lease period."""
+        if time.monotonic() - self._last_upkeep < self.lease.total_seconds():
+            return
+        self._last_upkeep = time.monotonic()
+        self.recover(report)
+        report.expired += self.expire()
+
+    def recover(self, report: RunReport) -> None:
+        """Append ``abandoned``/``released`` to jobs whose runner is gone; retry by policy."""
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute(query("recover"), {"runner": self.identity})
+            found = cursor.fetchall()
+            for job_id, kind in found:
+                if kind == EventKind.RELEASED:
+                    report.released.append(job_id)
+                    continue
+                report.abandoned.append(job_id)
+                job = ScheduledJob.objects.get(pk=job_id)
+                logger.warning("job %s (%s): %s", job_id, job.callable_name, job.error)
+                if self._retry(job, job.error or "abandoned"):
+                    report.retried.append(job_id)
 
     def expire(self) -> list[int]:
         """Append ``expired`` to scheduled jobs whose window closed before now."""
@@ -88,61 +298,207 @@ class Runner:
             logger.info("job %s expired before it could run", job_id)
         return expired
 
-    def claim(self) -> ScheduledJob | None:
-        """Claim the oldest due job for this runner, or return None if nothing is due."""
-        params = {"now": self.now, "runner": self.identity, "limit": 1}
+    def _claim(self, report: RunReport) -> list[ScheduledJob]:
+        limit = self.batch_size
+        if self.max_jobs is not None:
+            limit = min(limit, self.max_jobs - report.ran)
+        if limit <= 0:
+            return []
+        params: dict[str, Any] = {
+            "now": self.now,
+            "runner": self.identity,
+            "runner_id": self.runner_id,
+            "limit": limit,
+            "kind": EventKind.STARTED if self.batch_size == 1 else EventKind.CLAIMED,
+        }
         with connection.cursor() as cursor:
             cursor.execute(query("claim"), params)
-            row = cursor.fetchone()
-        if row is None:
-            return None
-        return ScheduledJob.objects.get(pk=row[0])
+            ids = [row[0] for row in cursor.fetchall()]
+        if not ids:
+            return []
+        if self._heartbeat is None and self.runner_id is not None:
+            self._heartbeat = Heartbeat(self.runner_id, self.lease)
+            self._heartbeat.start()
+        if self.batch_size > 1:
+            self._claimed = list(ids)
+        jobs = ScheduledJob.objects.in_bulk(ids)
+        return [jobs[i] for i in ids]
+
+    def _run_batch(self, jobs: list[ScheduledJob], report: RunReport) -> None:
+        for job in jobs:
+            if self._out_of_budget(report):
+                break  # what is left is handed back by _release
+            if self.batch_size > 1:
+                self._claimed.remove(job.pk)
+                try:
+                    ledger.append(
+                        job.pk,
+                        EventKind.STARTED,
+                        {"runner_id": self.runner_id},
+                        runner=self.identity,
+                        only_if=[ScheduledJob.STATUS_CLAIMED],
+                    )
+                except ledger.JobStateError:
+                    logger.warning("job %s was taken from this runner before it started", job.pk)
+                    continue
+                job = ScheduledJob.objects.get(pk=job.pk)
+            self.execute(job, report)
+        self._release("runner stopped before starting it")
+
+    def _release(self, reason: str) -> None:
+        if not self._claimed:
+            return
+        params: dict[str, Any] = {
+            "runner": self.identity,
+            "runner_id": self.runner_id,
+            "job_ids": self._claimed,
+            "reason": reason,
+        }
+        with connection.cursor() as cursor:
+            cursor.execute(query("release"), params)
+            released = [row[0] for row in cursor.fetchall()]
+        self._claimed = []
+        if released:
+            logger.info("handed back %s claimed jobs: %s", len(released), released)
+
+    def _sleep(self) -> None:
+        """Wait for NOTIFY django_future, the next due job, or the next upkeep."""
+        with connection.cursor() as cursor:
+            cursor.execute(query("next_due"))
+            (next_due,) = cursor.fetchone()
+        timeout = config.poll_interval().total_seconds()
+        timeout = min(timeout, self.lease.total_seconds())
+        if next_due is not None:
+            timeout = min(timeout, max(float(next_due), 0.0))
+        if self.time_limit is not None:
+            timeout = min(timeout, self.time_limit - (time.monotonic() - self._started_at))
+        if self._listener is None or self._listener.closed:
+            self._listener = _new_connection()
+            self._listener.execute("LISTEN django_future")
+        deadline = time.monotonic() + max(timeout, 0.0)
+        # Short waits, so that a stop request is noticed within a second.
+        while not self._stop.is_set() and (left := deadline - time.monotonic()) > 0:
+            if any(True for _ in self._listener.notifies(timeout=min(left, 1.0), stop_after=1)):
+                return
+
+    # --- one job ---------------------------------------------------------------------
 
     def execute(self, job: ScheduledJob, report: RunReport) -> None:
-        """Run a claimed job and append its outcome."""
-        logger.info("job %s (%s) started", job.pk, job.callable_name)
+        """Run a started job and append its outcome (and a retry, if it has attempts left)."""
+        self._in_hand = job
+        logger.info("job %s (%s) started, attempt %s", job.pk, job.callable_name, job.attempts)
         try:
-            result = self._call(job)
-        except BaseException as exc:
-            error = traceback.format_exc()
-            ledger.append(
-                job.pk,
-                EventKind.FAILED,
-                {"error": error, "exception": _one_line(exc)},
-                runner=self.identity,
-            )
-            report.failed.append(job.pk)
-            logger.warning("job %s (%s) failed: %s", job.pk, job.callable_name, _one_line(exc))
-            if not isinstance(exc, Exception):
-                raise  # KeyboardInterrupt, SystemExit: recorded, then honoured
-            if not self.ignore_errors:
-                raise JobFailedError(job, error) from exc
-            return
-        value = None if result is None else str(result)
-        with transaction.atomic():
-            ledger.append(
-                job.pk, EventKind.COMPLETED, {"return_value": value}, runner=self.identity
-            )
+            value = self._call_and_complete(job)
+        except _TakenError as exc:
+            logger.warning("job %s (%s): %s", job.pk, job.callable_name, exc)
+        except DatabaseError:
+            if _connection_lost():
+                raise
+            self._record_failure(job, report)
+        except BaseException:
+            self._record_failure(job, report)
+        else:
+            report.completed.append(job.pk)
             if self.delete_completed:
-                ledger.append(
-                    job.pk,
-                    EventKind.DELETED,
-                    {"reason": "--delete-completed"},
-                    runner=self.identity,
-                )
-        report.completed.append(job.pk)
-        if self.delete_completed:
-            report.deleted.append(job.pk)
-        logger.info("job %s (%s) completed", job.pk, job.callable_name)
+                report.deleted.append(job.pk)
+            logger.info("job %s (%s) completed: %s", job.pk, job.callable_name, value)
+        finally:
+            self._in_hand = None
 
-    def _call(self, job: ScheduledJob) -> Any:
+    def _call_and_complete(self, job: ScheduledJob) -> str | None:
         func, args = resolve(job)
+        if job.atomic:
+            # The job's writes and its completion commit together, or not at all.
+            with transaction.atomic():
+                result = func(*args, **job.kwargs)
+                return self._complete(job, result)
         if connection.in_atomic_block:
             # Called inside someone's transaction (a test, a shell): keep a job's
             # database error from poisoning it, as autocommit would.
             with transaction.atomic():
-                return func(*args, **job.kwargs)
-        return func(*args, **job.kwargs)
+                result = func(*args, **job.kwargs)
+        else:
+            result = func(*args, **job.kwargs)
+        with transaction.atomic():
+            return self._complete(job, result)
+
+    def _append_mine(self, job: ScheduledJob, kind: EventKind, data: dict[str, Any]) -> None:
+        """Append the outcome of the attempt this runner started, and nothing else: if the
+        job moved on meanwhile (its lease lapsed and another runner recovered it), the
+        outcome belongs to a lost attempt and is refused."""
+        try:
+            ledger.append(job.pk, kind, data, runner=self.identity, only_at_seq=job.last_seq)
+        except (ledger.JobStateError, ledger.JobGoneError) as exc:
+            raise _TakenError(
+                f"the attempt was taken from this runner (its lease lapsed) and recovered "
+                f"elsewhere; its {kind} is not recorded ({exc})"
+            ) from exc
+
+    def _complete(self, job: ScheduledJob, result: object) -> str | None:
+        value = None if result is None else str(result)
+        self._append_mine(job, EventKind.COMPLETED, {"return_value": value})
+        if self.delete_completed:
+            ledger.append(
+                job.pk, EventKind.DELETED, {"reason": "--delete-completed"}, runner=self.identity
+            )
+        return value
+
+    def _record_failure(self, job: ScheduledJob, report: RunReport) -> None:
+        """Called from an ``except`` block: record the exception being handled."""
+        exc = _current_exception()
+        error = traceback.format_exc()
+        summary = _one_line(exc)
+        try:
+            with transaction.atomic():
+                self._append_mine(
+                    job,
+                    EventKind.FAILED,
+                    {"error": error, "exception": summary, "attempt": job.attempts},
+                )
+                retried = self._retry(ScheduledJob.objects.get(pk=job.pk), summary)
+        except _TakenError as taken:
+            logger.warning("job %s (%s) failed: %s; %s", job.pk, job.callable_name, summary, taken)
+            return
+        if retried:
+            report.retried.append(job.pk)
+            logger.warning("job %s (%s) failed, will retry: %s", job.pk, job.callable_name, summary)
+        else:
+            report.failed.append(job.pk)
+            logger.warning("job %s (%s) failed: %s", job.pk, job.callable_name, summary)
+        if not isinstance(exc, Exception):
+            raise exc  # KeyboardInterrupt, SystemExit: recorded, then honoured
+        if not retried and not self.ignore_errors:
+            raise JobFailedError(job, error) from exc
+
+    def _retry(self, job: ScheduledJob, reason: str) -> bool:
+        """Append ``retry`` if the failed job has attempts left; say whether it did."""
+        if job.attempts >= job.max_attempts or job.retry_delay is None:
+            return False
+        delay = backoff(job.attempts, job.retry_delay, job.retry_max_delay or job.retry_delay)
+        params: dict[str, Any] = {
+            "job_id": job.pk,
+            "runner": self.identity,
+            "delay": delay,
+            "reason": reason,
+        }
+        with connection.cursor() as cursor:
+            cursor.execute(query("retry"), params)
+            return cursor.fetchone() is not None
+
+
+class _TakenError(Exception):
+    """The job is no longer this runner's to finish."""
+
+
+def _current_exception() -> BaseException:
+    exc = sys.exc_info()[1]
+    assert exc is not None  # noqa: S101 - only called from except blocks
+    return exc
+
+
+def _connection_lost() -> bool:
+    raw = connection.connection
+    return raw is None or bool(getattr(raw, "closed", False) or getattr(raw, "broken", False))
 
 
 def resolve(job: ScheduledJob) -> tuple[Callable[..., Any], list[Any]]:
@@ -195,6 +551,6 @@ def run_jobs(
 
     ``now`` stands in for the current time in the due and expiry checks;
     ``None`` means the database's clock. Without ``ignore_errors`` the first
-    failure is recorded and then raised as JobFailedError.
+    failure with no retry left is recorded and then raised as JobFailedError.
     """
     return Runner(delete_completed=delete_completed, ignore_errors=ignore_errors, now=now).run()

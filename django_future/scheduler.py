@@ -19,11 +19,13 @@ from django.db import connection, models
 from django.utils import timezone
 from django.utils.module_loading import import_string
 
+from django_future import config
 from django_future.models import ScheduledJob
 from django_future.sql import query
 
 __all__ = [
     "InvalidCallableError",
+    "backoff",
     "job_as_parameter",
     "parse_duration",
     "schedule_job",
@@ -103,6 +105,48 @@ def _window(date: object, expires: object) -> tuple[_When, _When | None]:
     if start.at is not None and end.at is not None and end.at < start.at:
         raise ValueError(f"expires: {end.at} is before the scheduled time {start.at}")
     return start, end
+
+
+def _retry_policy(retries: object, retry_delay: object, retry_max_delay: object) -> dict[str, Any]:
+    if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
+        raise ValueError(f"retries must be a whole number of retries (0 or more), not {retries!r}")
+    if retries == 0:
+        if retry_delay is not None or retry_max_delay is not None:
+            raise ValueError("retry_delay and retry_max_delay need retries=1 or more")
+        return {"retries": 0, "retry_delay": None, "retry_max_delay": None}
+    delay = _delay(retry_delay, "retry_delay", config.retry_delay())
+    cap = _delay(retry_max_delay, "retry_max_delay", max(config.retry_max_delay(), delay))
+    if cap < delay:
+        raise ValueError(f"retry_max_delay ({cap}) is shorter than retry_delay ({delay})")
+    return {
+        "retries": retries,
+        "retry_delay": delay.total_seconds(),
+        "retry_max_delay": cap.total_seconds(),
+    }
+
+
+def _delay(value: object, what: str, default: dt.timedelta) -> dt.timedelta:
+    if value is None:
+        return default
+    when = _resolve_time(value, what)
+    if when.after is None or when.after < dt.timedelta(0):
+        raise ValueError(
+            f"{what}: {value!r} is not a duration; use a timedelta or a string such as '30s'"
+        )
+    return when.after
+
+
+def backoff(attempt: int, delay: dt.timedelta, cap: dt.timedelta) -> dt.timedelta:
+    """Delay before retrying after failed attempt number ``attempt`` (1, 2, ...).
+
+    Doubles each time from ``delay``, never more than ``cap``: with 30 s and
+    1 h, the retries come 30 s, 1 min, 2 min, 4 min... 1 h, 1 h after each failure.
+    """
+    factor = 2 ** min(attempt - 1, 62)
+    try:
+        return min(delay * factor, cap)
+    except OverflowError:
+        return cap
 
 
 # --- arguments --------------------------------------------------------------
@@ -234,6 +278,10 @@ def schedule_job(
     args: Sequence[Any] = (),
     kwargs: Mapping[str, Any] | None = None,
     *,
+    retries: int = 0,
+    retry_delay: dt.timedelta | str | None = None,
+    retry_max_delay: dt.timedelta | str | None = None,
+    atomic: bool = False,
     _origin: dict[str, Any] | None = None,
 ) -> ScheduledJob:
     """Schedule ``callable_name`` to run at ``date`` and return the job.
@@ -244,11 +292,24 @@ def schedule_job(
     ``expires`` takes the same forms, measured from ``date``; ``None`` means
     the job never expires. A job not run by then is marked expired.
 
-    Raises ValueError (bad time, unknown callable) or TypeError (arguments
-    that JSON cannot carry) before writing anything. Inside
+    ``retries`` (default 0, as in django-future) is how many more attempts a
+    job gets after a failure or after its runner died. They come after an
+    exponential backoff: ``retry_delay`` (default 30 s) doubled for each
+    failure, at most ``retry_max_delay`` (default 1 h). A retry due after the
+    job's expiry is not made: the failure stands.
+
+    ``atomic=True`` runs the callable inside a transaction together with the
+    ``completed`` event: its database writes and its completion commit as one,
+    and an exception rolls them back before ``failed`` is recorded.
+
+    Raises ValueError (bad time, unknown callable, bad retry policy) or
+    TypeError (arguments that JSON cannot carry) before writing anything. Inside
     ``transaction.atomic()`` the job commits or rolls back with the block.
     """
     start, end = _window(date, expires)
+    policy = _retry_policy(retries, retry_delay, retry_max_delay)
+    if not isinstance(atomic, bool):
+        raise ValueError(f"atomic must be True or False, not {atomic!r}")
     name = _check_callable(callable_name, content_object)
     checked_args, checked_kwargs = _check_arguments(args, {} if kwargs is None else kwargs)
     data: dict[str, Any] = {
@@ -256,6 +317,8 @@ def schedule_job(
         **_content_reference(content_object),
         "args": checked_args,
         "kwargs": checked_kwargs,
+        "atomic": atomic,
+        **policy,
         **(_origin or {}),
     }
     params: dict[str, Any] = {

@@ -9,7 +9,8 @@
 -- django_future_apply(event) is what the AFTER INSERT trigger on the ledger
 -- calls: it locks the job's row, folds, and writes the result. Because it runs
 -- inside the INSERT statement, the event and the projection commit or roll
--- back together.
+-- back together. When a job becomes due-able (scheduled, retried, released) it
+-- sends NOTIFY django_future, delivered at commit, to wake sleeping workers.
 --
 -- django_future_replay(job_id) folds a job's whole history from nothing; the
 -- verify and rebuild paths use it, so they cannot disagree with live appends.
@@ -32,6 +33,11 @@ BEGIN
         s.kwargs := COALESCE(e.data->'kwargs', '{}'::jsonb);
         s.time_slot_start := (e.data->>'time_slot_start')::timestamptz;
         s.time_slot_end := (e.data->>'time_slot_end')::timestamptz;
+        s.atomic := COALESCE((e.data->>'atomic')::boolean, false);
+        s.max_attempts := COALESCE((e.data->>'retries')::integer, 0) + 1;
+        s.retry_delay := make_interval(secs => (e.data->>'retry_delay')::double precision);
+        s.retry_max_delay := make_interval(secs => (e.data->>'retry_max_delay')::double precision);
+        s.attempts := 0;
         s.status := 'scheduled';
         s.created_at := e.at;
         s.last_seq := e.seq;
@@ -48,13 +54,23 @@ BEGIN
     END IF;
 
     CASE e.kind
-    WHEN 'started' THEN
+    WHEN 'claimed' THEN
         IF s.status <> 'scheduled' THEN
+            RAISE EXCEPTION 'django_future: job % cannot be claimed: it is %', e.job_id, s.status;
+        END IF;
+        s.status := 'claimed';
+        s.runner := e.runner;
+        s.runner_process_id := (e.data->>'runner_id')::bigint;
+    WHEN 'started' THEN
+        IF s.status NOT IN ('scheduled', 'claimed') THEN
             RAISE EXCEPTION 'django_future: job % cannot start: it is %', e.job_id, s.status;
         END IF;
         s.status := 'running';
         s.execution_start := e.at;
+        s.execution_end := NULL;
         s.runner := e.runner;
+        s.runner_process_id := (e.data->>'runner_id')::bigint;
+        s.attempts := s.attempts + 1;
     WHEN 'completed' THEN
         IF s.status <> 'running' THEN
             RAISE EXCEPTION 'django_future: job % cannot complete: it is %', e.job_id, s.status;
@@ -62,20 +78,48 @@ BEGIN
         s.status := 'complete';
         s.execution_end := e.at;
         s.return_value := e.data->>'return_value';
-    WHEN 'failed' THEN
+        s.error := NULL;
+    WHEN 'failed', 'abandoned' THEN
         IF s.status <> 'running' THEN
-            RAISE EXCEPTION 'django_future: job % cannot fail: it is %', e.job_id, s.status;
+            RAISE EXCEPTION 'django_future: job % cannot be %: it is %', e.job_id, e.kind, s.status;
         END IF;
         s.status := 'failed';
         s.execution_end := e.at;
         s.error := e.data->>'error';
+    WHEN 'retry' THEN
+        IF s.status <> 'failed' THEN
+            RAISE EXCEPTION 'django_future: job % cannot be retried: it is %', e.job_id, s.status;
+        END IF;
+        IF s.attempts >= s.max_attempts THEN
+            RAISE EXCEPTION 'django_future: job % has no attempts left (% of %)',
+                e.job_id, s.attempts, s.max_attempts;
+        END IF;
+        s.status := 'scheduled';
+        s.time_slot_start := (e.data->>'due')::timestamptz;
+        s.execution_start := NULL;
+        s.execution_end := NULL;
+        s.runner := NULL;
+        s.runner_process_id := NULL;
+    WHEN 'released' THEN
+        IF s.status <> 'claimed' THEN
+            RAISE EXCEPTION 'django_future: job % cannot be released: it is %', e.job_id, s.status;
+        END IF;
+        s.status := 'scheduled';
+        s.runner := NULL;
+        s.runner_process_id := NULL;
     WHEN 'expired' THEN
         IF s.status <> 'scheduled' THEN
             RAISE EXCEPTION 'django_future: job % cannot expire: it is %', e.job_id, s.status;
         END IF;
         s.status := 'expired';
+    WHEN 'cancelled' THEN
+        IF s.status <> 'scheduled' THEN
+            RAISE EXCEPTION 'django_future: job % cannot be cancelled: it is %', e.job_id, s.status
+                USING ERRCODE = 'object_not_in_prerequisite_state';
+        END IF;
+        s.status := 'cancelled';
     WHEN 'deleted' THEN
-        IF s.status NOT IN ('complete', 'failed', 'expired') THEN
+        IF s.status NOT IN ('complete', 'failed', 'expired', 'cancelled') THEN
             RAISE EXCEPTION 'django_future: job % cannot be deleted: it is %', e.job_id, s.status;
         END IF;
         s.id := NULL;
@@ -101,28 +145,28 @@ BEGIN
     nxt := django_future_fold(cur, e);
 
     IF cur.id IS NULL THEN
-        INSERT INTO django_future_scheduledjob (
-            id, callable_name, content_type_id, object_id, args, kwargs,
-            time_slot_start, time_slot_end, status, execution_start, execution_end,
-            runner, error, return_value, created_at, last_seq
-        ) VALUES (
-            nxt.id, nxt.callable_name, nxt.content_type_id, nxt.object_id, nxt.args, nxt.kwargs,
-            nxt.time_slot_start, nxt.time_slot_end, nxt.status, nxt.execution_start,
-            nxt.execution_end, nxt.runner, nxt.error, nxt.return_value, nxt.created_at,
-            nxt.last_seq
-        );
+        INSERT INTO django_future_scheduledjob
+        SELECT nxt.*;
     ELSIF nxt.id IS NULL THEN
         DELETE FROM django_future_scheduledjob WHERE id = e.job_id;
     ELSE
+        -- Only what events after "scheduled" can change.
         UPDATE django_future_scheduledjob SET
             status = nxt.status,
+            time_slot_start = nxt.time_slot_start,
             execution_start = nxt.execution_start,
             execution_end = nxt.execution_end,
             runner = nxt.runner,
+            runner_process_id = nxt.runner_process_id,
+            attempts = nxt.attempts,
             error = nxt.error,
             return_value = nxt.return_value,
             last_seq = nxt.last_seq
         WHERE id = e.job_id;
+    END IF;
+
+    IF nxt.status = 'scheduled' THEN
+        PERFORM pg_notify('django_future', '');
     END IF;
 END
 $apply$;

@@ -27,13 +27,36 @@ WHERE finish IS NULL OR finish >= start
 RETURNING job_id;
 
 -- name: append
--- Append the next event of one live job (seq = last_seq + 1). Returns nothing
--- if the job's row is gone; a concurrent append of the same step fails on the
--- (job_id, seq) unique constraint or in the fold.
+-- Append the next event of one live job (seq = last_seq + 1), if its status is
+-- one of %(statuses)s and its last seq is %(seq)s (NULL: any). Locks the row
+-- first, so a concurrent change is seen; returns nothing if the job is gone or
+-- not as expected.
 INSERT INTO django_future_jobevent (job_id, seq, kind, at, runner, data)
 SELECT id, last_seq + 1, %(kind)s, statement_timestamp(), %(runner)s, %(data)s::jsonb
 FROM django_future_scheduledjob
 WHERE id = %(job_id)s
+  AND (%(statuses)s::text[] IS NULL OR status = ANY(%(statuses)s::text[]))
+  AND (%(seq)s::integer IS NULL OR last_seq = %(seq)s::integer)
+FOR UPDATE
+RETURNING seq;
+
+-- name: retry
+-- After a failed attempt: schedule the next one after %(delay)s, unless the
+-- job has no attempts left or the retry would fall after its expiry.
+INSERT INTO django_future_jobevent (job_id, seq, kind, at, runner, data)
+SELECT id, last_seq + 1, 'retry', statement_timestamp(), %(runner)s,
+       jsonb_build_object(
+           'attempt', attempts + 1,
+           'of', max_attempts,
+           'delay', extract(epoch FROM %(delay)s::interval),
+           'due', statement_timestamp() + %(delay)s::interval,
+           'reason', %(reason)s::text)
+FROM django_future_scheduledjob
+WHERE id = %(job_id)s
+  AND status = 'failed'
+  AND attempts < max_attempts
+  AND (time_slot_end IS NULL OR statement_timestamp() + %(delay)s::interval <= time_slot_end)
+FOR UPDATE
 RETURNING seq;
 
 -- name: expire
@@ -56,7 +79,8 @@ RETURNING job_id;
 
 -- name: claim
 -- Claim the oldest due jobs: lock them, skipping rows other runners hold, and
--- append "started" with this runner's identity, all in one statement.
+-- append %(kind)s ("started", or "claimed" for a batch) naming this runner,
+-- all in one statement.
 WITH due AS (
     SELECT id, last_seq
     FROM django_future_scheduledjob
@@ -69,9 +93,91 @@ WITH due AS (
     FOR UPDATE SKIP LOCKED
 )
 INSERT INTO django_future_jobevent (job_id, seq, kind, at, runner, data)
-SELECT id, last_seq + 1, 'started', statement_timestamp(), %(runner)s, '{}'::jsonb
+SELECT id, last_seq + 1, %(kind)s, statement_timestamp(), %(runner)s,
+       jsonb_build_object('runner_id', %(runner_id)s::bigint)
 FROM due
 RETURNING job_id;
+
+-- name: recover
+-- Jobs in the hands of a runner that is gone: its lease ran out (killed, lost
+-- machine, lost connection) or it stopped without finishing them. A running
+-- job gets "abandoned"; a claimed, never started one is "released".
+WITH lost AS (
+    SELECT j.id, j.last_seq, j.status, j.runner_process_id, j.runner,
+           r.heartbeat_at, r.lease_expires_at, r.stopped_at,
+           'RunnerLost: runner ' || coalesce(j.runner, '?') || CASE
+               WHEN r.stopped_at IS NOT NULL THEN ' stopped without finishing the job'
+               WHEN r.id IS NULL THEN ' is unknown'
+               ELSE ' stopped renewing its lease (last heartbeat ' || r.heartbeat_at::text
+                    || ', lease ran out ' || r.lease_expires_at::text || ')'
+           END AS reason
+    FROM django_future_scheduledjob j
+    LEFT JOIN django_future_runnerprocess r ON r.id = j.runner_process_id
+    WHERE j.status IN ('claimed', 'running')
+      AND (r.id IS NULL
+           OR r.stopped_at IS NOT NULL
+           OR r.lease_expires_at < statement_timestamp())
+    ORDER BY j.id
+    FOR UPDATE OF j SKIP LOCKED
+)
+INSERT INTO django_future_jobevent (job_id, seq, kind, at, runner, data)
+SELECT id, last_seq + 1,
+       CASE status WHEN 'running' THEN 'abandoned' ELSE 'released' END,
+       statement_timestamp(), %(runner)s,
+       jsonb_build_object(
+           'runner_id', runner_process_id,
+           'lost_runner', runner,
+           'last_heartbeat', heartbeat_at,
+           'lease_expired', lease_expires_at,
+           'stopped', stopped_at,
+           'exception', reason,
+           'error', reason)
+FROM lost
+RETURNING job_id, kind;
+
+-- name: release
+-- Hand back jobs this runner claimed but did not start.
+INSERT INTO django_future_jobevent (job_id, seq, kind, at, runner, data)
+SELECT id, last_seq + 1, 'released', statement_timestamp(), %(runner)s,
+       jsonb_build_object('reason', %(reason)s::text)
+FROM django_future_scheduledjob
+WHERE id = ANY(%(job_ids)s::bigint[]) AND status = 'claimed' AND runner_process_id = %(runner_id)s
+ORDER BY id
+FOR UPDATE
+RETURNING job_id;
+
+-- name: next_due
+-- Seconds until the next scheduled job is due (NULL when none is scheduled).
+SELECT extract(epoch FROM min(time_slot_start) - statement_timestamp())
+FROM django_future_scheduledjob
+WHERE status = 'scheduled';
+
+-- name: register_runner
+-- A runner announces itself, with a lease that its heartbeat renews, and
+-- forgets runners that stopped or went silent more than a day ago.
+WITH forget AS (
+    DELETE FROM django_future_runnerprocess
+    WHERE coalesce(stopped_at, lease_expires_at) < statement_timestamp() - interval '1 day'
+)
+INSERT INTO django_future_runnerprocess
+    (hostname, pid, identity, started_at, heartbeat_at, lease_expires_at)
+VALUES (%(hostname)s, %(pid)s, %(identity)s, statement_timestamp(), statement_timestamp(),
+        statement_timestamp() + %(lease)s::interval)
+RETURNING id;
+
+-- name: heartbeat
+-- Renew this runner's lease. Returns nothing if the runner was marked stopped.
+UPDATE django_future_runnerprocess
+SET heartbeat_at = statement_timestamp(),
+    lease_expires_at = statement_timestamp() + %(lease)s::interval
+WHERE id = %(runner_id)s AND stopped_at IS NULL
+RETURNING id;
+
+-- name: stop_runner
+-- A runner leaves: its jobs, if any are still in hand, are recoverable at once.
+UPDATE django_future_runnerprocess
+SET stopped_at = statement_timestamp()
+WHERE id = %(runner_id)s AND stopped_at IS NULL;
 
 -- name: verify
 -- Jobs whose row differs from what their events fold to (missing, extra or changed).

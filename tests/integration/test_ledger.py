@@ -110,7 +110,10 @@ def test_a_whole_job_can_be_scheduled_from_sql() -> None:
         (3, "expired", "the next event must be 2, got 3"),
         (1, "expired", "duplicate key value|the next event must be 2"),
         (2, "completed", "cannot complete: it is scheduled"),
-        (2, "failed", "cannot fail: it is scheduled"),
+        (2, "failed", "cannot be failed: it is scheduled"),
+        (2, "abandoned", "cannot be abandoned: it is scheduled"),
+        (2, "retry", "cannot be retried: it is scheduled"),
+        (2, "released", "cannot be released: it is scheduled"),
         (2, "scheduled", "must be its first event"),
         (2, "nonsense", "unknown event kind"),
         (2, "deleted", "cannot be deleted: it is scheduled"),
@@ -193,7 +196,8 @@ def test_verify_finds_a_tampered_projection_and_rebuild_repairs_it() -> None:
         sql("DELETE FROM django_future_scheduledjob WHERE id = %s", [waiting.pk])
         sql(
             "INSERT INTO django_future_scheduledjob (id, callable_name, args, kwargs, time_slot_start,"
-            " status, created_at, last_seq) VALUES (%s, 'x.y', '[]', '{}', now(), 'scheduled', now(), 1)",
+            " status, created_at, last_seq, atomic, max_attempts, attempts)"
+            " VALUES (%s, 'x.y', '[]', '{}', now(), 'scheduled', now(), 1, false, 1, 0)",
             [deleted.pk],
         )
     differences = {d.job_id: d for d in ledger.verify()}

@@ -67,6 +67,10 @@ def test_scheduled_event_carries_everything_the_job_needs() -> None:
         "object_id": str(order.pk),
         "args": [2],
         "kwargs": {"x": [1]},
+        "atomic": False,
+        "retries": 0,
+        "retry_delay": None,
+        "retry_max_delay": None,
         "time_slot_start": event.data["time_slot_start"],
         "time_slot_end": event.data["time_slot_end"],
     }

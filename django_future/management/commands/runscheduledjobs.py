@@ -1,20 +1,46 @@
-"""``manage.py runscheduledjobs``: one pass over due jobs, for cron."""
+"""``manage.py runscheduledjobs``: run due jobs, from cron or as a long-running worker."""
 
 from __future__ import annotations
 
+import argparse
 import logging
+import os
+import signal
 import sys
+from types import FrameType
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from django_future.runner import JobFailedError, Runner
+from django_future.runner import DatabaseLostError, JobFailedError, Runner
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, not {value}")
+    return value
+
+
+def _positive_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be more than 0 seconds, not {text}")
+    return value
 
 
 class Command(BaseCommand):
     help = (
-        "Expire overdue jobs, then run every due job once and exit. Safe to start from "
-        "cron on any number of machines at once: each job runs in exactly one runner."
+        "Recover jobs of dead runners, expire overdue jobs, then run every due job once and "
+        "exit (or, with --worker, keep waiting for work). Safe to start from cron on any "
+        "number of machines at once: each job runs in exactly one runner. SIGTERM or SIGINT "
+        "finishes the job in hand, hands back the rest and exits 0; a second signal exits at once."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -30,6 +56,33 @@ class Command(BaseCommand):
             action="store_true",
             help="Record failed jobs and go on, instead of stopping at the first failure.",
         )
+        parser.add_argument(
+            "--max-jobs",
+            type=_positive_int,
+            metavar="N",
+            help="Stop after running N jobs.",
+        )
+        parser.add_argument(
+            "--time-limit",
+            type=_positive_seconds,
+            metavar="SECONDS",
+            help="Stop claiming jobs after this many seconds (finishing the job in hand), so "
+            "that overlapping cron runs do not pile up.",
+        )
+        parser.add_argument(
+            "--batch-size",
+            type=_positive_int,
+            default=1,
+            metavar="N",
+            help="Claim up to N due jobs at a time (default 1). Claimed jobs not started when "
+            "the runner stops are handed back.",
+        )
+        parser.add_argument(
+            "--worker",
+            action="store_true",
+            help="Keep running: sleep until the next job is due or a job is scheduled "
+            "(LISTEN/NOTIFY), until stopped by a signal or --time-limit.",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         if options["verbosity"] >= 2:
@@ -37,7 +90,12 @@ class Command(BaseCommand):
         runner = Runner(
             delete_completed=options["delete_completed"],
             ignore_errors=options["ignore_errors"],
+            batch_size=options["batch_size"],
+            max_jobs=options["max_jobs"],
+            time_limit=options["time_limit"],
+            worker=options["worker"],
         )
+        previous = _install_signal_handlers(runner)
         try:
             report = runner.run()
         except JobFailedError as exc:
@@ -47,6 +105,30 @@ class Command(BaseCommand):
                 "use --ignore-errors to run past failures)",
                 returncode=1,
             ) from exc
+        except DatabaseLostError as exc:
+            raise CommandError(f"runscheduledjobs: {exc}", returncode=2) from exc
+        finally:
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
         # Quiet on success at the default verbosity: cron mails whatever is printed.
-        if options["verbosity"] >= 2:
-            self.stdout.write(f"runscheduledjobs ({runner.identity}): {report}")
+        if options["verbosity"] >= 2 or (runner.stopping and options["verbosity"] >= 1):
+            how = "stopped by signal" if runner.stopping else "done"
+            self.stdout.write(f"runscheduledjobs ({runner.identity}): {how}: {report}")
+
+
+def _install_signal_handlers(runner: Runner) -> dict[int, Any]:
+    """First SIGTERM/SIGINT: stop gracefully. Second: exit at once."""
+
+    def handle(signum: int, frame: FrameType | None) -> None:
+        if runner.stopping:
+            os.write(2, b"runscheduledjobs: second signal, exiting at once\n")
+            os._exit(128 + signum)
+        os.write(
+            2, b"runscheduledjobs: stopping after the job in hand (signal again to exit now)\n"
+        )
+        runner.request_stop()
+
+    previous: dict[int, Any] = {}
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        previous[signum] = signal.signal(signum, handle)
+    return previous

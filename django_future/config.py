@@ -1,0 +1,46 @@
+"""Settings, each read through one small function with its default here."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
+
+
+def _seconds(name: str, default: float) -> dt.timedelta:
+    value = getattr(settings, name, default)
+    if isinstance(value, dt.timedelta):
+        value = value.total_seconds()
+    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+        raise ImproperlyConfigured(f"{name} must be a positive number of seconds, not {value!r}")
+    return dt.timedelta(seconds=value)
+
+
+def lease() -> dt.timedelta:
+    """How long a runner's claim on its jobs lasts without a heartbeat (DJANGO_FUTURE_LEASE).
+
+    A runner renews its lease every third of this; a runner silent for longer
+    is taken for dead and its jobs are recovered. Default 30 seconds.
+    """
+    return _seconds("DJANGO_FUTURE_LEASE", 30)
+
+
+def retry_delay() -> dt.timedelta:
+    """Delay before the first retry when schedule_job(retries=...) gives none. Default 30 s."""
+    return _seconds("DJANGO_FUTURE_RETRY_DELAY", 30)
+
+
+def retry_max_delay() -> dt.timedelta:
+    """Upper bound of the exponential backoff between retries. Default one hour."""
+    return _seconds("DJANGO_FUTURE_RETRY_MAX_DELAY", 3600)
+
+
+def poll_interval() -> dt.timedelta:
+    """Longest a worker sleeps without looking at the queue (DJANGO_FUTURE_POLL_INTERVAL).
+
+    Workers wake at once on NOTIFY when a job is scheduled; this bounds the
+    sleep in case a notification is missed (PgBouncer in transaction mode
+    drops LISTEN). Default 10 seconds.
+    """
+    return _seconds("DJANGO_FUTURE_POLL_INTERVAL", 10)
