@@ -174,6 +174,7 @@ class Runner:
         self.lease = lease or config.lease()
         self.identity = identity or ledger.runner_identity()
         self.runner_id: int | None = None
+        self._backend_pid: int | None = None  # recorded on "started", for pg_stat_activity
         self._stop = threading.Event()
         self._heartbeat: Heartbeat | None = None
         self._listener: psycopg.Connection[Any] | None = None
@@ -244,7 +245,7 @@ class Runner:
         }
         with connection.cursor() as cursor:
             cursor.execute(query("register_runner"), params)
-            self.runner_id = int(cursor.fetchone()[0])
+            self.runner_id, self._backend_pid = cursor.fetchone()
 
     def _finish(self, *, lost: bool = False) -> None:
         """Hand back unstarted claims and sign off; on a lost database, sign off
@@ -334,7 +335,7 @@ class Runner:
                     ledger.append(
                         job.pk,
                         EventKind.STARTED,
-                        {"runner_id": self.runner_id},
+                        {"runner_id": self.runner_id, "backend_pid": self._backend_pid},
                         runner=self.identity,
                         only_if=[ScheduledJob.STATUS_CLAIMED],
                     )

@@ -10,6 +10,7 @@ from django_future import job_as_parameter
 from tests.testapp.models import JobRun, Order
 
 calls: list[tuple[Any, ...]] = []
+current_runner: Any = None  # set by a test, for stop_the_runner
 
 
 def record(*args: Any, **kwargs: Any) -> str:
@@ -51,14 +52,46 @@ def run_once(job: Any, sleep: float = 0.0) -> int:
     """Writes a row under a unique constraint: a second run of the job would fail."""
     if sleep:
         time.sleep(sleep)
-    JobRun.objects.create(job_id=job.pk, pid=os.getpid())
+    JobRun.objects.create(job_id=job.pk, attempt=job.attempts, pid=os.getpid())
     return job.pk
 
 
 @job_as_parameter
 def fail_once_written(job: Any) -> None:
-    JobRun.objects.create(job_id=job.pk, pid=os.getpid())
+    JobRun.objects.create(job_id=job.pk, attempt=job.attempts, pid=os.getpid())
     raise RuntimeError(f"job {job.pk} failed on purpose")
+
+
+@job_as_parameter
+def slow(job: Any, seconds: float = 1.0) -> int:
+    """Records its start (per attempt), then takes its time."""
+    JobRun.objects.create(job_id=job.pk, attempt=job.attempts, pid=os.getpid())
+    time.sleep(seconds)
+    return job.attempts
+
+
+@job_as_parameter
+def fails_until(job: Any, succeed_on: int) -> str:
+    """Fails on attempts before ``succeed_on``."""
+    if job.attempts < succeed_on:
+        raise RuntimeError(f"attempt {job.attempts} fails on purpose")
+    return f"succeeded on attempt {job.attempts}"
+
+
+def write_then_fail(number: str) -> None:
+    """For atomic jobs: its write must not survive its exception."""
+    Order.objects.create(number=number)
+    raise RuntimeError(f"failed after writing order {number}")
+
+
+def write(number: str) -> str:
+    Order.objects.create(number=number)
+    return number
+
+
+def stop_the_runner() -> None:
+    """What a SIGTERM handler does, from inside a job."""
+    current_runner.request_stop()
 
 
 def interrupt() -> None:

@@ -43,3 +43,7 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": "WARNING"},
 }
+
+# Runner timings, overridable so that process tests can use short leases.
+DJANGO_FUTURE_LEASE = float(os.environ.get("DJANGO_FUTURE_LEASE", "30"))
+DJANGO_FUTURE_POLL_INTERVAL = float(os.environ.get("DJANGO_FUTURE_POLL_INTERVAL", "10"))

@@ -94,7 +94,7 @@ WITH due AS (
 )
 INSERT INTO django_future_jobevent (job_id, seq, kind, at, runner, data)
 SELECT id, last_seq + 1, %(kind)s, statement_timestamp(), %(runner)s,
-       jsonb_build_object('runner_id', %(runner_id)s::bigint)
+       jsonb_build_object('runner_id', %(runner_id)s::bigint, 'backend_pid', pg_backend_pid())
 FROM due
 RETURNING job_id;
 
@@ -163,7 +163,7 @@ INSERT INTO django_future_runnerprocess
     (hostname, pid, identity, started_at, heartbeat_at, lease_expires_at)
 VALUES (%(hostname)s, %(pid)s, %(identity)s, statement_timestamp(), statement_timestamp(),
         statement_timestamp() + %(lease)s::interval)
-RETURNING id;
+RETURNING id, pg_backend_pid();
 
 -- name: heartbeat
 -- Renew this runner's lease. Returns nothing if the runner was marked stopped.

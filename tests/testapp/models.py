@@ -22,12 +22,18 @@ class Document(models.Model):
 
 
 class JobRun(models.Model):
-    """One row per execution of a job. The unique constraint makes a second run of
-    the same job fail loudly, which is how the concurrency tests catch double runs."""
+    """One row per attempt of a job. The unique constraint makes a second run of the
+    same attempt fail loudly, which is how the concurrency tests catch double runs."""
 
-    job_id = models.BigIntegerField(unique=True)
+    job_id = models.BigIntegerField()
+    attempt = models.PositiveIntegerField(default=1)
     pid = models.IntegerField()
     at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = (
+            models.UniqueConstraint(fields=["job_id", "attempt"], name="one_run_per_attempt"),
+        )
 
     def __str__(self) -> str:
         return f"run of job {self.job_id}"

@@ -1,0 +1,316 @@
+"""Retries, cancellation, atomic jobs, batches, limits and recovery, in one process.
+
+The same behaviours with real, killed and signalled processes are in test_processes.py.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from django.db import connection, transaction
+
+from django_future import ledger, run_jobs, schedule_job
+from django_future.ledger import JobStateError
+from django_future.models import JobEvent, RunnerProcess, ScheduledJob
+from django_future.runner import JobFailedError, Runner
+from django_future.scheduler import backoff
+from tests import handlers
+from tests.integration.conftest import counts, db_now, kinds
+from tests.testapp.models import Order
+
+pytestmark = pytest.mark.django_db
+
+
+def fresh(job: ScheduledJob) -> ScheduledJob:
+    return ScheduledJob.objects.get(pk=job.pk)
+
+
+def later(seconds: float = 3600) -> dt.datetime:
+    return db_now() + dt.timedelta(seconds=seconds)
+
+
+def event(job: ScheduledJob, kind: str, nth: int = 0) -> JobEvent:
+    return list(JobEvent.objects.filter(job_id=job.pk, kind=kind).order_by("seq"))[nth]
+
+
+# --- retries ------------------------------------------------------------------------
+
+
+def test_backoff_doubles_up_to_the_cap() -> None:
+    delays = [backoff(n, dt.timedelta(seconds=30), dt.timedelta(minutes=5)) for n in range(1, 7)]
+    assert [d.total_seconds() for d in delays] == [30, 60, 120, 240, 300, 300]
+    assert backoff(10_000, dt.timedelta(seconds=1), dt.timedelta(hours=1)) == dt.timedelta(hours=1)
+
+
+def test_default_is_no_retry() -> None:
+    job = schedule_job("0s", "tests.handlers.boom")
+    assert (job.max_attempts, job.retry_delay) == (1, None)
+    run_jobs(ignore_errors=True)
+    assert kinds(job) == ["scheduled", "started", "failed"]
+
+
+def test_retries_reach_success_with_each_step_in_the_ledger() -> None:
+    job = schedule_job("0s", "tests.handlers.fails_until", args=[3], retries=3, retry_delay="10s")
+    first = run_jobs()  # a failure with a retry left does not stop the run
+    assert first.retried == [job.pk] and first.failed == []
+    job = fresh(job)
+    assert (job.status, job.attempts) == ("scheduled", 1)
+    assert "attempt 1 fails on purpose" in (job.error or "")
+    retry = event(job, "retry")
+    assert retry.data["attempt"] == 2 and retry.data["of"] == 4 and retry.data["delay"] == 10
+    assert retry.data["reason"] == "RuntimeError: attempt 1 fails on purpose"
+    assert job.time_slot_start == dt.datetime.fromisoformat(retry.data["due"])
+    assert job.time_slot_start - retry.at == dt.timedelta(seconds=10)
+
+    run_jobs()  # not due yet
+    assert fresh(job).attempts == 1
+    run_jobs(now=later())
+    assert event(job, "retry", 1).data["delay"] == 20  # doubled
+    run_jobs(now=later())
+    job = fresh(job)
+    assert (job.status, job.attempts, job.return_value, job.error) == (
+        "complete",
+        3,
+        "succeeded on attempt 3",
+        None,
+    )
+    assert kinds(job) == ["scheduled"] + ["started", "failed", "retry"] * 2 + [
+        "started",
+        "completed",
+    ]
+
+
+def test_retries_reach_exhaustion_and_then_stop_the_run() -> None:
+    job = schedule_job("0s", "tests.handlers.boom", retries=2, retry_delay="1s")
+    assert run_jobs().retried == [job.pk]
+    with pytest.raises(JobFailedError):
+        run_jobs(now=later())  # attempts 2 and 3: both due an hour from now
+    job = fresh(job)
+    assert (job.status, job.attempts) == ("failed", 3)
+    assert kinds(job).count("retry") == 2 and kinds(job)[-1] == "failed"
+
+
+def test_no_retry_after_the_job_expires() -> None:
+    job = schedule_job("0s", "tests.handlers.boom", retries=5, retry_delay="1h", expires="30m")
+    report = run_jobs(ignore_errors=True)
+    assert report.failed == [job.pk] and report.retried == []
+    assert fresh(job).status == "failed"
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"retries": -1}, "retries must be a whole number"),
+        ({"retries": True}, "retries must be a whole number"),
+        ({"retries": 1.5}, "retries must be a whole number"),
+        ({"retry_delay": "5s"}, "need retries=1 or more"),
+        ({"retries": 1, "retry_delay": "soon"}, "retry_delay"),
+        ({"retries": 1, "retry_delay": dt.datetime(2030, 1, 1, tzinfo=dt.UTC)}, "not a duration"),
+        ({"retries": 1, "retry_delay": "1h", "retry_max_delay": "1m"}, "shorter than"),
+        ({"atomic": "yes"}, "atomic must be True or False"),
+    ],
+)
+def test_bad_policies_are_refused_and_write_nothing(
+    kwargs: dict[str, object], message: str
+) -> None:
+    before = counts()
+    with pytest.raises(ValueError, match=message):
+        schedule_job("0s", "tests.handlers.record", **kwargs)  # type: ignore[arg-type]
+    assert counts() == before
+
+
+def test_reschedule_copies_the_policy() -> None:
+    job = schedule_job("1d", "tests.handlers.record", retries=2, retry_delay="5m", atomic=True)
+    copy = job.reschedule("2d")
+    assert (copy.max_attempts, copy.retry_delay, copy.atomic) == (
+        3,
+        dt.timedelta(minutes=5),
+        True,
+    )
+
+
+# --- cancellation ---------------------------------------------------------------------
+
+
+def test_cancel_records_who_and_why_and_the_job_never_runs() -> None:
+    job = schedule_job("0s", "tests.handlers.record")
+    cancelled = job.cancel(by="alice", reason="customer asked")
+    assert cancelled.status == ScheduledJob.STATUS_CANCELLED
+    assert event(job, "cancelled").data == {"by": "alice", "reason": "customer asked"}
+    run_jobs()
+    assert kinds(job) == ["scheduled", "cancelled"]
+
+
+def test_cancel_defaults_to_this_process_as_who() -> None:
+    job = schedule_job("1d", "tests.handlers.record")
+    ledger.cancel(job.pk)
+    assert event(job, "cancelled").data["by"] == f"python:{ledger.runner_identity()}"
+
+
+def test_only_scheduled_jobs_can_be_cancelled_and_the_transaction_survives() -> None:
+    job = schedule_job("0s", "tests.handlers.record")
+    run_jobs()
+    with transaction.atomic():
+        with pytest.raises(JobStateError, match="is complete; cancelled needs scheduled"):
+            fresh(job).cancel(by="bob")
+        assert ScheduledJob.objects.filter(pk=job.pk).exists()  # still usable
+    assert kinds(job)[-1] == "completed"
+
+
+# --- atomic jobs ------------------------------------------------------------------------
+
+
+def test_atomic_job_writes_commit_with_completion() -> None:
+    job = schedule_job("0s", "tests.handlers.write", args=["T-1"], atomic=True)
+    run_jobs()
+    assert Order.objects.filter(number="T-1").exists()
+    assert fresh(job).status == "complete"
+
+
+def test_atomic_job_that_raises_leaves_no_partial_writes() -> None:
+    # (Inside this test's transaction every job gets a savepoint; the process test in
+    # test_processes.py shows the difference atomic=True makes in autocommit.)
+    job = schedule_job("0s", "tests.handlers.write_then_fail", args=["T-2"], atomic=True)
+    run_jobs(ignore_errors=True)
+    assert not Order.objects.filter(number="T-2").exists()
+    assert fresh(job).status == "failed"
+    assert "failed after writing order T-2" in (fresh(job).error or "")
+
+
+# --- batches and limits -------------------------------------------------------------
+
+
+def test_batch_claims_then_starts_each_job() -> None:
+    jobs = [schedule_job("0s", "tests.handlers.record", args=[i]) for i in range(5)]
+    report = Runner(batch_size=3).run()
+    assert report.completed == [j.pk for j in jobs]
+    assert kinds(jobs[0]) == ["scheduled", "claimed", "started", "completed"]
+
+
+def test_max_jobs_never_claims_more_than_it_may_run() -> None:
+    jobs = [schedule_job("0s", "tests.handlers.record", args=[i]) for i in range(5)]
+    report = Runner(batch_size=4, max_jobs=2).run()
+    assert report.completed == [jobs[0].pk, jobs[1].pk]
+    assert kinds(jobs[2]) == ["scheduled"]
+
+
+def test_a_stop_mid_batch_hands_back_what_was_not_started() -> None:
+    first = schedule_job("0s", "tests.handlers.stop_the_runner")
+    rest = [schedule_job("0s", "tests.handlers.record", args=[i]) for i in range(3)]
+    runner = Runner(batch_size=4)
+    handlers.current_runner = runner
+    report = runner.run()
+    assert report.completed == [first.pk]
+    assert kinds(rest[0]) == ["scheduled", "claimed", "released"]
+    assert event(rest[0], "released").data == {"reason": "runner stopped before starting it"}
+    assert [fresh(j).status for j in rest] == ["scheduled"] * 3
+    assert Runner(batch_size=4).run().completed == [j.pk for j in rest]
+
+
+def test_time_limit_stops_claiming() -> None:
+    schedule_job("0s", "tests.handlers.record")
+    assert Runner(time_limit=1e-9).run().ran == 0
+    assert ScheduledJob.objects.scheduled().count() == 1
+
+
+def test_a_stop_request_finishes_nothing_new() -> None:
+    schedule_job("0s", "tests.handlers.record")
+    runner = Runner()
+    runner.request_stop()
+    assert runner.run().ran == 0
+
+
+# --- runners and recovery ---------------------------------------------------------------
+
+
+def test_a_runner_registers_and_signs_off() -> None:
+    job = schedule_job("0s", "tests.handlers.record")
+    runner = Runner(lease=dt.timedelta(seconds=7))
+    runner.run()
+    process = RunnerProcess.objects.get(pk=runner.runner_id)
+    assert process.identity == ledger.runner_identity() and process.stopped_at is not None
+    assert process.lease_expires_at - process.started_at == dt.timedelta(seconds=7)
+    started = event(job, "started")
+    assert started.data["runner_id"] == runner.runner_id
+    assert started.data["backend_pid"] == connection.cursor().connection.info.backend_pid
+
+
+def _started_by_a_dead_runner(
+    callable_name: str = "tests.handlers.record", **kw: object
+) -> ScheduledJob:
+    """A job left running by a runner whose lease ran out (as after kill -9)."""
+    job = schedule_job("0s", callable_name, **kw)  # type: ignore[arg-type]
+    dead = Runner(lease=dt.timedelta(microseconds=1))
+    dead._register()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO django_future_jobevent (job_id, seq, kind, runner, data) "
+            "VALUES (%s, 2, 'started', 'ghost:1', jsonb_build_object('runner_id', %s::bigint))",
+            [job.pk, dead.runner_id],
+        )
+    return fresh(job)
+
+
+def test_a_dead_runners_job_is_abandoned_then_failed_without_retries() -> None:
+    job = _started_by_a_dead_runner()
+    report = run_jobs()
+    assert report.abandoned == [job.pk] and report.failed == []
+    job = fresh(job)
+    assert job.status == "failed"
+    assert kinds(job) == ["scheduled", "started", "abandoned"]
+    abandoned = event(job, "abandoned")
+    assert abandoned.runner == ledger.runner_identity()
+    assert abandoned.data["lost_runner"] == "ghost:1"
+    assert "RunnerLost: runner ghost:1 stopped renewing its lease" in (job.error or "")
+
+
+def test_a_dead_runners_job_is_retried_by_policy() -> None:
+    job = _started_by_a_dead_runner(retries=1, retry_delay="1m")
+    report = run_jobs()
+    assert report.abandoned == [job.pk] and report.retried == [job.pk]
+    assert kinds(job) == ["scheduled", "started", "abandoned", "retry"]
+    run_jobs(now=later())
+    assert kinds(job)[-2:] == ["started", "completed"]
+    assert fresh(job).attempts == 2
+
+
+def test_a_live_runners_job_is_left_alone() -> None:
+    job = schedule_job("0s", "tests.handlers.record")
+    alive = Runner(lease=dt.timedelta(hours=1))
+    alive._register()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO django_future_jobevent (job_id, seq, kind, runner, data) "
+            "VALUES (%s, 2, 'started', 'alive:1', jsonb_build_object('runner_id', %s::bigint))",
+            [job.pk, alive.runner_id],
+        )
+    report = run_jobs()
+    assert report.abandoned == [] and fresh(job).status == "running"
+
+
+def test_claimed_jobs_of_a_dead_runner_are_released_not_failed() -> None:
+    job = schedule_job("0s", "tests.handlers.record")
+    dead = Runner(lease=dt.timedelta(microseconds=1))
+    dead._register()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO django_future_jobevent (job_id, seq, kind, runner, data) "
+            "VALUES (%s, 2, 'claimed', 'ghost:2', jsonb_build_object('runner_id', %s::bigint))",
+            [job.pk, dead.runner_id],
+        )
+    report = run_jobs()
+    assert report.released == [job.pk]
+    assert kinds(job) == ["scheduled", "claimed", "released", "started", "completed"]
+    assert fresh(job).attempts == 1
+
+
+def test_an_outcome_from_a_lost_attempt_is_refused() -> None:
+    """A runner whose lease lapsed may still finish; its result must not land on the
+    recovered job."""
+    job = _started_by_a_dead_runner(retries=1, retry_delay="1h")
+    stale = fresh(job)
+    run_jobs()  # recovers: abandoned + retry
+    with pytest.raises(JobStateError, match="moved on"):
+        ledger.append(stale.pk, "completed", {}, only_at_seq=stale.last_seq)
+    assert fresh(job).status == "scheduled"
