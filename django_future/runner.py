@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import psycopg
-from django.db import DatabaseError, connection, transaction
+from django.db import DatabaseError, InterfaceError, OperationalError, connection, transaction
 from django.utils import timezone
 
 from django_future import config, ledger
@@ -180,6 +180,7 @@ class Runner:
         self._listener: psycopg.Connection[Any] | None = None
         self._claimed: list[int] = []  # claimed in a batch, not yet started
         self._in_hand: ScheduledJob | None = None
+        self._completing = False  # the job returned; its outcome is being recorded
         self._started_at = 0.0
         self._last_upkeep = -float("inf")
 
@@ -224,10 +225,12 @@ class Runner:
                     break
             if not self.worker and not self._stop.is_set():
                 report.expired += self.expire()
-        except (DatabaseError, psycopg.OperationalError) as exc:
-            if isinstance(exc, DatabaseError) and not _connection_lost():
-                self._finish()
-                raise
+        except DatabaseLostError:
+            self._finish(lost=True)
+            raise
+        except (OperationalError, InterfaceError, psycopg.OperationalError) as exc:
+            # Raised by the runner's own statements (a job's errors are caught in
+            # execute): the connection is gone, or the server is.
             self._finish(lost=True)
             raise DatabaseLostError(exc, self._in_hand) from exc
         except BaseException:
@@ -388,13 +391,14 @@ class Runner:
         """Run a started job and append its outcome (and a retry, if it has attempts left)."""
         self._in_hand = job
         logger.info("job %s (%s) started, attempt %s", job.pk, job.callable_name, job.attempts)
+        self._completing = False
         try:
             value = self._call_and_complete(job)
         except _TakenError as exc:
             logger.warning("job %s (%s): %s", job.pk, job.callable_name, exc)
-        except DatabaseError:
-            if _connection_lost():
-                raise
+        except (OperationalError, InterfaceError) as exc:
+            if self._completing:  # recording the outcome failed: the connection is gone
+                raise DatabaseLostError(exc, job) from exc
             self._record_failure(job, report)
         except BaseException:
             self._record_failure(job, report)
@@ -436,6 +440,7 @@ class Runner:
             ) from exc
 
     def _complete(self, job: ScheduledJob, result: object) -> str | None:
+        self._completing = True
         value = None if result is None else str(result)
         self._append_mine(job, EventKind.COMPLETED, {"return_value": value})
         if self.delete_completed:
@@ -495,11 +500,6 @@ def _current_exception() -> BaseException:
     exc = sys.exc_info()[1]
     assert exc is not None  # noqa: S101 - only called from except blocks
     return exc
-
-
-def _connection_lost() -> bool:
-    raw = connection.connection
-    return raw is None or bool(getattr(raw, "closed", False) or getattr(raw, "broken", False))
 
 
 def resolve(job: ScheduledJob) -> tuple[Callable[..., Any], list[Any]]:

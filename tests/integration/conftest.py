@@ -7,6 +7,7 @@ import datetime as dt
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -43,11 +44,17 @@ def committed_db(django_db_setup: None, django_db_blocker: Any) -> Iterator[None
     clean-up goes through ``pgtrigger.ignore``, the sanctioned bypass.
     """
     with django_db_blocker.unblock():
-        yield
+        name = connection.settings_dict["NAME"]
+        assert name.startswith("test_"), f"refusing to run committed tests on {name!r}"
+        try:
+            yield
+        finally:
+            _kill_leftover_runners()
         differences = ledger.verify()
         with pgtrigger.ignore(), connection.cursor() as cursor:
             cursor.execute(
                 "DELETE FROM django_future_scheduledjob; DELETE FROM django_future_jobevent; "
+                "DELETE FROM django_future_runnerprocess; "
                 "DELETE FROM testapp_jobrun; DELETE FROM testapp_order; DELETE FROM testapp_document;"
             )
         assert differences == [], "\n".join(map(str, differences))
@@ -90,16 +97,34 @@ def subprocess_env() -> dict[str, str]:
     return env
 
 
-def start_runner(*args: str) -> subprocess.Popen[str]:
+_runners: list[subprocess.Popen[str]] = []
+
+
+def _kill_leftover_runners() -> None:
+    """A failed test may leave runners behind; they would hold the test database open."""
+    while _runners:
+        proc = _runners.pop()
+        if proc.poll() is None:
+            proc.kill()
+        proc.communicate()
+
+
+def start_runner(*args: str, lease: float | None = None, **env: str) -> subprocess.Popen[str]:
     """``manage.py runscheduledjobs`` as cron would start it, in its own process."""
-    return subprocess.Popen(
+    environ = subprocess_env()
+    if lease is not None:
+        environ["DJANGO_FUTURE_LEASE"] = str(lease)
+    environ.update(env)
+    proc = subprocess.Popen(
         [sys.executable, "-m", "django", "runscheduledjobs", *args],
         cwd=ROOT,
-        env=subprocess_env(),
+        env=environ,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     )
+    _runners.append(proc)
+    return proc
 
 
 @pytest.fixture
@@ -110,3 +135,12 @@ def run_command() -> Callable[..., subprocess.CompletedProcess[str]]:
         return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
 
     return run
+
+
+def wait_until(predicate: Callable[[], object], timeout: float = 30, what: str = "") -> None:
+    """Poll ``predicate`` until it is true; fail the test after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what or predicate}")
+        time.sleep(0.05)
