@@ -13,6 +13,9 @@ Usage:
   python3 dev.py demo [args...]
       Run demo/run_demo.py in the Django 5.2 virtualenv against a throwaway server
       (or DATABASE_URL).
+  python3 dev.py stress [--jobs N] [--runners N] [...]
+      Run scripts/stress.py (runners killed at random over many jobs; see its --help)
+      in the Django 5.2 virtualenv against a throwaway server (or DATABASE_URL).
   python3 dev.py shell-db
       Start a throwaway PostgreSQL server, print its URL, wait for Ctrl-C.
   python3 dev.py --help
@@ -607,11 +610,20 @@ def first_pair() -> Pair:
 
 
 def cmd_demo(argv: list[str]) -> int:
-    script = os.path.join(ROOT, "demo", "run_demo.py")
+    return run_script(os.path.join("demo", "run_demo.py"), argv)
+
+
+def cmd_stress(argv: list[str]) -> int:
+    return run_script(os.path.join("scripts", "stress.py"), argv)
+
+
+def run_script(relpath: str, argv: list[str]) -> int:
+    """Run a script of the repository in the first pair's venv, with a database."""
+    script = os.path.join(ROOT, relpath)
     if not os.path.exists(script):
-        raise DevError("demo/run_demo.py does not exist (yet); nothing to run")
+        raise DevError(f"{relpath} does not exist; nothing to run")
     pair = first_pair()
-    say(f"demo: {pair.name}")
+    say(f"{relpath}: {pair.name}")
     ensure_venv(pair, load_pyproject())
     db = Database()
     try:
@@ -676,7 +688,12 @@ def main(argv: list[str]) -> int:
     if sys.version_info < MIN_PYTHON:
         reexec_under_supported_python()
     signal.signal(signal.SIGTERM, _on_sigterm)
-    commands = {"test": cmd_test, "demo": cmd_demo, "shell-db": cmd_shell_db}
+    commands = {
+        "test": cmd_test,
+        "demo": cmd_demo,
+        "stress": cmd_stress,
+        "shell-db": cmd_shell_db,
+    }
     if command not in commands:
         err(f"dev.py: unknown command {command!r}\n")
         err(HELP.strip())

@@ -214,6 +214,10 @@ class Runner:
         self._started_at = time.monotonic()
         try:
             self._register()
+            if self.worker:
+                # Listen before the first claim: a job scheduled after that claim
+                # then wakes the worker, however soon it commits.
+                self._listen()
             while not self._out_of_budget(report):
                 self._upkeep(report)
                 claimed = self._claim(report)
@@ -376,14 +380,18 @@ class Runner:
             timeout = min(timeout, max(float(next_due), 0.0))
         if self.time_limit is not None:
             timeout = min(timeout, self.time_limit - (time.monotonic() - self._started_at))
-        if self._listener is None or self._listener.closed:
-            self._listener = _new_connection()
-            self._listener.execute("LISTEN django_future")
+        listener = self._listen()
         deadline = time.monotonic() + max(timeout, 0.0)
         # Short waits, so that a stop request is noticed within a second.
         while not self._stop.is_set() and (left := deadline - time.monotonic()) > 0:
-            if any(True for _ in self._listener.notifies(timeout=min(left, 1.0), stop_after=1)):
+            if any(True for _ in listener.notifies(timeout=min(left, 1.0), stop_after=1)):
                 return
+
+    def _listen(self) -> psycopg.Connection[Any]:
+        if self._listener is None or self._listener.closed:
+            self._listener = _new_connection()
+            self._listener.execute("LISTEN django_future")
+        return self._listener
 
     # --- one job ---------------------------------------------------------------------
 
@@ -407,8 +415,8 @@ class Runner:
             if self.delete_completed:
                 report.deleted.append(job.pk)
             logger.info("job %s (%s) completed: %s", job.pk, job.callable_name, value)
-        finally:
-            self._in_hand = None
+        # Left set if an exception escapes, so that DatabaseLostError can name the job.
+        self._in_hand = None
 
     def _call_and_complete(self, job: ScheduledJob) -> str | None:
         func, args = resolve(job)

@@ -89,6 +89,38 @@ def write(number: str) -> str:
     return number
 
 
+# --- the stress mix (scripts/stress.py): every attempt leaves a row, unique per attempt ---
+
+
+def _ran(job: Any) -> None:
+    JobRun.objects.create(job_id=job.pk, attempt=job.attempts, pid=os.getpid())
+
+
+@job_as_parameter
+def stress_quick(job: Any) -> None:
+    _ran(job)
+
+
+@job_as_parameter
+def stress_fail(job: Any) -> None:
+    _ran(job)
+    raise RuntimeError("this job always fails")
+
+
+@job_as_parameter
+def stress_flaky(job: Any) -> str:
+    _ran(job)
+    if job.attempts < 2:
+        raise RuntimeError("first attempts fail")
+    return "recovered"
+
+
+@job_as_parameter
+def stress_slow(job: Any) -> None:
+    _ran(job)
+    time.sleep(0.3 + (job.pk % 7) / 5)
+
+
 def stop_the_runner() -> None:
     """What a SIGTERM handler does, from inside a job."""
     current_runner.request_stop()
