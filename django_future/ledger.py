@@ -7,6 +7,7 @@ statement, so this module never writes ``django_future_scheduledjob`` itself.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import socket
@@ -17,17 +18,21 @@ from typing import Any
 
 import pgtrigger
 from django.db import DatabaseError, IntegrityError, OperationalError, connection, transaction
+from django.db.models.query import RawQuerySet
+from django.utils import timezone
 
 from django_future.models import PROJECTION_GUARD, EventKind, ScheduledJob
 from django_future.sql import query
 
 __all__ = [
+    "BrokenChain",
     "ConcurrentAppendError",
     "Difference",
     "JobGoneError",
     "JobStateError",
     "append",
     "cancel",
+    "jobs_as_of",
     "rebuild",
     "runner_identity",
     "verify",
@@ -129,6 +134,7 @@ class Difference:
     job_id: int
     projection: dict[str, Any] | None  # the live row, None if missing
     folded: dict[str, Any] | None  # what the events say, None if the job was deleted
+    error: str | None = None  # why the events could not be folded at all
 
     @property
     def fields(self) -> list[str]:
@@ -137,6 +143,8 @@ class Difference:
         return sorted(k for k in a.keys() | b.keys() if a.get(k) != b.get(k))
 
     def __str__(self) -> str:
+        if self.error is not None:
+            return f"job {self.job_id}: its events cannot be folded: {self.error}"
         if self.projection is None:
             return f"job {self.job_id}: row missing, events say it exists"
         if self.folded is None:
@@ -148,21 +156,59 @@ class Difference:
         return f"job {self.job_id}: {diffs}"
 
 
-def verify() -> list[Difference]:
-    """Compare every job row with the fold of its events; an empty list means they agree."""
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BrokenChain:
+    """An event that is not what the hash chain says it was, or a gap before it."""
+
+    job_id: int
+    seq: int
+    kind: str
+    problem: str
+
+    def __str__(self) -> str:
+        return f"job {self.job_id}: event {self.seq} ({self.kind}): {self.problem}"
+
+
+def verify() -> list[Difference | BrokenChain]:
+    """Check the whole ledger; an empty list means all is well.
+
+    Two checks: every job row equals the fold of its events (``Difference``),
+    and every event's hash follows from its contents and its job's previous
+    event, with no gaps (``BrokenChain``). The second catches history edited
+    by someone who disabled the triggers (a superuser can); it cannot catch a
+    rewrite that also recomputes every later hash, which is why the README
+    suggests exporting chain heads (``last_hash``) if that matters to you.
+    """
     with connection.cursor() as cursor:
         cursor.execute(query("verify"))
         rows = cursor.fetchall()
-    return [
-        Difference(job_id=job_id, projection=_as_dict(row), folded=_as_dict(folded))
-        for job_id, row, folded in rows
+        cursor.execute(query("verify_chain"))
+        broken = cursor.fetchall()
+    problems: list[Difference | BrokenChain] = [
+        Difference(job_id=job_id, projection=_as_dict(row), folded=_as_dict(folded), error=error)
+        for job_id, row, folded, error in rows
     ]
+    problems += [BrokenChain(job_id=j, seq=q, kind=k, problem=p) for j, q, k, p in broken]
+    return problems
 
 
 def _as_dict(value: Any) -> dict[str, Any] | None:
     if value is None or isinstance(value, dict):
         return value
     return dict(json.loads(value))
+
+
+def jobs_as_of(instant: dt.datetime) -> RawQuerySet[ScheduledJob]:
+    """Every job as it stood at ``instant``, folded from the events up to then.
+
+    Jobs scheduled later are absent, and so are jobs deleted by then. The rows
+    are ``ScheduledJob`` instances (read-only, like all of them).
+    """
+    if timezone.is_naive(instant):
+        instant = timezone.make_aware(instant, timezone.get_current_timezone())
+    return ScheduledJob.objects.raw(
+        "SELECT * FROM django_future_jobs_as_of(%s) ORDER BY time_slot_start, id", [instant]
+    )
 
 
 def rebuild() -> int:
@@ -174,7 +220,7 @@ def rebuild() -> int:
     """
     with transaction.atomic(), pgtrigger.ignore(PROJECTION_GUARD), connection.cursor() as cursor:
         cursor.execute("LOCK TABLE django_future_scheduledjob IN EXCLUSIVE MODE")
-        changed = len(verify())
+        changed = sum(isinstance(p, Difference) for p in verify())
         cursor.execute("DELETE FROM django_future_scheduledjob")
         cursor.execute(query("rebuild"))
     return changed

@@ -3,7 +3,7 @@
 ``JobEvent`` is the source of truth. Rows are only ever inserted; PostgreSQL
 itself refuses ``UPDATE``, ``DELETE`` and ``TRUNCATE`` on the table.
 
-``ScheduledJob`` is a projection: an ``AFTER INSERT`` trigger on the ledger
+``ScheduledJob`` is a projection: a ``BEFORE INSERT`` trigger on the ledger
 folds each new event into the job's row, in the same statement and therefore
 the same transaction. A second trigger refuses every write to the projection
 that does not come from that fold, so the two can never drift apart. The fold
@@ -160,6 +160,8 @@ class ScheduledJob(models.Model):
     created_at = models.DateTimeField()
     # seq of the last event folded into this row; the next event must be last_seq + 1.
     last_seq = models.PositiveIntegerField()
+    # hash of that event: the next event's hash is chained to it.
+    last_hash = models.CharField(max_length=64)
 
     objects = ScheduledJobQuerySet.as_manager()
 
@@ -297,6 +299,9 @@ class JobEvent(models.Model):
     kind = models.CharField(max_length=20, choices=EventKind.choices)
     at = models.DateTimeField(db_default=Now())
     runner = models.CharField(max_length=255, null=True, blank=True)  # noqa: DJ001
+    # sha256 of the previous event's hash and this event's fields (set by the
+    # database; see django_future_event_hash). Breaks if history is edited.
+    hash = models.CharField(max_length=64, blank=True, editable=False)
     data = models.JSONField(
         default=dict, db_default=Value({}, output_field=models.JSONField()), blank=True
     )
@@ -329,11 +334,13 @@ class JobEvent(models.Model):
                     "append-only';"
                 ),
             ),
+            # Before the row is written, so that it can set the event's hash; in
+            # the same statement, so event and projection commit or fail together.
             pgtrigger.Trigger(
                 name="fold_into_projection",
-                when=pgtrigger.After,
+                when=pgtrigger.Before,
                 operation=pgtrigger.Insert,
-                func="PERFORM django_future_apply(NEW); RETURN NULL;",
+                func="NEW.hash := django_future_apply(NEW); RETURN NEW;",
             ),
         ]
 

@@ -12,8 +12,13 @@
 -- back together. When a job becomes due-able (scheduled, retried, released) it
 -- sends NOTIFY django_future, delivered at commit, to wake sleeping workers.
 --
--- django_future_replay(job_id) folds a job's whole history from nothing; the
--- verify and rebuild paths use it, so they cannot disagree with live appends.
+-- django_future_replay(job_id, until) folds a job's history from nothing (up
+-- to an instant, for time travel); verify, rebuild and django_future_jobs_as_of
+-- use it, so they cannot disagree with live appends.
+--
+-- Each event carries a hash chained to its job's previous event
+-- (django_future_event_hash), set by the same trigger: an event changed or
+-- removed behind the triggers' back breaks the chain, and verify says where.
 
 CREATE OR REPLACE FUNCTION django_future_fold(
     s django_future_scheduledjob, e django_future_jobevent
@@ -41,6 +46,7 @@ BEGIN
         s.status := 'scheduled';
         s.created_at := e.at;
         s.last_seq := e.seq;
+        s.last_hash := e.hash;
         RETURN s;
     END IF;
 
@@ -129,19 +135,32 @@ BEGIN
     END CASE;
 
     s.last_seq := e.seq;
+    s.last_hash := e.hash;
     RETURN s;
 END
 $fold$;
 
 
+CREATE OR REPLACE FUNCTION django_future_event_hash(
+    prev text, job_id bigint, seq integer, kind text, at timestamptz, runner text, data jsonb
+) RETURNS text
+LANGUAGE sql IMMUTABLE AS $hash$
+    SELECT encode(sha256(convert_to(concat_ws('|',
+        coalesce(prev, ''), job_id, seq, kind,
+        (extract(epoch FROM at) * 1000000)::bigint,  -- independent of the TimeZone setting
+        coalesce(runner, ''), data::text), 'UTF8')), 'hex')
+$hash$;
+
+
 CREATE OR REPLACE FUNCTION django_future_apply(e django_future_jobevent)
-RETURNS void
+RETURNS text
 LANGUAGE plpgsql AS $apply$
 DECLARE
     cur django_future_scheduledjob;
     nxt django_future_scheduledjob;
 BEGIN
     SELECT * INTO cur FROM django_future_scheduledjob WHERE id = e.job_id FOR UPDATE;
+    e.hash := django_future_event_hash(cur.last_hash, e.job_id, e.seq, e.kind, e.at, e.runner, e.data);
     nxt := django_future_fold(cur, e);
 
     IF cur.id IS NULL THEN
@@ -161,25 +180,27 @@ BEGIN
             attempts = nxt.attempts,
             error = nxt.error,
             return_value = nxt.return_value,
-            last_seq = nxt.last_seq
+            last_seq = nxt.last_seq,
+            last_hash = nxt.last_hash
         WHERE id = e.job_id;
     END IF;
 
     IF nxt.status = 'scheduled' THEN
         PERFORM pg_notify('django_future', '');
     END IF;
+    RETURN e.hash;
 END
 $apply$;
 
 
-CREATE OR REPLACE FUNCTION django_future_replay(job bigint)
+CREATE OR REPLACE FUNCTION django_future_replay(job bigint, until timestamptz DEFAULT 'infinity')
 RETURNS django_future_scheduledjob
 LANGUAGE plpgsql STABLE AS $replay$
 DECLARE
     s django_future_scheduledjob;
     e django_future_jobevent;
 BEGIN
-    FOR e IN SELECT * FROM django_future_jobevent WHERE job_id = job ORDER BY seq LOOP
+    FOR e IN SELECT * FROM django_future_jobevent WHERE job_id = job AND at <= until ORDER BY seq LOOP
         s := django_future_fold(s, e);
     END LOOP;
     RETURN s;
@@ -187,28 +208,44 @@ END
 $replay$;
 
 
--- The audit view: one row per event, with what the job was (taken from its
--- "scheduled" event, so it still answers after the job's row is deleted) and
--- its current status (NULL once deleted).
-CREATE OR REPLACE VIEW django_future_job_history AS
-SELECT
-    e.id AS event_id,
-    e.job_id,
-    e.seq,
-    e.kind,
-    e.at,
-    e.runner,
-    s.data->>'callable_name' AS callable_name,
-    s.data->>'content_type' AS content_type,
-    s.data->>'object_id' AS object_id,
-    s.data->'args' AS args,
-    s.data->'kwargs' AS kwargs,
-    (s.data->>'time_slot_start')::timestamptz AS due_at,
-    j.status AS current_status,
-    e.data->>'exception' AS exception,
-    e.data->>'error' AS error,
-    e.data->>'return_value' AS return_value,
-    e.data
-FROM django_future_jobevent e
-JOIN django_future_jobevent s ON s.job_id = e.job_id AND s.seq = 1
-LEFT JOIN django_future_scheduledjob j ON j.id = e.job_id;
+-- For verify: the replay, or why the events cannot be folded (a gap, a
+-- transition that does not follow), without aborting the whole check.
+CREATE OR REPLACE FUNCTION django_future_try_replay(
+    job bigint, OUT folded django_future_scheduledjob, OUT error text
+)
+LANGUAGE plpgsql STABLE AS $try$
+BEGIN
+    folded := django_future_replay(job);
+EXCEPTION WHEN OTHERS THEN
+    error := SQLERRM;
+END
+$try$;
+
+
+-- Time travel: every job as it stood at an instant, folded from the events up
+-- to it (jobs deleted by then are absent; jobs not yet scheduled too).
+CREATE OR REPLACE FUNCTION django_future_jobs_as_of(instant timestamptz)
+RETURNS SETOF django_future_scheduledjob
+LANGUAGE plpgsql STABLE AS $as_of$
+DECLARE
+    s django_future_scheduledjob;
+    e django_future_jobevent;
+    current_job bigint;
+BEGIN
+    FOR e IN SELECT * FROM django_future_jobevent WHERE at <= instant ORDER BY job_id, seq LOOP
+        IF current_job IS DISTINCT FROM e.job_id THEN
+            IF s.id IS NOT NULL THEN
+                RETURN NEXT s;
+            END IF;
+            s := NULL;
+            current_job := e.job_id;
+        END IF;
+        s := django_future_fold(s, e);
+    END LOOP;
+    IF s.id IS NOT NULL THEN
+        RETURN NEXT s;
+    END IF;
+END
+$as_of$;
+
+

@@ -180,20 +180,48 @@ SET stopped_at = statement_timestamp()
 WHERE id = %(runner_id)s AND stopped_at IS NULL;
 
 -- name: verify
--- Jobs whose row differs from what their events fold to (missing, extra or changed).
+-- Jobs whose row differs from what their events fold to (missing, extra or
+-- changed), or whose events cannot be folded at all.
 SELECT coalesce(j.id, r.job_id) AS job_id,
        to_jsonb(j) AS projection,
-       CASE WHEN r.id IS NULL THEN NULL ELSE to_jsonb(r) - 'job_id' END AS folded
+       CASE WHEN (r.folded).id IS NULL THEN NULL ELSE to_jsonb(r.folded) END AS folded,
+       r.error
 FROM (
-    SELECT ids.job_id, f.*
+    SELECT ids.job_id, f.folded, f.error
     FROM (SELECT DISTINCT job_id FROM django_future_jobevent) ids
-    CROSS JOIN LATERAL django_future_replay(ids.job_id) f
+    CROSS JOIN LATERAL django_future_try_replay(ids.job_id) f
 ) r
-FULL JOIN django_future_scheduledjob j ON j.id = r.id
-WHERE (r.id IS NULL AND j.id IS NOT NULL)
-   OR (r.id IS NOT NULL AND j.id IS NULL)
-   OR (r.id IS NOT NULL AND to_jsonb(j) IS DISTINCT FROM (to_jsonb(r) - 'job_id'))
+FULL JOIN django_future_scheduledjob j ON j.id = r.job_id
+WHERE r.error IS NOT NULL
+   OR ((r.folded).id IS NULL AND j.id IS NOT NULL)
+   OR ((r.folded).id IS NOT NULL AND j.id IS NULL)
+   OR ((r.folded).id IS NOT NULL AND to_jsonb(j) IS DISTINCT FROM to_jsonb(r.folded))
 ORDER BY 1;
+
+-- name: verify_chain
+-- Events whose hash does not follow from the job's previous event, and gaps in
+-- a job's sequence: what editing or deleting history behind the triggers leaves.
+SELECT job_id, seq, kind, problem
+FROM (
+    SELECT e.job_id, e.seq, e.kind, e.hash,
+           lag(e.seq) OVER w AS prev_seq,
+           django_future_event_hash(lag(e.hash) OVER w, e.job_id, e.seq, e.kind, e.at,
+                                    e.runner, e.data) AS expected
+    FROM django_future_jobevent e
+    WINDOW w AS (PARTITION BY e.job_id ORDER BY e.seq)
+) chain
+CROSS JOIN LATERAL (
+    SELECT CASE
+        WHEN prev_seq IS NULL AND seq <> 1 THEN
+            'events 1 to ' || (seq - 1) || ' are missing'
+        WHEN prev_seq IS NOT NULL AND seq <> prev_seq + 1 THEN
+            'events ' || (prev_seq + 1) || ' to ' || (seq - 1) || ' are missing'
+        WHEN hash IS DISTINCT FROM expected THEN
+            'its hash does not match its contents and the previous event: it was changed'
+    END AS problem
+) p
+WHERE problem IS NOT NULL
+ORDER BY job_id, seq;
 
 -- name: rebuild
 -- Write every live job's row exactly as its events fold to (after the table was emptied).

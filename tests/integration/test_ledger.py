@@ -196,8 +196,8 @@ def test_verify_finds_a_tampered_projection_and_rebuild_repairs_it() -> None:
         sql("DELETE FROM django_future_scheduledjob WHERE id = %s", [waiting.pk])
         sql(
             "INSERT INTO django_future_scheduledjob (id, callable_name, args, kwargs, time_slot_start,"
-            " status, created_at, last_seq, atomic, max_attempts, attempts)"
-            " VALUES (%s, 'x.y', '[]', '{}', now(), 'scheduled', now(), 1, false, 1, 0)",
+            " status, created_at, last_seq, atomic, max_attempts, attempts, last_hash)"
+            " VALUES (%s, 'x.y', '[]', '{}', now(), 'scheduled', now(), 1, false, 1, 0, '')",
             [deleted.pk],
         )
     differences = {d.job_id: d for d in ledger.verify()}
@@ -225,3 +225,63 @@ def test_rebuild_from_nothing_restores_every_field() -> None:
         sql("DELETE FROM django_future_scheduledjob")
     assert ledger.rebuild() == 3
     assert list(ScheduledJob.objects.order_by("pk").values()) == before
+
+
+def test_hash_chain_links_each_event_to_the_previous_one() -> None:
+    job = schedule_job("0s", "tests.handlers.record")
+    run_jobs()
+    events = list(JobEvent.objects.filter(job_id=job.pk).order_by("seq"))
+    assert all(len(e.hash) == 64 for e in events)
+    assert len({e.hash for e in events}) == len(events)
+    assert ScheduledJob.objects.get(pk=job.pk).last_hash == events[-1].hash
+    (expected,) = sql(
+        "SELECT django_future_event_hash(%s, job_id, seq, kind, at, runner, data)"
+        " FROM django_future_jobevent WHERE job_id = %s AND seq = 2",
+        [events[0].hash, job.pk],
+    )[0]
+    assert expected == events[1].hash
+
+
+def test_hash_cannot_be_forged_by_the_writer() -> None:
+    job = schedule_job("1d", "tests.handlers.record")
+    sql(
+        "INSERT INTO django_future_jobevent (job_id, seq, kind, hash) VALUES (%s, 2, 'expired', 'forged')",
+        [job.pk],
+    )
+    assert JobEvent.objects.get(job_id=job.pk, seq=2).hash != "forged"
+    assert ledger.verify() == []
+
+
+def test_verify_detects_history_edited_with_the_triggers_disabled() -> None:
+    """What a table owner or superuser can do: switch the triggers off and rewrite."""
+    edited = schedule_job("0s", "tests.handlers.boom", args=["real reason"])
+    cut = schedule_job("0s", "tests.handlers.record")
+    schedule_job("0s", "tests.handlers.record")  # untouched: must not be reported
+    run_jobs(ignore_errors=True)
+    assert ledger.verify() == []
+
+    before_tampering = transaction.savepoint()
+    sql("ALTER TABLE django_future_jobevent DISABLE TRIGGER USER")
+    sql(
+        'UPDATE django_future_jobevent SET data = data || \'{"error": "nothing to see"}\''
+        " WHERE job_id = %s AND kind = 'failed'",
+        [edited.pk],
+    )
+    sql("DELETE FROM django_future_jobevent WHERE job_id = %s AND seq = 2", [cut.pk])
+    sql("ALTER TABLE django_future_jobevent ENABLE TRIGGER USER")
+
+    problems = ledger.verify()
+    chain = [str(p) for p in problems if isinstance(p, ledger.BrokenChain)]
+    assert chain == [
+        f"job {edited.pk}: event 3 (failed): its hash does not match its contents and the "
+        "previous event: it was changed",
+        f"job {cut.pk}: event 3 (completed): events 2 to 2 are missing",
+    ]
+    # The projection check sees them too: the fold of what is left differs from the rows.
+    differing = {p.job_id: str(p) for p in problems if isinstance(p, ledger.Difference)}
+    assert set(differing) == {edited.pk, cut.pk}
+    assert "error: row='" in differing[edited.pk] and "nothing to see" in differing[edited.pk]
+    assert "cannot be folded: django_future: job" in differing[cut.pk]
+    assert "the next event must be 2, got 3" in differing[cut.pk]
+    # Undo the tampering, so that the after-test check passes.
+    transaction.savepoint_rollback(before_tampering)
