@@ -340,7 +340,11 @@ class JobEvent(models.Model):
                 name="fold_into_projection",
                 when=pgtrigger.Before,
                 operation=pgtrigger.Insert,
-                func="NEW.hash := django_future_apply(NEW); RETURN NEW;",
+                # The database's clock, whatever the writer sent: times can be trusted.
+                func=(
+                    "NEW.at := statement_timestamp(); "
+                    "NEW.hash := django_future_apply(NEW); RETURN NEW;"
+                ),
             ),
         ]
 
@@ -381,3 +385,38 @@ class RunnerProcess(models.Model):
 
     def __str__(self) -> str:
         return f"runner {self.pk} ({self.identity})"
+
+
+class PruneRecord(models.Model):
+    """What one ``scheduledjobs prune`` removed from the ledger, kept for good.
+
+    Pruning is the one sanctioned removal of events. Each run leaves this row:
+    who ran it, the cut-off, how many jobs and events went, their ids, and a
+    digest of the removed chains' last hashes (sha256 over ``job_id:last_hash``
+    lines in job order), so an auditor holding exported chain heads can check
+    exactly what was removed. The table is append-only like the ledger.
+    """
+
+    at = models.DateTimeField(db_default=Now())
+    by = models.CharField(max_length=255)
+    cutoff = models.DateTimeField()
+    jobs = models.PositiveIntegerField()
+    events = models.PositiveIntegerField()
+    job_ids = models.JSONField(default=list)
+    heads_digest = models.CharField(max_length=64)
+
+    class Meta:
+        triggers: ClassVar[list[pgtrigger.Trigger]] = [
+            pgtrigger.Trigger(
+                name="prune_log_append_only",
+                when=pgtrigger.Before,
+                operation=pgtrigger.Update | pgtrigger.Delete,
+                func=(
+                    "RAISE EXCEPTION 'django_future: % on % refused: the prune log is "
+                    "append-only', TG_OP, TG_TABLE_NAME;"
+                ),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"prune at {self.at}: {self.jobs} jobs, {self.events} events before {self.cutoff}"

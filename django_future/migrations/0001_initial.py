@@ -176,8 +176,8 @@ class Migration(migrations.Migration):
             trigger=pgtrigger.compiler.Trigger(
                 name="fold_into_projection",
                 sql=pgtrigger.compiler.UpsertTriggerSql(
-                    func="NEW.hash := django_future_apply(NEW); RETURN NEW;",
-                    hash="972cd8d9ad70471c6096c9c97360a5ad494cec12",
+                    func="NEW.at := statement_timestamp(); NEW.hash := django_future_apply(NEW); RETURN NEW;",
+                    hash="84fc4cc92bec510c20a8234b43ea97020877fd83",
                     operation="INSERT",
                     pgid="pgtrigger_fold_into_projection_32b0f",
                     table="django_future_jobevent",
@@ -277,6 +277,38 @@ class Migration(migrations.Migration):
                     operation="TRUNCATE",
                     pgid="pgtrigger_no_truncate_projection_59cbe",
                     table="django_future_scheduledjob",
+                    when="BEFORE",
+                ),
+            ),
+        ),
+        migrations.CreateModel(
+            name="PruneRecord",
+            fields=[
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("at", models.DateTimeField(db_default=django.db.models.functions.datetime.Now())),
+                ("by", models.CharField(max_length=255)),
+                ("cutoff", models.DateTimeField()),
+                ("jobs", models.PositiveIntegerField()),
+                ("events", models.PositiveIntegerField()),
+                ("job_ids", models.JSONField(default=list)),
+                ("heads_digest", models.CharField(max_length=64)),
+            ],
+        ),
+        pgtrigger.migrations.AddTrigger(
+            model_name="prunerecord",
+            trigger=pgtrigger.compiler.Trigger(
+                name="prune_log_append_only",
+                sql=pgtrigger.compiler.UpsertTriggerSql(
+                    func="RAISE EXCEPTION 'django_future: % on % refused: the prune log is append-only', TG_OP, TG_TABLE_NAME;",
+                    hash="0644f2d40cae583299fd76377e748f1600129372",
+                    operation="UPDATE OR DELETE",
+                    pgid="pgtrigger_prune_log_append_only_4adb4",
+                    table="django_future_prunerecord",
                     when="BEFORE",
                 ),
             ),

@@ -230,3 +230,60 @@ SELECT f.*
 FROM (SELECT DISTINCT job_id FROM django_future_jobevent) ids
 CROSS JOIN LATERAL django_future_replay(ids.job_id) f
 WHERE f.id IS NOT NULL;
+
+-- name: prunable
+-- Finished jobs whose last event is older than %(cutoff)s: complete, failed
+-- (with no retry pending), expired or cancelled, or already deleted. With the
+-- hash of their last event, for the prune record.
+SELECT e.job_id, e.hash, c.n
+FROM (
+    SELECT job_id, max(seq) AS last_seq, count(*) AS n, max(at) AS last_at
+    FROM django_future_jobevent
+    GROUP BY job_id
+) c
+JOIN django_future_jobevent e ON e.job_id = c.job_id AND e.seq = c.last_seq
+LEFT JOIN django_future_scheduledjob j ON j.id = c.job_id
+WHERE c.last_at < %(cutoff)s
+  AND (j.id IS NULL OR j.status IN ('complete', 'failed', 'expired', 'cancelled'))
+ORDER BY e.job_id;
+
+-- name: status_counts
+-- Jobs by status, as they stand (or as they stood at %(as_of)s).
+SELECT status, count(*)
+FROM (
+    SELECT status FROM django_future_scheduledjob WHERE %(as_of)s::timestamptz IS NULL
+    UNION ALL
+    SELECT status FROM django_future_jobs_as_of(%(as_of)s::timestamptz)
+    WHERE %(as_of)s::timestamptz IS NOT NULL
+) jobs
+GROUP BY status
+ORDER BY status;
+
+-- name: oldest_due
+-- The scheduled job that has been due longest, and for how long (seconds).
+SELECT id, callable_name, extract(epoch FROM
+           COALESCE(%(as_of)s::timestamptz, statement_timestamp()) - time_slot_start)
+FROM (
+    SELECT id, callable_name, time_slot_start, status FROM django_future_scheduledjob
+    WHERE %(as_of)s::timestamptz IS NULL
+    UNION ALL
+    SELECT id, callable_name, time_slot_start, status
+    FROM django_future_jobs_as_of(%(as_of)s::timestamptz)
+    WHERE %(as_of)s::timestamptz IS NOT NULL
+) jobs
+WHERE status = 'scheduled'
+  AND time_slot_start <= COALESCE(%(as_of)s::timestamptz, statement_timestamp())
+ORDER BY time_slot_start, id
+LIMIT 1;
+
+-- name: in_hand_by_runner
+-- Claimed and running jobs per runner, with the runner's lease.
+SELECT j.runner, count(*) FILTER (WHERE j.status = 'running') AS running,
+       count(*) FILTER (WHERE j.status = 'claimed') AS claimed,
+       bool_and(p.stopped_at IS NULL AND p.lease_expires_at >= statement_timestamp()) AS alive,
+       max(extract(epoch FROM p.lease_expires_at - statement_timestamp())) AS lease_left
+FROM django_future_scheduledjob j
+LEFT JOIN django_future_runnerprocess p ON p.id = j.runner_process_id
+WHERE j.status IN ('running', 'claimed')
+GROUP BY j.runner
+ORDER BY j.runner;

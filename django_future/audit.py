@@ -1,0 +1,163 @@
+"""What the operator commands report: queue status, one job's timeline, pruning.
+
+Plain functions returning plain data (dicts and dataclasses), so that the
+``scheduledjobs`` command can print them as tables or as JSON, and other code
+(a health check, a dashboard) can use them directly.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import pgtrigger
+from django.db import connection, transaction
+
+from django_future import ledger
+from django_future.models import PROJECTION_GUARD, JobEvent, PruneRecord
+from django_future.sql import query
+
+__all__ = ["PruneResult", "prune", "status", "timeline"]
+
+LEDGER_GUARDS = (
+    "django_future.JobEvent:append_only",
+    PROJECTION_GUARD,
+)
+
+
+def _rows(sql: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchall()
+
+
+def status(as_of: dt.datetime | None = None) -> dict[str, Any]:
+    """Counts by status, the oldest due job and its lag, and who holds what.
+
+    With ``as_of``, counts and lag are those of that past instant (folded from
+    the ledger); runners are always as they are now.
+    """
+    params = {"as_of": as_of}
+    counts = dict(_rows(query("status_counts"), params))
+    oldest = _rows(query("oldest_due"), params)
+    runners = [
+        {
+            "runner": runner,
+            "running": running,
+            "claimed": claimed,
+            "alive": bool(alive),
+            "lease_left_s": round(float(left), 1) if left is not None else None,
+        }
+        for runner, running, claimed, alive, left in _rows(query("in_hand_by_runner"), params)
+    ]
+    return {
+        "as_of": as_of.isoformat() if as_of else None,
+        "counts": counts,
+        "total": sum(counts.values()),
+        "oldest_due": (
+            {"job_id": oldest[0][0], "callable_name": oldest[0][1], "lag_s": float(oldest[0][2])}
+            if oldest
+            else None
+        ),
+        "runners": runners if as_of is None else [],
+    }
+
+
+def timeline(job_id: int) -> list[dict[str, Any]]:
+    """Every event of one job, oldest first, with a one-line detail. Empty if unknown."""
+    events = JobEvent.objects.filter(job_id=job_id).order_by("seq")
+    return [
+        {
+            "seq": e.seq,
+            "kind": e.kind,
+            "at": e.at.isoformat(),
+            "runner": e.runner,
+            "detail": _detail(e.kind, e.data),
+            "data": e.data,
+            "hash": e.hash,
+        }
+        for e in events
+    ]
+
+
+def _detail(kind: str, data: dict[str, Any]) -> str:
+    if kind == "scheduled":
+        return f"{data.get('callable_name')} due {data.get('time_slot_start')}"
+    if kind in ("failed", "abandoned"):
+        return str(data.get("exception") or "")
+    if kind == "completed":
+        return f"returned {data.get('return_value')!r}"
+    if kind == "retry":
+        return f"attempt {data.get('attempt')} of {data.get('of')} due {data.get('due')}"
+    if kind == "cancelled":
+        return f"by {data.get('by')}: {data.get('reason')}"
+    if kind in ("released", "deleted"):
+        return str(data.get("reason") or "")
+    if kind == "expired":
+        return f"window closed {data.get('time_slot_end')}"
+    return ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PruneResult:
+    cutoff: dt.datetime
+    jobs: int
+    events: int
+    job_ids: list[int]
+    heads_digest: str
+    dry_run: bool
+    record_id: int | None
+
+    def as_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["cutoff"] = self.cutoff.isoformat()
+        return out
+
+
+def prune(older_than: dt.timedelta, *, by: str | None = None, dry_run: bool = False) -> PruneResult:
+    """Remove the events (and rows) of finished jobs whose last event is older than
+    ``older_than``, and record what was removed in ``PruneRecord``.
+
+    This is the one place that bypasses the append-only trigger, through
+    ``pgtrigger.ignore``, in one transaction with its record.
+    """
+    with transaction.atomic():
+        with connection.cursor() as cursor:
+            params: list[Any] = [older_than]
+            cursor.execute("SELECT statement_timestamp() - %s::interval", params)
+            (cutoff,) = cursor.fetchone()
+        found = _rows(query("prunable"), {"cutoff": cutoff})
+        job_ids = [row[0] for row in found]
+        events = sum(row[2] for row in found)
+        digest = hashlib.sha256(
+            "".join(f"{job_id}:{head}\n" for job_id, head, _n in found).encode()
+        ).hexdigest()
+        record_id = None
+        if job_ids and not dry_run:
+            with pgtrigger.ignore(*LEDGER_GUARDS), connection.cursor() as cursor:
+                cursor.execute(
+                    "DELETE FROM django_future_scheduledjob WHERE id = ANY(%s)", [job_ids]
+                )
+                cursor.execute(
+                    "DELETE FROM django_future_jobevent WHERE job_id = ANY(%s)", [job_ids]
+                )
+            record = PruneRecord.objects.create(
+                by=by or f"python:{ledger.runner_identity()}",
+                cutoff=cutoff,
+                jobs=len(job_ids),
+                events=events,
+                job_ids=job_ids,
+                heads_digest=digest,
+            )
+            record_id = record.pk
+    return PruneResult(
+        cutoff=cutoff,
+        jobs=len(job_ids),
+        events=events,
+        job_ids=job_ids,
+        heads_digest=digest,
+        dry_run=dry_run,
+        record_id=record_id,
+    )

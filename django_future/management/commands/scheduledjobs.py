@@ -1,0 +1,159 @@
+"""``manage.py scheduledjobs``: look at and look after the job ledger.
+
+    scheduledjobs status [--as-of WHEN]   counts by status, oldest due job, jobs per runner
+    scheduledjobs show JOB_ID             one job's timeline
+    scheduledjobs verify                  projection against events, and the hash chains
+    scheduledjobs rebuild                 recompute the job table from the ledger
+    scheduledjobs prune --older-than AGE  remove finished jobs' events, leaving a record
+
+Tables for people by default, ``--json`` for machines. ``verify`` exits 1 when
+it finds a problem; every subcommand exits 2 on bad input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+
+from django_future import audit, ledger
+from django_future.scheduler import parse_duration
+
+
+def _instant(text: str) -> dt.datetime:
+    value = parse_datetime(text.strip().replace(" ", "T", 1))
+    if value is None:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a date and time; use ISO 8601, e.g. 2026-11-26T03:12 or "
+            "'2026-11-26 03:12:00+01:00'"
+        )
+    if timezone.is_naive(value):
+        value = timezone.make_aware(value, timezone.get_current_timezone())
+    return value
+
+
+def _age(text: str) -> dt.timedelta:
+    try:
+        return parse_duration(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    """Rows as aligned text columns under a header line."""
+    cells = [[("" if v is None else str(v)) for v in row] for row in rows]
+    widths = [max([len(h), *(len(r[i]) for r in cells)]) for i, h in enumerate(headers)]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip()]
+    lines.append("  ".join("-" * w for w in widths))
+    lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in cells]
+    return "\n".join(lines)
+
+
+class Command(BaseCommand):
+    help = "Look at and look after the job ledger: status, show, verify, rebuild, prune."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        sub = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
+
+        p = sub.add_parser("status", help="Counts by status, oldest due job, jobs per runner.")
+        p.add_argument(
+            "--as-of", type=_instant, metavar="WHEN", help="The queue as it was at WHEN."
+        )
+        p = sub.add_parser("show", help="One job's timeline.")
+        p.add_argument("job_id", type=int)
+        sub.add_parser("verify", help="Check the job table and the hash chains against events.")
+        sub.add_parser("rebuild", help="Recompute the job table from the ledger.")
+        p = sub.add_parser("prune", help="Remove events of finished jobs older than AGE.")
+        p.add_argument(
+            "--older-than", type=_age, required=True, metavar="AGE", help="e.g. 90d or 12w"
+        )
+        p.add_argument("--by", help="Who prunes, for the record (default: this process).")
+        p.add_argument("--dry-run", action="store_true", help="Say what would go; remove nothing.")
+        for p in sub.choices.values():
+            p.add_argument("--json", action="store_true", help="Print JSON instead of tables.")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        action = options["action"]
+        result = getattr(self, f"do_{action}")(options)
+        if options["json"]:
+            self.stdout.write(json.dumps(result, indent=2, default=str))
+        if action == "verify" and result["problems"]:
+            raise CommandError(
+                f"{len(result['problems'])} problem(s) found in the ledger", returncode=1
+            )
+
+    def say(self, options: dict[str, Any], text: str = "") -> None:
+        if not options["json"]:
+            self.stdout.write(text)
+
+    def do_status(self, options: dict[str, Any]) -> dict[str, Any]:
+        report = audit.status(options["as_of"])
+        when = f" as of {report['as_of']}" if report["as_of"] else ""
+        self.say(options, f"jobs{when}: {report['total']}")
+        self.say(options, table(["status", "jobs"], sorted(report["counts"].items())))
+        oldest = report["oldest_due"]
+        self.say(options)
+        if oldest:
+            self.say(
+                options,
+                f"oldest due job: {oldest['job_id']} ({oldest['callable_name']}), "
+                f"due {oldest['lag_s']:.1f} s ago",
+            )
+        else:
+            self.say(options, "no job is due")
+        if report["runners"]:
+            self.say(options)
+            rows = [
+                [
+                    r["runner"],
+                    r["running"],
+                    r["claimed"],
+                    "yes" if r["alive"] else "NO",
+                    r["lease_left_s"],
+                ]
+                for r in report["runners"]
+            ]
+            headers = ["runner", "running", "claimed", "alive", "lease left (s)"]
+            self.say(options, table(headers, rows))
+        return report
+
+    def do_show(self, options: dict[str, Any]) -> dict[str, Any]:
+        events = audit.timeline(options["job_id"])
+        if not events:
+            raise CommandError(f"no events for job {options['job_id']}", returncode=2)
+        rows = [[e["seq"], e["kind"], e["at"], e["runner"], e["detail"]] for e in events]
+        self.say(options, table(["seq", "kind", "at", "runner", "detail"], rows))
+        return {"job_id": options["job_id"], "events": events}
+
+    def do_verify(self, options: dict[str, Any]) -> dict[str, Any]:
+        problems = ledger.verify()
+        for problem in problems:
+            self.say(options, str(problem))
+        if not problems:
+            self.say(options, "ok: every job row is the fold of its events; every chain holds")
+        return {"problems": [str(p) for p in problems]}
+
+    def do_rebuild(self, options: dict[str, Any]) -> dict[str, Any]:
+        changed = ledger.rebuild()
+        self.say(options, f"rebuilt the job table from the ledger; {changed} job(s) differed")
+        return {"changed": changed}
+
+    def do_prune(self, options: dict[str, Any]) -> dict[str, Any]:
+        result = audit.prune(options["older_than"], by=options["by"], dry_run=options["dry_run"])
+        verb = "would remove" if result.dry_run else "removed"
+        self.say(
+            options,
+            f"{verb} {result.jobs} finished job(s) and their {result.events} event(s), "
+            f"last touched before {result.cutoff.isoformat()}",
+        )
+        if result.record_id is not None:
+            self.say(
+                options, f"recorded as prune {result.record_id} (digest {result.heads_digest})"
+            )
+        return result.as_dict()

@@ -1,0 +1,159 @@
+"""manage.py scheduledjobs: status, show, verify, rebuild, prune; tables and --json."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import time
+from io import StringIO
+
+import pgtrigger
+import pytest
+from django.core.management import call_command
+from django.core.management.base import CommandError
+from django.db import connection, transaction
+from django.db.utils import ProgrammingError
+
+from django_future import run_jobs, schedule_job
+from django_future.models import PROJECTION_GUARD, JobEvent, PruneRecord, ScheduledJob
+from tests.integration.conftest import db_now, kinds
+
+pytestmark = pytest.mark.django_db
+
+
+def run(*args: str) -> str:
+    out = StringIO()
+    call_command("scheduledjobs", *args, stdout=out)
+    return out.getvalue()
+
+
+def as_json(*args: str) -> object:
+    return json.loads(run(*args, "--json"))
+
+
+def test_status_counts_lag_and_runners() -> None:
+    due = schedule_job(db_now() - dt.timedelta(minutes=5), "tests.handlers.record")
+    schedule_job("1h", "tests.handlers.record")
+    schedule_job("0s", "tests.handlers.returns_none")
+    due.cancel(by="test", reason="keep it out of this run")
+    run_jobs()
+    waiting = schedule_job(db_now() - dt.timedelta(minutes=2), "tests.handlers.record")
+    report = as_json("status")
+    assert report["counts"] == {"cancelled": 1, "complete": 1, "scheduled": 2}
+    assert report["total"] == 4
+    assert report["oldest_due"]["job_id"] == waiting.pk
+    assert 119 < report["oldest_due"]["lag_s"] < 180
+    text = run("status")
+    assert "jobs: 4" in text and "scheduled  2" in text
+    assert f"oldest due job: {waiting.pk} (tests.handlers.record), due " in text
+
+
+def test_status_shows_jobs_in_hand_per_runner() -> None:
+    job = schedule_job("0s", "tests.handlers.record")
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO django_future_runnerprocess (hostname, pid, identity, lease_expires_at)"
+            " VALUES ('h', 1, 'h:1', now() + interval '30 seconds') RETURNING id"
+        )
+        (runner_id,) = cursor.fetchone()
+        cursor.execute(
+            "INSERT INTO django_future_jobevent (job_id, seq, kind, runner, data)"
+            " VALUES (%s, 2, 'started', 'h:1', jsonb_build_object('runner_id', %s::bigint))",
+            [job.pk, runner_id],
+        )
+    (runner,) = as_json("status")["runners"]
+    assert (runner["runner"], runner["running"], runner["claimed"], runner["alive"]) == (
+        "h:1",
+        1,
+        0,
+        True,
+    )
+    assert "h:1     1        0        yes" in run("status")
+    # Leave it finished for the after-test check: its runner "dies" and it is recovered.
+    with connection.cursor() as cursor:
+        cursor.execute("UPDATE django_future_runnerprocess SET stopped_at = now()")
+    run_jobs()
+    assert ScheduledJob.objects.get(pk=job.pk).status == "failed"
+
+
+def test_status_as_of_a_past_instant() -> None:
+    job = schedule_job("0s", "tests.handlers.record")
+    run_jobs()
+    started = JobEvent.objects.get(job_id=job.pk, kind="started").at
+    report = as_json("status", "--as-of", started.isoformat())
+    assert report["counts"] == {"running": 1}
+    assert report["runners"] == []
+    assert as_json("status")["counts"] == {"complete": 1}
+    with pytest.raises(CommandError, match="is not a date and time"):
+        run("status", "--as-of", "last tuesday")
+
+
+def test_show_prints_a_timeline() -> None:
+    job = schedule_job("0s", "tests.handlers.boom", args=["card declined"], retries=1)
+    run_jobs()
+    text = run("show", str(job.pk))
+    assert "seq  kind" in text
+    for kind in ("scheduled", "started", "failed", "retry"):
+        assert kind in text
+    assert "ValueError: card declined" in text and "attempt 2 of 2 due" in text
+    events = as_json("show", str(job.pk))["events"]  # type: ignore[index]
+    assert [e["kind"] for e in events] == ["scheduled", "started", "failed", "retry"]
+    assert all(len(e["hash"]) == 64 for e in events)
+    with pytest.raises(CommandError, match="no events for job 99999"):
+        run("show", "99999")
+
+
+def test_verify_passes_then_fails_and_rebuild_repairs() -> None:
+    job = schedule_job("0s", "tests.handlers.record")
+    run_jobs()
+    assert "ok: every job row is the fold of its events" in run("verify")
+    assert as_json("verify") == {"problems": []}
+    sid = transaction.savepoint()
+    with pgtrigger.ignore(PROJECTION_GUARD), connection.cursor() as cursor:
+        cursor.execute(
+            "UPDATE django_future_scheduledjob SET status = 'failed' WHERE id = %s", [job.pk]
+        )
+    with pytest.raises(CommandError, match="1 problem") as info:
+        run("verify")
+    assert info.value.returncode == 1
+    assert "rebuilt the job table from the ledger; 1 job(s) differed" in run("rebuild")
+    assert ScheduledJob.objects.get(pk=job.pk).status == "complete"
+    transaction.savepoint_commit(sid)
+
+
+def test_prune_removes_old_finished_jobs_and_records_it() -> None:
+    old_done = schedule_job("0s", "tests.handlers.record")
+    old_failed = schedule_job("0s", "tests.handlers.boom")
+    run_jobs(ignore_errors=True, delete_completed=True)
+    pending = schedule_job("0s", "tests.handlers.boom", retries=1, retry_delay="1h")
+    sleeping = schedule_job("1h", "tests.handlers.record")  # old events, but not finished
+    run_jobs(ignore_errors=True)  # `pending` fails once and waits for its retry
+    time.sleep(1.1)
+    recent = schedule_job("0s", "tests.handlers.record")
+    run_jobs()
+
+    dry = as_json("prune", "--older-than", "1s", "--dry-run")
+    assert dry["job_ids"] == [old_done.pk, old_failed.pk] and dry["record_id"] is None  # type: ignore[index]
+    assert JobEvent.objects.filter(job_id=old_done.pk).exists()
+
+    text = run("prune", "--older-than", "1s", "--by", "ops@example.com")
+    assert "removed 2 finished job(s) and their 7 event(s)" in text
+    assert not JobEvent.objects.filter(job_id__in=[old_done.pk, old_failed.pk]).exists()
+    assert not ScheduledJob.objects.filter(pk=old_failed.pk).exists()
+    for kept in (pending, sleeping, recent):
+        assert kinds(kept)
+    record = PruneRecord.objects.get()
+    assert (record.by, record.jobs, record.events, record.job_ids) == (
+        "ops@example.com",
+        2,
+        7,
+        [old_done.pk, old_failed.pk],
+    )
+    assert len(record.heads_digest) == 64
+    with (
+        pytest.raises(ProgrammingError, match="the prune log is append-only"),
+        transaction.atomic(),
+    ):
+        PruneRecord.objects.update(jobs=0)
+    with pytest.raises(CommandError, match="is not a duration"):
+        run("prune", "--older-than", "soon")
