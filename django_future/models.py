@@ -250,13 +250,15 @@ class ScheduledJob(models.Model):
         expires: Any = "7d",
         args: Any = None,
         kwargs: Any = None,
+        *,
+        by: str | None = None,
     ) -> ScheduledJob:
         """Schedule a copy of this job at ``date`` and return it.
 
         The callable, content object, args and kwargs not given are copied;
         ``expires`` defaults to ``'7d'`` as in django-future 0.2. The retry
         policy and ``atomic`` are copied. The new job's ``scheduled`` event
-        records ``rescheduled_from``.
+        records ``rescheduled_from`` (and ``by``, who asked, if given).
         """
         from django_future.scheduler import schedule_job
 
@@ -278,7 +280,7 @@ class ScheduledJob(models.Model):
             retry_delay=self.retry_delay,
             retry_max_delay=self.retry_max_delay,
             atomic=self.atomic,
-            _origin={"rescheduled_from": self.pk},
+            _origin={"rescheduled_from": self.pk, **({"by": by} if by else {})},
         )
 
     @property

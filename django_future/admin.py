@@ -1,0 +1,150 @@
+"""The Django admin: browse jobs and their events; change jobs only by appending events.
+
+Nothing here can edit or delete an event or a job row: add, change and delete
+are refused for both models, and the database would refuse them anyway. The
+two actions, cancel and run again, append events like any other code.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import SafeString
+
+from django_future import ledger
+from django_future.audit import timeline
+from django_future.models import JobEvent, ScheduledJob
+
+if TYPE_CHECKING:
+    _ModelAdmin = admin.ModelAdmin[Any]
+else:
+    _ModelAdmin = admin.ModelAdmin  # not subscriptable at run time
+
+
+class _ReadOnly(_ModelAdmin):
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(ScheduledJob)
+class ScheduledJobAdmin(_ReadOnly):
+    list_display = (
+        "id",
+        "callable_name",
+        "status",
+        "time_slot_start",
+        "attempts",
+        "runner",
+        "execution_start",
+        "execution_end",
+    )
+    list_filter = (
+        "status",
+        "callable_name",
+        "time_slot_start",
+        "execution_start",
+        "atomic",
+    )
+    search_fields = ("=id", "callable_name", "object_id", "runner", "error")
+    date_hierarchy = "time_slot_start"
+    ordering = ("-time_slot_start", "-id")
+    actions = ("cancel_jobs", "run_again")
+    fieldsets = (
+        (
+            None,
+            {"fields": ("callable_name", "status", "content_type", "object_id", "args", "kwargs")},
+        ),
+        ("Schedule", {"fields": ("time_slot_start", "time_slot_end", "created_at")}),
+        (
+            "Policy",
+            {"fields": ("atomic", "max_attempts", "attempts", "retry_delay", "retry_max_delay")},
+        ),
+        (
+            "Last attempt",
+            {"fields": ("runner", "execution_start", "execution_end", "return_value", "error")},
+        ),
+        ("Ledger", {"fields": ("last_seq", "last_hash", "event_timeline")}),
+    )
+
+    @admin.display(description="events")
+    def event_timeline(self, job: ScheduledJob) -> SafeString:
+        rows = format_html_join(
+            "",
+            "<tr><td>{}</td><td><strong>{}</strong></td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            (
+                (e["seq"], e["kind"], e["at"], e["runner"] or "", e["detail"])
+                for e in timeline(job.pk)
+            ),
+        )
+        return format_html(
+            "<table><thead><tr><th>seq</th><th>event</th><th>at</th><th>runner</th>"
+            "<th>detail</th></tr></thead><tbody>{}</tbody></table>",
+            rows,
+        )
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
+        return [str(f) for _name, options in self.fieldsets for f in options["fields"]]
+
+    def get_actions(self, request: HttpRequest) -> dict[str, Any]:
+        # The actions append events, so they need the view permission only
+        # (has_change_permission is False for everyone: rows are never edited).
+        actions = super().get_actions(request)
+        actions.pop("delete_selected", None)
+        return actions
+
+    @admin.action(description="Cancel the selected scheduled jobs")
+    def cancel_jobs(self, request: HttpRequest, queryset: QuerySet[ScheduledJob]) -> None:
+        who = request.user.get_username() or "admin"
+        done, skipped = 0, []
+        for job in queryset:
+            try:
+                ledger.cancel(job.pk, by=who, reason="cancelled from the admin")
+                done += 1
+            except ledger.JobStateError:
+                skipped.append(f"{job.pk} ({job.status})")
+        if done:
+            self.message_user(request, f"Cancelled {done} job(s).", messages.SUCCESS)
+        if skipped:
+            self.message_user(
+                request,
+                "Only scheduled jobs can be cancelled; left as they were: " + ", ".join(skipped),
+                messages.WARNING,
+            )
+
+    @admin.action(description="Run the selected jobs again (schedule a copy now)")
+    def run_again(self, request: HttpRequest, queryset: QuerySet[ScheduledJob]) -> None:
+        who = request.user.get_username() or "admin"
+        created, failed = [], []
+        for job in queryset:
+            try:
+                created.append(job.reschedule("0s", by=who).pk)
+            except ValueError as exc:
+                failed.append(f"{job.pk}: {exc}")
+        if created:
+            ids = ", ".join(map(str, created))
+            self.message_user(request, f"Scheduled copies: job(s) {ids}.", messages.SUCCESS)
+        for problem in failed:
+            self.message_user(request, f"Not scheduled: {problem}", messages.ERROR)
+
+
+@admin.register(JobEvent)
+class JobEventAdmin(_ReadOnly):
+    list_display = ("id", "job_id", "seq", "kind", "at", "runner")
+    list_filter = ("kind", "at")
+    search_fields = ("=job_id", "runner")
+    date_hierarchy = "at"
+    ordering = ("-id",)
+    readonly_fields = ("job_id", "seq", "kind", "at", "runner", "data", "hash")
+
+    def get_actions(self, request: HttpRequest) -> dict[str, Any]:
+        return {}
