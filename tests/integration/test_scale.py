@@ -1,0 +1,54 @@
+"""The claim stays an index scan of live work, however long the ledger grows."""
+
+from __future__ import annotations
+
+import pytest
+from django.db import connection
+
+from django_future.sql import query
+
+pytestmark = pytest.mark.django_db
+
+HISTORY = 5_000  # finished jobs: three events each in the ledger
+
+
+def bulk_history(n: int) -> None:
+    """n finished jobs and a handful of due ones, written straight into the ledger."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO django_future_jobevent (job_id, seq, kind, data) "
+            "SELECT nextval(pg_get_serial_sequence('django_future_scheduledjob', 'id')), 1,"
+            " 'scheduled', jsonb_build_object('callable_name', 'tests.handlers.record',"
+            " 'time_slot_start', now() - interval '1 day') FROM generate_series(1, %s)",
+            [n],
+        )
+        for kind in ("started", "completed"):
+            cursor.execute(
+                "INSERT INTO django_future_jobevent (job_id, seq, kind, data) "
+                "SELECT id, last_seq + 1, %s, '{}' FROM django_future_scheduledjob ORDER BY id",
+                [kind],
+            )
+        cursor.execute(
+            "INSERT INTO django_future_jobevent (job_id, seq, kind, data) "
+            "SELECT nextval(pg_get_serial_sequence('django_future_scheduledjob', 'id')), 1,"
+            " 'scheduled', jsonb_build_object('callable_name', 'tests.handlers.record',"
+            " 'time_slot_start', now()) FROM generate_series(1, 5)"
+        )
+        cursor.execute("ANALYZE django_future_scheduledjob")
+        cursor.execute("ANALYZE django_future_jobevent")
+
+
+def plan(sql: str, params: dict[str, object]) -> str:
+    with connection.cursor() as cursor:
+        cursor.execute("EXPLAIN " + sql, params)
+        return "\n".join(row[0] for row in cursor.fetchall())
+
+
+def test_claim_expiry_and_next_due_use_the_partial_indexes() -> None:
+    bulk_history(HISTORY)
+    params = {"now": None, "runner": "x:1", "runner_id": 1, "limit": 1, "kind": "started"}
+    text = plan(query("claim"), params)
+    assert "django_future_claimable" in text, text
+    assert "Seq Scan on django_future_scheduledjob" not in text, text
+    assert "django_future_expirable" in plan(query("expire"), {"now": None, "runner": "x:1"})
+    assert "django_future_claimable" in plan(query("next_due"), {})
