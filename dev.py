@@ -16,6 +16,9 @@ Usage:
   python3 dev.py stress [--jobs N] [--runners N] [...]
       Run scripts/stress.py (runners killed at random over many jobs; see its --help)
       in the Django 5.2 virtualenv against a throwaway server (or DATABASE_URL).
+  python3 dev.py bench [--quick] [--only NAME ...]
+      Run bench/run.py (our throughput against procrastinate, django-tasks-db, pgqueuer,
+      a bare SKIP LOCKED queue and pgbench, in one run) in a venv with the bench group.
   python3 dev.py shell-db
       Start a throwaway PostgreSQL server, print its URL, wait for Ctrl-C.
   python3 dev.py --help
@@ -194,10 +197,13 @@ def find_pythons() -> list[Python]:
 
 
 class Pair:
-    def __init__(self, python: Python, series: str, requirement: str) -> None:
+    def __init__(
+        self, python: Python, series: str, requirement: str, groups: tuple[str, ...] = ()
+    ) -> None:
         self.python = python
         self.series = series
         self.requirement = requirement
+        self.groups = groups  # extra dependency groups (e.g. "bench"), in a venv of their own
 
     @property
     def name(self) -> str:
@@ -205,7 +211,8 @@ class Pair:
 
     @property
     def venv(self) -> str:
-        return os.path.join(VENV_ROOT, f"py{self.python.short}-django{self.series}")
+        extra = "".join(f"-{g}" for g in self.groups)
+        return os.path.join(VENV_ROOT, f"py{self.python.short}-django{self.series}{extra}")
 
     @property
     def venv_python(self) -> str:
@@ -320,6 +327,7 @@ def ensure_venv(pair: Pair, pyproject: dict) -> None:
         pair.requirement,
         *group_requirements(pyproject, "test"),
         *group_requirements(pyproject, "lint"),
+        *(r for g in pair.groups for r in group_requirements(pyproject, g)),
     ]
     stamp = stamp_for(pair, requirements)
     stamp_path = os.path.join(pair.venv, STAMP_NAME)
@@ -617,12 +625,17 @@ def cmd_stress(argv: list[str]) -> int:
     return run_script(os.path.join("scripts", "stress.py"), argv)
 
 
-def run_script(relpath: str, argv: list[str]) -> int:
+def cmd_bench(argv: list[str]) -> int:
+    return run_script(os.path.join("bench", "run.py"), argv, groups=("bench",))
+
+
+def run_script(relpath: str, argv: list[str], groups: tuple[str, ...] = ()) -> int:
     """Run a script of the repository in the first pair's venv, with a database."""
     script = os.path.join(ROOT, relpath)
     if not os.path.exists(script):
         raise DevError(f"{relpath} does not exist; nothing to run")
-    pair = first_pair()
+    base = first_pair()
+    pair = Pair(base.python, base.series, base.requirement, groups)
     say(f"{relpath}: {pair.name}")
     ensure_venv(pair, load_pyproject())
     db = Database()
@@ -692,6 +705,7 @@ def main(argv: list[str]) -> int:
         "test": cmd_test,
         "demo": cmd_demo,
         "stress": cmd_stress,
+        "bench": cmd_bench,
         "shell-db": cmd_shell_db,
     }
     if command not in commands:

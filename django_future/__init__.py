@@ -11,12 +11,13 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from django_future.runner import run_jobs
-    from django_future.scheduler import job_as_parameter, schedule_job
+    from django_future.scheduler import job_as_parameter, schedule_job, schedule_jobs
 
-__all__ = ["job_as_parameter", "run_jobs", "schedule_job"]
+__all__ = ["job_as_parameter", "run_jobs", "schedule_job", "schedule_jobs"]
 
 _HOMES = {
     "schedule_job": "django_future.scheduler",
+    "schedule_jobs": "django_future.scheduler",
     "job_as_parameter": "django_future.scheduler",
     "run_jobs": "django_future.runner",
 }

@@ -320,17 +320,19 @@ class Runner:
             "kind": EventKind.STARTED if self.batch_size == 1 else EventKind.CLAIMED,
         }
         with connection.cursor() as cursor:
-            cursor.execute(query("claim"), params)
-            ids = [row[0] for row in cursor.fetchall()]
-        if not ids:
+            # Claim and read what was claimed, in one round trip.
+            cursor.execute(query("claim") + ";\n" + query("in_hand"), params)
+            claimed = cursor.fetchall()
+            cursor.nextset()
+            jobs = _jobs_from(cursor)
+        if not claimed:
             return []
         if self._heartbeat is None and self.runner_id is not None:
             self._heartbeat = Heartbeat(self.runner_id, self.lease)
             self._heartbeat.start()
         if self.batch_size > 1:
-            self._claimed = list(ids)
-        jobs = ScheduledJob.objects.in_bulk(ids)
-        return [jobs[i] for i in ids]
+            self._claimed = [job.pk for job in jobs if job.status == ScheduledJob.STATUS_CLAIMED]
+        return jobs
 
     def _run_batch(self, jobs: list[ScheduledJob], report: RunReport) -> None:
         for job in jobs:
@@ -338,20 +340,26 @@ class Runner:
                 break  # what is left is handed back by _release
             if self.batch_size > 1:
                 self._claimed.remove(job.pk)
-                try:
-                    ledger.append(
-                        job.pk,
-                        EventKind.STARTED,
-                        {"runner_id": self.runner_id, "backend_pid": self._backend_pid},
-                        runner=self.identity,
-                        only_if=[ScheduledJob.STATUS_CLAIMED],
-                    )
-                except ledger.JobStateError:
+                started = self._start(job)
+                if started is None:
                     logger.warning("job %s was taken from this runner before it started", job.pk)
                     continue
-                job = ScheduledJob.objects.get(pk=job.pk)
+                job = started
             self.execute(job, report)
         self._release("runner stopped before starting it")
+
+    def _start(self, job: ScheduledJob) -> ScheduledJob | None:
+        """Start a job claimed in a batch and return it as it now is (one round trip)."""
+        params: dict[str, Any] = {
+            "job_id": job.pk,
+            "runner": self.identity,
+            "runner_id": self.runner_id,
+        }
+        with connection.cursor() as cursor:
+            cursor.execute(query("start_claimed"), params)
+            cursor.nextset()
+            started = _jobs_from(cursor)
+        return started[0] if started else None
 
     def _release(self, reason: str) -> None:
         if not self._claimed:
@@ -432,6 +440,8 @@ class Runner:
                 result = func(*args, **job.kwargs)
         else:
             result = func(*args, **job.kwargs)
+        if not self.delete_completed:
+            return self._complete(job, result)  # one statement: atomic by itself
         with transaction.atomic():
             return self._complete(job, result)
 
@@ -498,6 +508,23 @@ class Runner:
         with connection.cursor() as cursor:
             cursor.execute(query("retry"), params)
             return cursor.fetchone() is not None
+
+
+def _jobs_from(cursor: Any) -> list[ScheduledJob]:
+    """Model instances from the current result set of ``SELECT * FROM ..._scheduledjob``."""
+    names = [column.name for column in cursor.description]
+    fields = ScheduledJob._meta.concrete_fields
+    order = [names.index(f.attname) for f in fields]  # table order is not model order
+    # What the ORM's compiler would do: the fields' own conversions (JSON decoding).
+    convert = [getattr(f, "from_db_value", None) for f in fields]
+    jobs = []
+    for row in cursor.fetchall():
+        values = [
+            row[i] if fn is None else fn(row[i], None, connection)
+            for i, fn in zip(order, convert, strict=True)
+        ]
+        jobs.append(ScheduledJob.from_db("default", [f.attname for f in fields], values))
+    return jobs
 
 
 class _TakenError(Exception):

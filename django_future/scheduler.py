@@ -10,12 +10,12 @@ import datetime as dt
 import json
 import math
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from django.contrib.contenttypes.models import ContentType
-from django.db import connection, models
+from django.db import connection, models, transaction
 from django.utils import timezone
 from django.utils.module_loading import import_string
 
@@ -29,6 +29,7 @@ __all__ = [
     "job_as_parameter",
     "parse_duration",
     "schedule_job",
+    "schedule_jobs",
 ]
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -267,7 +268,40 @@ def _content_reference(content_object: models.Model | None) -> dict[str, Any]:
     }
 
 
-# --- the public call ----------------------------------------------------------
+# --- the public calls ---------------------------------------------------------
+
+
+def _prepare(
+    date: object,
+    callable_name: object,
+    *,
+    content_object: models.Model | None,
+    expires: object,
+    args: Any,
+    kwargs: Any,
+    retries: object,
+    retry_delay: object,
+    retry_max_delay: object,
+    atomic: object,
+    origin: dict[str, Any] | None,
+) -> tuple[_When, _When | None, dict[str, Any]]:
+    """Check everything about one job; return its window and its scheduled event's data."""
+    start, end = _window(date, expires)
+    policy = _retry_policy(retries, retry_delay, retry_max_delay)
+    if not isinstance(atomic, bool):
+        raise ValueError(f"atomic must be True or False, not {atomic!r}")
+    name = _check_callable(callable_name, content_object)
+    checked_args, checked_kwargs = _check_arguments(args, {} if kwargs is None else kwargs)
+    data: dict[str, Any] = {
+        "callable_name": name,
+        **_content_reference(content_object),
+        "args": checked_args,
+        "kwargs": checked_kwargs,
+        "atomic": atomic,
+        **policy,
+        **(origin or {}),
+    }
+    return start, end, data
 
 
 def schedule_job(
@@ -306,21 +340,19 @@ def schedule_job(
     TypeError (arguments that JSON cannot carry) before writing anything. Inside
     ``transaction.atomic()`` the job commits or rolls back with the block.
     """
-    start, end = _window(date, expires)
-    policy = _retry_policy(retries, retry_delay, retry_max_delay)
-    if not isinstance(atomic, bool):
-        raise ValueError(f"atomic must be True or False, not {atomic!r}")
-    name = _check_callable(callable_name, content_object)
-    checked_args, checked_kwargs = _check_arguments(args, {} if kwargs is None else kwargs)
-    data: dict[str, Any] = {
-        "callable_name": name,
-        **_content_reference(content_object),
-        "args": checked_args,
-        "kwargs": checked_kwargs,
-        "atomic": atomic,
-        **policy,
-        **(_origin or {}),
-    }
+    start, end, data = _prepare(
+        date,
+        callable_name,
+        content_object=content_object,
+        expires=expires,
+        args=args,
+        kwargs=kwargs,
+        retries=retries,
+        retry_delay=retry_delay,
+        retry_max_delay=retry_max_delay,
+        atomic=atomic,
+        origin=_origin,
+    )
     params: dict[str, Any] = {
         "start_at": start.at,
         "start_in": start.after,
@@ -334,3 +366,73 @@ def schedule_job(
     if row is None:
         raise ValueError(f"expires: {expires!r} falls before the scheduled time {date!r}")
     return ScheduledJob.objects.get(pk=row[0])
+
+
+def _absolute(when: _When, base: dt.datetime) -> dt.datetime:
+    if when.at is not None:
+        return when.at
+    assert when.after is not None  # noqa: S101 - a _When is one or the other
+    return base + when.after
+
+
+def schedule_jobs(jobs: Iterable[Mapping[str, Any]]) -> list[int]:
+    """Schedule many jobs at once; return their ids, in order.
+
+    Each item holds ``schedule_job``'s arguments by name (``date`` and
+    ``callable_name`` required). Every item is checked first, and any bad one
+    raises (naming its position) before anything is written. Then one ``COPY``
+    appends all the ``scheduled`` events, and the fold creates the job rows.
+    Relative times are measured from one reading of the database's clock.
+    Inside ``transaction.atomic()`` the jobs commit or roll back with the block.
+    """
+    prepared = []
+    for i, spec in enumerate(jobs):
+        options = dict(spec)
+        try:
+            date = options.pop("date")
+            name = options.pop("callable_name")
+            prepared.append(
+                _prepare(
+                    date,
+                    name,
+                    content_object=options.pop("content_object", None),
+                    expires=options.pop("expires", "7d"),
+                    args=options.pop("args", ()),
+                    kwargs=options.pop("kwargs", None),
+                    retries=options.pop("retries", 0),
+                    retry_delay=options.pop("retry_delay", None),
+                    retry_max_delay=options.pop("retry_max_delay", None),
+                    atomic=options.pop("atomic", False),
+                    origin=None,
+                )
+            )
+            if options:
+                raise TypeError(f"unknown arguments {sorted(options)}")
+        except KeyError as exc:
+            raise TypeError(f"jobs[{i}]: missing {exc.args[0]!r}") from None
+        except (TypeError, ValueError) as exc:
+            raise type(exc)(f"jobs[{i}]: {exc}") from None
+    if not prepared:
+        return []
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT statement_timestamp(), array_agg(nextval(pg_get_serial_sequence("
+            "'django_future_scheduledjob', 'id'))) FROM generate_series(1, %s)",
+            [len(prepared)],
+        )
+        now, ids = cursor.fetchone()
+        rows: list[tuple[int, str]] = []
+        for job_id, (start, end, data) in zip(ids, prepared, strict=True):
+            begin = _absolute(start, now)
+            finish = None if end is None else _absolute(end, begin)
+            if finish is not None and finish < begin:
+                raise ValueError(f"jobs[{len(rows)}]: expires falls before the scheduled time")
+            data["time_slot_start"] = begin.isoformat()
+            data["time_slot_end"] = finish.isoformat() if finish is not None else None
+            rows.append((job_id, json.dumps(data)))
+        with cursor.cursor.copy(
+            "COPY django_future_jobevent (job_id, seq, kind, data) FROM STDIN"
+        ) as copy:
+            for job_id, payload in rows:
+                copy.write_row((job_id, 1, "scheduled", payload))
+    return list(ids)

@@ -287,3 +287,21 @@ LEFT JOIN django_future_runnerprocess p ON p.id = j.runner_process_id
 WHERE j.status IN ('running', 'claimed')
 GROUP BY j.runner
 ORDER BY j.runner;
+
+-- name: in_hand
+-- The jobs this runner holds (claimed or running), oldest first: read in the
+-- same round trip as the claim or the start that changed them.
+SELECT * FROM django_future_scheduledjob
+WHERE runner_process_id = %(runner_id)s AND status IN ('claimed', 'running')
+ORDER BY time_slot_start, id;
+
+-- name: start_claimed
+-- Start one job this runner claimed (claimed -> running), then read it back.
+INSERT INTO django_future_jobevent (job_id, seq, kind, at, runner, data)
+SELECT id, last_seq + 1, 'started', statement_timestamp(), %(runner)s,
+       jsonb_build_object('runner_id', %(runner_id)s::bigint, 'backend_pid', pg_backend_pid())
+FROM django_future_scheduledjob
+WHERE id = %(job_id)s AND status = 'claimed' AND runner_process_id = %(runner_id)s
+FOR UPDATE;
+SELECT * FROM django_future_scheduledjob
+WHERE id = %(job_id)s AND status = 'running' AND runner_process_id = %(runner_id)s;

@@ -314,3 +314,22 @@ def test_an_outcome_from_a_lost_attempt_is_refused() -> None:
     with pytest.raises(JobStateError, match="moved on"):
         ledger.append(stale.pk, "completed", {}, only_at_seq=stale.last_seq)
     assert fresh(job).status == "scheduled"
+
+
+@pytest.mark.parametrize("batch_size", [1, 3])
+def test_the_job_a_handler_gets_is_the_row_as_it_stands(batch_size: int) -> None:
+    """Runners read claimed rows without the ORM's query path; they must be exact."""
+    order = Order.objects.create(number="R-1")
+    schedule_job("0s", "tests.handlers.with_job", args=[{"k": [1]}], retries=2, retry_delay="5s")
+    schedule_job("0s", "tests.handlers.with_job_and_order", content_object=order)
+    Runner(batch_size=batch_size).run()
+    fields = [f.attname for f in ScheduledJob._meta.concrete_fields]
+    for given, *_ in handlers.calls:
+        expected = ScheduledJob.objects.get(pk=given.pk)
+        # As it was while running: the same row before its completion was appended.
+        assert given.status == "running" and given.last_seq == expected.last_seq - 1
+        for name in fields:
+            if name not in ("status", "last_seq", "last_hash", "execution_end", "return_value"):
+                assert getattr(given, name) == getattr(expected, name), name
+    assert handlers.calls[0][1] == {"k": [1]}
+    assert handlers.calls[1][1] == order

@@ -1,0 +1,210 @@
+"""Benchmarks of django-future-ledger itself.
+
+Each function sets Django up against a fresh database (migrate), loads the
+work, then times real ``runscheduledjobs`` processes, as cron would start
+them. The runners exit when nothing is due; the time is from starting them
+until the last one exits and every job is complete.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psycopg
+
+from bench.common import Result, count
+
+ROOT = Path(__file__).resolve().parents[1]
+SETTINGS = "bench.settings"
+
+
+def _env(dsn: str) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(DATABASE_URL=dsn, DJANGO_SETTINGS_MODULE=SETTINGS, PYTHONPATH=str(ROOT))
+    return env
+
+
+def migrate(dsn: str) -> None:
+    subprocess.run(
+        [sys.executable, "-m", "django", "migrate", "-v0"],
+        cwd=ROOT,
+        env=_env(dsn),
+        check=True,
+    )
+
+
+def load(dsn: str, jobs: int, callable_name: str = "bench.noop.noop") -> float:
+    """Schedule ``jobs`` due jobs with ``schedule_jobs``; return the seconds it took."""
+    code = (
+        "import django, time; django.setup()\n"
+        "from django_future import schedule_jobs\n"
+        f"specs = [dict(date='0s', callable_name={callable_name!r}) for _ in range({jobs})]\n"
+        "t = time.perf_counter(); n = len(schedule_jobs(specs)); dt = time.perf_counter() - t\n"
+        f"assert n == {jobs}, n\n"
+        "print(dt)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        env=_env(dsn),
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return float(out.stdout.strip().splitlines()[-1])
+
+
+def run_runners(dsn: str, *, jobs: int, runners: int, batch_size: int) -> tuple[float, int]:
+    """Start ``runners`` processes; return (seconds until all exited, peak RSS KiB of one)."""
+    args = ["-i", "--batch-size", str(batch_size)]
+    wrapper = (
+        "import resource, subprocess, sys\n"
+        "p = subprocess.run([sys.executable, '-m', 'django', 'runscheduledjobs', *sys.argv[1:]])\n"
+        "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)\n"
+        "sys.exit(p.returncode)\n"
+    )
+    started = time.perf_counter()
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", wrapper, *args],
+            cwd=ROOT,
+            env=_env(dsn),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(runners)
+    ]
+    peak = 0
+    for p in procs:
+        out, err = p.communicate(timeout=3600)
+        if p.returncode != 0:
+            raise RuntimeError(f"runner failed ({p.returncode}):\n{err[-3000:]}")
+        peak = max(peak, int(out.strip().splitlines()[-1]))
+    seconds = time.perf_counter() - started
+    done = count(dsn, "SELECT count(*) FROM django_future_scheduledjob WHERE status = 'complete'")
+    if done != jobs:
+        raise RuntimeError(f"only {done} of {jobs} jobs complete")
+    return seconds, peak
+
+
+def busy_seconds(dsn: str) -> float:
+    """From the first claim to the last completion, on the database's clock: the runners'
+    working time, without Python and Django start-up (the peers' figures exclude it too)."""
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        row = conn.execute(
+            "SELECT extract(epoch FROM max(at) FILTER (WHERE kind = 'completed')"
+            " - min(at) FILTER (WHERE kind IN ('started', 'claimed')))"
+            " FROM django_future_jobevent"
+        ).fetchone()
+    assert row is not None and row[0] is not None
+    return float(row[0])
+
+
+def throughput(dsn: str, *, jobs: int, runners: int, batch_size: int = 1) -> Result:
+    migrate(dsn)
+    load(dsn, jobs)
+    run_runners(dsn, jobs=jobs, runners=runners, batch_size=batch_size)
+    seconds = busy_seconds(dsn)
+    per = "1 job per claim" if batch_size == 1 else f"batches of {batch_size}"
+    return Result(
+        name=f"django-future-ledger, {runners} runner(s), {per}",
+        value=jobs / seconds,
+        unit="jobs/s",
+        jobs=jobs,
+        seconds=seconds,
+        notes="every start and outcome an event; first claim to last completion",
+    )
+
+
+def bulk_schedule(dsn: str, *, jobs: int) -> Result:
+    migrate(dsn)
+    seconds = load(dsn, jobs)
+    return Result(
+        name="django-future-ledger schedule_jobs (bulk)",
+        value=jobs / seconds,
+        unit="jobs/s",
+        jobs=jobs,
+        seconds=seconds,
+        notes="one COPY into the ledger; the fold trigger creates every job row",
+    )
+
+
+def add_history(dsn: str, events: int) -> None:
+    """Add finished jobs (three events each) to the ledger, set-based.
+
+    Written with the triggers switched off for speed (a superuser's privilege,
+    which the embedded server grants), then the projection rows are inserted
+    to match; `ledger.verify()` would accept the result apart from the hashes,
+    which are left empty. This is bench set-up only.
+    """
+    n = events // 3
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("SET session_replication_role = replica")
+        conn.execute(
+            """
+            WITH ids AS (
+                SELECT nextval(pg_get_serial_sequence('django_future_scheduledjob', 'id')) AS id
+                FROM generate_series(1, %(n)s)
+            ), jobs AS (
+                INSERT INTO django_future_scheduledjob
+                    (id, callable_name, args, kwargs, time_slot_start, status, execution_start,
+                     execution_end, created_at, last_seq, last_hash, atomic, max_attempts,
+                     attempts)
+                SELECT id, 'bench.noop.noop', '[]', '{}', now() - interval '30 days',
+                       'complete', now() - interval '30 days', now() - interval '30 days',
+                       now() - interval '30 days', 3, '', false, 1, 1
+                FROM ids
+                RETURNING id
+            )
+            INSERT INTO django_future_jobevent (job_id, seq, kind, at, runner, data, hash)
+            SELECT id, s.seq, s.kind, now() - interval '30 days', 'history:1', '{}', ''
+            FROM jobs
+            CROSS JOIN (VALUES (1, 'scheduled'), (2, 'started'), (3, 'completed')) AS s(seq, kind)
+            """,
+            {"n": n},
+        )
+        conn.execute("RESET session_replication_role")
+        conn.execute("VACUUM ANALYZE django_future_jobevent")
+        conn.execute("VACUUM ANALYZE django_future_scheduledjob")
+
+
+def with_history(dsn: str, *, history: int, jobs: int, runners: int, batch_size: int) -> Result:
+    migrate(dsn)
+    add_history(dsn, history)
+    load(dsn, jobs)
+    run_runners(dsn, jobs=jobs, runners=runners, batch_size=batch_size)
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        row = conn.execute(
+            "SELECT extract(epoch FROM max(at) FILTER (WHERE kind = 'completed')"
+            " - min(at) FILTER (WHERE kind IN ('started', 'claimed')))"
+            " FROM django_future_jobevent WHERE runner <> 'history:1'"
+        ).fetchone()
+    assert row is not None and row[0] is not None
+    seconds = float(row[0])
+    return Result(
+        name=f"claim+run with {history:,} historical events, {runners} runners",
+        value=jobs / seconds,
+        unit="jobs/s",
+        jobs=jobs,
+        seconds=seconds,
+        notes=f"batch {batch_size}",
+    )
+
+
+def memory(dsn: str, *, jobs: int, batch_size: int = 100) -> Result:
+    migrate(dsn)
+    load(dsn, jobs)
+    seconds, peak_kib = run_runners(dsn, jobs=jobs, runners=1, batch_size=batch_size)
+    return Result(
+        name=f"runner peak RSS over {jobs:,} jobs",
+        value=peak_kib / 1024,
+        unit="MiB",
+        jobs=jobs,
+        seconds=seconds,
+        notes=f"one runner, batch {batch_size}",
+    )

@@ -1,0 +1,269 @@
+#!/usr/bin/env python3
+"""Benchmarks: django-future-ledger against its peers, on one server, in one run.
+
+    python3 dev.py bench              # the full run (about ten minutes here)
+    python3 dev.py bench --quick      # smaller numbers, for a smoke test
+    python3 dev.py bench --only ours  # a subset: ours, peers, floor, bulk, history, memory
+
+Every figure comes from the same PostgreSQL server in the same run, each
+benchmark in a fresh database, so that the ratios are fair on a shared, noisy
+machine. Prints one table with absolute figures, then the targets as ratios,
+and writes everything as JSON (``.bench/results.json`` unless ``--json``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from collections.abc import Callable
+from importlib import metadata
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from bench import floor, ours  # noqa: E402
+from bench.common import Result, scratch_database  # noqa: E402
+
+GROUPS = ("ours", "peers", "floor", "bulk", "history", "memory")
+
+
+def version(dist: str) -> str:
+    try:
+        return metadata.version(dist)
+    except metadata.PackageNotFoundError:
+        return "not installed"
+
+
+class Harness:
+    def __init__(self, admin_dsn: str) -> None:
+        self.admin_dsn = admin_dsn
+        self.results: dict[str, Result] = {}
+        self.skipped: dict[str, str] = {}
+
+    def measure(self, key: str, label: str, fn: Callable[[str], Result]) -> None:
+        print(f"- {label} ...", end=" ", flush=True)
+        started = time.perf_counter()
+        try:
+            with scratch_database(self.admin_dsn) as dsn:
+                result = fn(dsn)
+        except ImportError as exc:
+            self.skipped[key] = f"not installed ({exc.name})"
+            print(f"skipped: {self.skipped[key]}")
+            return
+        except Exception as exc:  # one failed benchmark must not hide the rest
+            self.skipped[key] = f"failed: {type(exc).__name__}: {str(exc)[:300]}"
+            print(self.skipped[key])
+            return
+        self.results[key] = result
+        print(f"{result.value:,.1f} {result.unit} ({time.perf_counter() - started:.0f} s)")
+
+    def ratio(self, a: str, b: str | list[str]) -> tuple[float | None, str]:
+        keys = [b] if isinstance(b, str) else b
+        present = [k for k in keys if k in self.results]
+        if a not in self.results or not present:
+            return None, "n/a"
+        best = max(present, key=lambda k: self.results[k].value)
+        return self.results[a].value / self.results[best].value, best
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="smaller numbers (a smoke test)")
+    parser.add_argument("--only", nargs="+", choices=GROUPS, default=list(GROUPS))
+    parser.add_argument("--json", type=Path, default=ROOT / ".bench" / "results.json")
+    options = parser.parse_args()
+    admin = os.environ.get("DATABASE_URL", "").strip()
+    if not admin:
+        sys.exit("bench: set DATABASE_URL, or run it with `python3 dev.py bench`")
+
+    q = options.quick
+    jobs = 1_000 if q else 5_000
+    batched_jobs = 5_000 if q else 30_000
+    bulk_jobs = 5_000 if q else 50_000
+    history_big = 100_000 if q else 1_000_000
+    memory_jobs = (500, 5_000) if q else (1_000, 100_000)
+    h = Harness(admin)
+    only = set(options.only)
+    print(
+        f"benchmarks on {platform.node()}: {os.cpu_count()} CPUs, Python {platform.python_version()}"
+    )
+
+    if "ours" in only:
+        h.measure("ours_1", "ours, 1 runner", lambda d: ours.throughput(d, jobs=jobs, runners=1))
+        h.measure("ours_4", "ours, 4 runners", lambda d: ours.throughput(d, jobs=jobs, runners=4))
+        h.measure(
+            "ours_4_batched",
+            "ours, 4 runners, batches of 50",
+            lambda d: ours.throughput(d, jobs=batched_jobs, runners=4, batch_size=50),
+        )
+    if "peers" in only:
+        from bench.peers import django_tasks_bench, pgqueuer_bench, procrastinate_bench
+
+        for n in (1, 4):
+            h.measure(
+                f"procrastinate_{n}",
+                f"procrastinate, {n} worker(s)",
+                lambda d, n=n: procrastinate_bench.throughput(d, jobs=jobs, workers=n),
+            )
+            h.measure(
+                f"django_tasks_{n}",
+                f"django-tasks-db, {n} worker(s)",
+                lambda d, n=n: django_tasks_bench.throughput(d, jobs=jobs, workers=n),
+            )
+        h.measure(
+            "pgqueuer_1",
+            "pgqueuer, 1 manager, batch 1",
+            lambda d: pgqueuer_bench.throughput(d, jobs=jobs, workers=1, batch_size=1),
+        )
+        h.measure(
+            "pgqueuer_4_batched",
+            "pgqueuer, 4 managers, batch 10",
+            lambda d: pgqueuer_bench.throughput(d, jobs=batched_jobs, workers=4, batch_size=10),
+        )
+        h.measure(
+            "pgqueuer_enqueue",
+            "pgqueuer batch enqueue",
+            lambda d: pgqueuer_bench.enqueue_rate(d, jobs=bulk_jobs),
+        )
+    if "floor" in only:
+        h.measure(
+            "bare_4",
+            "bare SKIP LOCKED queue, 4 workers",
+            lambda d: floor.bare_queue(d, jobs=jobs, workers=4),
+        )
+        h.measure(
+            "pgbench_4",
+            "pgbench, 4 clients",
+            lambda d: floor.pgbench(d, clients=4, seconds=5 if q else 10),
+        )
+    if "bulk" in only:
+        h.measure("bulk", "ours, schedule_jobs", lambda d: ours.bulk_schedule(d, jobs=bulk_jobs))
+    if "history" in only:
+        for key, size in (("history_10k", 10_000), ("history_1m", history_big)):
+            h.measure(
+                key,
+                f"ours with {size:,} historical events, 4 runners",
+                lambda d, size=size: ours.with_history(
+                    d, history=size, jobs=jobs, runners=4, batch_size=1
+                ),
+            )
+    if "memory" in only:
+        small, big = memory_jobs
+        h.measure(
+            "memory_small",
+            f"runner memory over {small:,} jobs",
+            lambda d: ours.memory(d, jobs=small),
+        )
+        h.measure(
+            "memory_big", f"runner memory over {big:,} jobs", lambda d: ours.memory(d, jobs=big)
+        )
+
+    report(h, options.json, quick=q)
+    return 0
+
+
+TARGETS: list[tuple[str, str, str | list[str], str, float]] = [
+    # (label, numerator, denominator(s), comparison, bound)
+    (
+        "one job per claim, 4 runners vs the better of procrastinate and django-tasks-db (4)",
+        "ours_4",
+        ["procrastinate_4", "django_tasks_4"],
+        ">=",
+        4.0,
+    ),
+    (
+        "batched, 4 runners vs pgqueuer's best (4 managers, batch 10)",
+        "ours_4_batched",
+        ["pgqueuer_4_batched", "pgqueuer_1"],
+        ">=",
+        1.0,
+    ),
+    (
+        "bare SKIP LOCKED queue vs ours (what the ledger costs), 4 workers each",
+        "bare_4",
+        "ours_4",
+        "<=",
+        1.3,
+    ),
+    ("throughput with 1M historical events vs with 10k", "history_1m", "history_10k", ">=", 0.9),
+    ("bulk scheduling vs pgqueuer batch enqueue", "bulk", "pgqueuer_enqueue", ">=", 1.0),
+    ("runner peak memory, 100k jobs vs 1k jobs", "memory_big", "memory_small", "<=", 1.1),
+]
+
+
+def report(h: Harness, path: Path, *, quick: bool) -> None:
+    rows = [
+        (r.name, f"{r.value:,.1f}", r.unit, f"{r.seconds:.1f}", r.notes) for r in h.results.values()
+    ]
+    print()
+    widths = [
+        max(len(str(x)) for x in col)
+        for col in zip(("figure", "value", "unit", "s", "notes"), *rows, strict=False)
+    ]
+    header = ("figure", "value", "unit", "s", "notes")
+    print("  ".join(str(c).ljust(w) for c, w in zip(header, widths, strict=True)))
+    print("  ".join("-" * w for w in widths))
+    for row in rows:
+        print("  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+    for key, why in h.skipped.items():
+        print(f"{key}: {why}")
+    print()
+    targets = []
+    for label, a, b, op, bound in TARGETS:
+        value, against = h.ratio(a, b)
+        ok = None if value is None else (value >= bound if op == ">=" else value <= bound)
+        mark = "n/a" if ok is None else ("met" if ok else "NOT met")
+        shown = "n/a" if value is None else f"{value:.2f}x"
+        print(f"{mark:>8}  {shown:>7}  (target {op} {bound}x)  {label} [{a} / {against}]")
+        targets.append(
+            {
+                "label": label,
+                "ratio": value,
+                "op": op,
+                "bound": bound,
+                "met": ok,
+                "numerator": a,
+                "denominator": against,
+            }
+        )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(
+        json.dumps(
+            {
+                "quick": quick,
+                "machine": {
+                    "cpus": os.cpu_count(),
+                    "python": platform.python_version(),
+                    "platform": platform.platform(),
+                },
+                "versions": {
+                    d: version(d)
+                    for d in (
+                        "django-future-ledger",
+                        "Django",
+                        "psycopg",
+                        "procrastinate",
+                        "django-tasks",
+                        "django-tasks-db",
+                        "pgqueuer",
+                        "asyncpg",
+                    )
+                },
+                "results": {k: r.as_dict() for k, r in h.results.items()},
+                "skipped": h.skipped,
+                "targets": targets,
+            },
+            indent=2,
+        )
+    )
+    print(f"\nwritten to {path}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,17 @@
+"""Django settings for benchmark runners: the package, and nothing else."""
+
+import os
+
+from tools.pg import database_settings
+
+SECRET_KEY = "bench-not-secret"  # noqa: S105
+USE_TZ = True
+INSTALLED_APPS = ["django.contrib.contenttypes", "pgtrigger", "django_future"]
+DATABASES = {"default": database_settings(os.environ["DATABASE_URL"])}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "root": {"handlers": ["console"], "level": "WARNING"},
+}

@@ -1,0 +1,110 @@
+"""schedule_jobs: many jobs in one COPY, checked like schedule_job first."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from django.db import transaction
+
+from django_future import run_jobs, schedule_job, schedule_jobs
+from django_future.models import JobEvent, ScheduledJob
+from tests.integration.conftest import counts, db_now
+from tests.testapp.models import Order
+
+pytestmark = pytest.mark.django_db
+
+
+def test_bulk_jobs_equal_jobs_scheduled_one_by_one() -> None:
+    order = Order.objects.create(number="B-1")
+    when = dt.datetime(2031, 1, 1, tzinfo=dt.UTC)
+    spec = {
+        "date": when,
+        "callable_name": "remind",
+        "content_object": order,
+        "args": (1, [2]),
+        "kwargs": {"a": None},
+        "expires": "2h",
+        "retries": 2,
+        "retry_delay": "1m",
+        "atomic": True,
+    }
+    one = schedule_job(**spec)  # type: ignore[arg-type]
+    (bulk_id,) = schedule_jobs([spec])
+    bulk = ScheduledJob.objects.get(pk=bulk_id)
+    for f in ScheduledJob._meta.concrete_fields:
+        if f.attname not in ("id", "created_at", "last_hash"):
+            assert getattr(bulk, f.attname) == getattr(one, f.attname), f.attname
+
+
+def test_relative_times_share_one_reading_of_the_database_clock() -> None:
+    before = db_now()
+    ids = schedule_jobs(
+        [{"date": "0s", "callable_name": "tests.handlers.record"}] * 3
+        + [{"date": "1h", "callable_name": "tests.handlers.record", "expires": None}]
+    )
+    jobs = [ScheduledJob.objects.get(pk=i) for i in ids]
+    assert len({j.time_slot_start for j in jobs[:3]}) == 1
+    assert jobs[0].time_slot_start >= before
+    assert jobs[3].time_slot_start - jobs[0].time_slot_start == dt.timedelta(hours=1)
+    assert jobs[3].time_slot_end is None
+    assert run_jobs().completed == ids[:3]
+
+
+@pytest.mark.parametrize(
+    ("specs", "error", "message"),
+    [
+        (
+            [
+                {"date": "0s", "callable_name": "tests.handlers.record"},
+                {"date": "soon", "callable_name": "tests.handlers.record"},
+            ],
+            ValueError,
+            r"jobs\[1\]: date: 'soon' is not a duration",
+        ),
+        ([{"callable_name": "tests.handlers.record"}], TypeError, r"jobs\[0\]: missing 'date'"),
+        (
+            [{"date": "0s", "callable_name": "tests.handlers.nope"}],
+            ValueError,
+            r"jobs\[0\]: cannot import",
+        ),
+        (
+            [{"date": "0s", "callable_name": "tests.handlers.record", "args": [{1, 2}]}],
+            TypeError,
+            r"jobs\[0\]: args\[0\]",
+        ),
+        (
+            [{"date": "0s", "callable_name": "tests.handlers.record", "colour": "red"}],
+            TypeError,
+            r"jobs\[0\]: unknown arguments \['colour'\]",
+        ),
+        (
+            [
+                {
+                    "date": "1d",
+                    "callable_name": "tests.handlers.record",
+                    "expires": dt.datetime(2000, 1, 1, tzinfo=dt.UTC),
+                }
+            ],
+            ValueError,
+            r"jobs\[0\]: expires falls before",
+        ),
+    ],
+)
+def test_one_bad_job_writes_nothing(
+    specs: list[dict[str, object]], error: type[Exception], message: str
+) -> None:
+    before = counts()
+    with pytest.raises(error, match=message):
+        schedule_jobs(specs)
+    assert counts() == before
+
+
+def test_bulk_scheduling_rolls_back_with_the_transaction() -> None:
+    before = counts()
+    with pytest.raises(RuntimeError), transaction.atomic():
+        schedule_jobs([{"date": "0s", "callable_name": "tests.handlers.record"}] * 10)
+        raise RuntimeError
+    assert counts() == before
+    assert schedule_jobs([]) == []
+    assert JobEvent.objects.count() == before[1]
