@@ -120,8 +120,15 @@ class ScheduledJob(models.Model):
     )
 
     callable_name = models.CharField(max_length=255)
+    # No index of its own: every index on this table is rewritten by each event's
+    # update, and jobs are looked up by content object through the ledger's history.
     content_type = models.ForeignKey(
-        ContentType, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+        ContentType,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        db_index=False,
     )
     # Text, so that jobs can point at models with integer, UUID or text keys.
     object_id = models.CharField(max_length=255, null=True, blank=True)  # noqa: DJ001
@@ -148,6 +155,7 @@ class ScheduledJob(models.Model):
         on_delete=models.DO_NOTHING,
         db_constraint=False,
         related_name="+",
+        db_index=False,  # the partial index django_future_in_hand serves recovery
     )
 
     # Policy, fixed at scheduling time (see schedule_job).

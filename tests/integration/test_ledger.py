@@ -260,28 +260,27 @@ def test_verify_detects_history_edited_with_the_triggers_disabled() -> None:
     run_jobs(ignore_errors=True)
     assert ledger.verify() == []
 
-    before_tampering = transaction.savepoint()
-    sql("ALTER TABLE django_future_jobevent DISABLE TRIGGER USER")
-    sql(
-        'UPDATE django_future_jobevent SET data = data || \'{"error": "nothing to see"}\''
-        " WHERE job_id = %s AND kind = 'failed'",
-        [edited.pk],
-    )
-    sql("DELETE FROM django_future_jobevent WHERE job_id = %s AND seq = 2", [cut.pk])
-    sql("ALTER TABLE django_future_jobevent ENABLE TRIGGER USER")
+    with transaction.atomic():  # rolled back below: the after-test check needs it intact
+        sql("ALTER TABLE django_future_jobevent DISABLE TRIGGER USER")
+        sql(
+            'UPDATE django_future_jobevent SET data = data || \'{"error": "nothing to see"}\''
+            " WHERE job_id = %s AND kind = 'failed'",
+            [edited.pk],
+        )
+        sql("DELETE FROM django_future_jobevent WHERE job_id = %s AND seq = 2", [cut.pk])
+        sql("ALTER TABLE django_future_jobevent ENABLE TRIGGER USER")
 
-    problems = ledger.verify()
-    chain = [str(p) for p in problems if isinstance(p, ledger.BrokenChain)]
-    assert chain == [
-        f"job {edited.pk}: event 3 (failed): its hash does not match its contents and the "
-        "previous event: it was changed",
-        f"job {cut.pk}: event 3 (completed): events 2 to 2 are missing",
-    ]
-    # The projection check sees them too: the fold of what is left differs from the rows.
-    differing = {p.job_id: str(p) for p in problems if isinstance(p, ledger.Difference)}
-    assert set(differing) == {edited.pk, cut.pk}
-    assert "error: row='" in differing[edited.pk] and "nothing to see" in differing[edited.pk]
-    assert "cannot be folded: django_future: job" in differing[cut.pk]
-    assert "the next event must be 2, got 3" in differing[cut.pk]
-    # Undo the tampering, so that the after-test check passes.
-    transaction.savepoint_rollback(before_tampering)
+        problems = ledger.verify()
+        chain = [str(p) for p in problems if isinstance(p, ledger.BrokenChain)]
+        assert chain == [
+            f"job {edited.pk}: event 3 (failed): its hash does not match its contents and the "
+            "previous event: it was changed",
+            f"job {cut.pk}: event 3 (completed): events 2 to 2 are missing",
+        ]
+        # The projection check sees them too: the fold of what is left differs from the rows.
+        differing = {p.job_id: str(p) for p in problems if isinstance(p, ledger.Difference)}
+        assert set(differing) == {edited.pk, cut.pk}
+        assert "error: row='" in differing[edited.pk] and "nothing to see" in differing[edited.pk]
+        assert "cannot be folded: django_future: job" in differing[cut.pk]
+        assert "the next event must be 2, got 3" in differing[cut.pk]
+        transaction.set_rollback(True)
