@@ -94,12 +94,13 @@ def run_runners(dsn: str, *, jobs: int, runners: int, batch_size: int) -> tuple[
 
 def busy_seconds(dsn: str) -> float:
     """From the first claim to the last completion, on the database's clock: the runners'
-    working time, without Python and Django start-up (the peers' figures exclude it too)."""
+    working time, without Python and Django start-up (the peers' figures exclude it too).
+    Events of pre-loaded history (runner 'history:1') do not count."""
     with psycopg.connect(dsn, autocommit=True) as conn:
         row = conn.execute(
             "SELECT extract(epoch FROM max(at) FILTER (WHERE kind = 'completed')"
             " - min(at) FILTER (WHERE kind IN ('started', 'claimed')))"
-            " FROM django_future_jobevent"
+            " FROM django_future_jobevent WHERE runner IS DISTINCT FROM 'history:1'"
         ).fetchone()
     assert row is not None and row[0] is not None
     return float(row[0])
@@ -178,14 +179,7 @@ def with_history(dsn: str, *, history: int, jobs: int, runners: int, batch_size:
     add_history(dsn, history)
     load(dsn, jobs)
     run_runners(dsn, jobs=jobs, runners=runners, batch_size=batch_size)
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        row = conn.execute(
-            "SELECT extract(epoch FROM max(at) FILTER (WHERE kind = 'completed')"
-            " - min(at) FILTER (WHERE kind IN ('started', 'claimed')))"
-            " FROM django_future_jobevent WHERE runner <> 'history:1'"
-        ).fetchone()
-    assert row is not None and row[0] is not None
-    seconds = float(row[0])
+    seconds = busy_seconds(dsn)
     return Result(
         name=f"claim+run with {history:,} historical events, {runners} runners",
         value=jobs / seconds,
