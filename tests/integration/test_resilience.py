@@ -236,20 +236,31 @@ def test_a_runner_registers_and_signs_off() -> None:
     assert started.data["backend_pid"] == connection.cursor().connection.info.backend_pid
 
 
-def _started_by_a_dead_runner(
-    callable_name: str = "tests.handlers.record", **kw: object
+def _in_the_hands_of(
+    job: ScheduledJob, *, lease: dt.timedelta, kind: str = "started", name: str = "ghost:1"
 ) -> ScheduledJob:
-    """A job left running by a runner whose lease ran out (as after kill -9)."""
-    job = schedule_job("0s", callable_name, **kw)  # type: ignore[arg-type]
-    dead = Runner(lease=dt.timedelta(microseconds=1))
-    dead._register()
+    """Put ``job`` in the hands of a registered runner whose lease is ``lease``, as its
+    ``claimed`` or ``started`` event would; a lease of a microsecond is a dead runner
+    (as after kill -9)."""
+    runner = Runner(lease=lease)
+    runner._register()
     with connection.cursor() as cursor:
         cursor.execute(
             "INSERT INTO django_future_jobevent (job_id, seq, kind, runner, data) "
-            "VALUES (%s, 2, 'started', 'ghost:1', jsonb_build_object('runner_id', %s::bigint))",
-            [job.pk, dead.runner_id],
+            "VALUES (%s, 2, %s, %s, jsonb_build_object('runner_id', %s::bigint))",
+            [job.pk, kind, name, runner.runner_id],
         )
     return fresh(job)
+
+
+DEAD = dt.timedelta(microseconds=1)
+
+
+def _started_by_a_dead_runner(
+    callable_name: str = "tests.handlers.record", **kw: object
+) -> ScheduledJob:
+    """A job left running by a runner whose lease ran out."""
+    return _in_the_hands_of(schedule_job("0s", callable_name, **kw), lease=DEAD)  # type: ignore[arg-type]
 
 
 def test_a_dead_runners_job_is_abandoned_then_failed_without_retries() -> None:
@@ -277,28 +288,14 @@ def test_a_dead_runners_job_is_retried_by_policy() -> None:
 
 def test_a_live_runners_job_is_left_alone() -> None:
     job = schedule_job("0s", "tests.handlers.record")
-    alive = Runner(lease=dt.timedelta(hours=1))
-    alive._register()
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "INSERT INTO django_future_jobevent (job_id, seq, kind, runner, data) "
-            "VALUES (%s, 2, 'started', 'alive:1', jsonb_build_object('runner_id', %s::bigint))",
-            [job.pk, alive.runner_id],
-        )
+    _in_the_hands_of(job, lease=dt.timedelta(hours=1), name="alive:1")
     report = run_jobs()
     assert report.abandoned == [] and fresh(job).status == "running"
 
 
 def test_claimed_jobs_of_a_dead_runner_are_released_not_failed() -> None:
     job = schedule_job("0s", "tests.handlers.record")
-    dead = Runner(lease=dt.timedelta(microseconds=1))
-    dead._register()
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "INSERT INTO django_future_jobevent (job_id, seq, kind, runner, data) "
-            "VALUES (%s, 2, 'claimed', 'ghost:2', jsonb_build_object('runner_id', %s::bigint))",
-            [job.pk, dead.runner_id],
-        )
+    _in_the_hands_of(job, lease=DEAD, kind="claimed", name="ghost:2")
     report = run_jobs()
     assert report.released == [job.pk]
     assert kinds(job) == ["scheduled", "claimed", "released", "started", "completed"]
