@@ -76,3 +76,15 @@ def check_abandoned_carts(job: ScheduledJob, max_reminders: int = 3) -> str:
     unpaid = Order.objects.filter(paid=False, reminders_sent__lt=max_reminders).count()
     follow_up = job.reschedule("1d")
     return f"{unpaid} unpaid orders to chase; next check is job {follow_up.pk}"
+
+
+@job_as_parameter
+def sync_inventory(job: ScheduledJob, sku: str) -> str:
+    """Talks to a flaky warehouse API: the first attempt times out, the retry works.
+
+    Scheduled with ``retries=2``: the runner records the failure, then a ``retry``
+    event, and the next attempt (``job.attempts == 2``) succeeds.
+    """
+    if job.attempts < 2:
+        raise TimeoutError(f"warehouse API did not answer for {sku} (attempt {job.attempts})")
+    return f"stock of {sku} synced on attempt {job.attempts}"
