@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import contextlib
 import subprocess
+import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -73,3 +75,122 @@ def stop_all(procs: list[subprocess.Popen[Any]], timeout: float = 15) -> None:
         except subprocess.TimeoutExpired:
             p.kill()
             p.wait()
+
+
+class ReadyWorkers:
+    """A peer's worker processes, started so that their start-up is not timed.
+
+    Each worker is ``command(ready_file)``: it imports and connects, writes its
+    ready file, then waits for a line on stdin before it starts working. Use as a
+    context manager; on exit the workers are stopped, and ``exit_codes`` and
+    ``unclean_exits`` (the output tail of those that did not exit 0) are set.
+    """
+
+    def __init__(
+        self,
+        label: str,
+        command: Callable[[Path], list[str]],
+        count: int,
+        *,
+        env: dict[str, str],
+        cwd: Path,
+        startup_timeout: float = 60.0,
+    ) -> None:
+        self.label = label
+        self.command = command
+        self.count = count
+        self.env = env
+        self.cwd = cwd
+        self.startup_timeout = startup_timeout
+        self.procs: list[subprocess.Popen[bytes]] = []
+        self.logs: list[Path] = []
+        self.exit_codes: list[int | None] = []
+        self.unclean_exits: dict[int, str] = {}
+        self.spawned = 0.0
+        self._stack = contextlib.ExitStack()
+
+    def __enter__(self) -> ReadyWorkers:
+        tmp = Path(self._stack.enter_context(tempfile.TemporaryDirectory(prefix="bench_")))
+        ready = [tmp / f"ready{i}" for i in range(self.count)]
+        self.spawned = time.perf_counter()
+        for i in range(self.count):
+            self.logs.append(tmp / f"worker{i}.log")
+            log = self._stack.enter_context(self.logs[-1].open("wb"))
+            self.procs.append(
+                subprocess.Popen(
+                    self.command(ready[i]),
+                    cwd=self.cwd,
+                    env=self.env,
+                    stdin=subprocess.PIPE,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                )
+            )
+        self._stack.callback(self._stop)
+
+        def all_ready() -> bool:
+            self.check_alive("while starting")
+            return all(path.exists() for path in ready)
+
+        try:
+            wait_for(all_ready, timeout=self.startup_timeout, what=f"{self.label} workers to start")
+        except BaseException:
+            self._stack.close()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stack.close()
+
+    def _stop(self) -> None:
+        stop_all(self.procs)
+        self.exit_codes = [p.returncode for p in self.procs]
+        self.unclean_exits = {
+            i: self.tail(i, 800) for i, code in enumerate(self.exit_codes) if code
+        }
+
+    def tail(self, i: int, limit: int = 4000) -> str:
+        path = self.logs[i]
+        text = path.read_text(errors="replace") if path.exists() else ""
+        return text[-limit:].strip() or "(no output)"
+
+    def all_output(self, limit: int = 1500) -> str:
+        return "\n".join(self.tail(i, limit) for i in range(len(self.logs)))
+
+    def check_alive(self, when: str) -> None:
+        for i, proc in enumerate(self.procs):
+            if proc.poll() is not None:
+                raise RuntimeError(
+                    f"{self.label} worker {i} exited with code {proc.returncode} {when}; "
+                    f"its output:\n{self.tail(i)}"
+                )
+
+    def go(self) -> float:
+        """Tell every worker to start; return the time it was told."""
+        started = time.perf_counter()
+        for proc in self.procs:
+            assert proc.stdin is not None  # Popen(stdin=PIPE)
+            try:
+                proc.stdin.write(b"go\n")
+                proc.stdin.close()
+            except BrokenPipeError:  # it died after saying ready: report why
+                proc.wait(timeout=5)
+                self.check_alive("after starting")
+                raise
+        return started
+
+    def drain(
+        self, conn: psycopg.Connection[Any], pending: Any, *, jobs: int, poll: float = 0.01
+    ) -> tuple[float, float]:
+        """Say go, then poll ``pending`` (a query answering one boolean: is work left?)
+        until it answers false. Returns (seconds from go, seconds from spawning)."""
+        timeout = max(120.0, jobs / 20)
+        started = self.go()
+        deadline = started + timeout
+        while conn.execute(pending).fetchone() != (False,):
+            self.check_alive("before all jobs were done")
+            if time.perf_counter() > deadline:
+                raise TimeoutError(f"{self.label} workers did not finish {jobs} jobs in {timeout}s")
+            time.sleep(poll)
+        finished = time.perf_counter()
+        return finished - started, finished - self.spawned

@@ -15,9 +15,9 @@ settings of its own:
     python -m bench.peers.django_tasks_bench worker READY_FILE
 
 A worker sets Django up and connects, writes READY_FILE, waits for a line on stdin, then
-calls ``db_worker``. The headline figure is timed from spawning the processes, as a cold
-``manage.py db_worker`` start would be; ``extra`` also has the figure timed from the "go"
-line, process start, Django setup and connecting excluded.
+calls ``db_worker``. The headline figure is timed from the "go" line, so process start, Django
+setup and connecting are excluded, as for every system in the benchmark; ``extra`` also
+has the figure timed from spawning the processes.
 """
 
 from __future__ import annotations
@@ -26,15 +26,12 @@ import importlib.metadata
 import os
 import subprocess
 import sys
-import tempfile
-import time
 from pathlib import Path
-from typing import IO
 
 import psycopg
 from psycopg import sql
 
-from bench.common import Result, stop_all, wait_for
+from bench.common import ReadyWorkers, Result
 
 MODULE = "bench.peers.django_tasks_bench"
 SETTINGS_MODULE = "bench.peers.django_tasks_settings"
@@ -100,20 +97,6 @@ def _prepare(dsn: str, *, jobs: int) -> str:
     return done.stdout.strip().splitlines()[-1]
 
 
-def _tail(path: Path, limit: int = 4000) -> str:
-    text = path.read_text(errors="replace") if path.exists() else ""
-    return text[-limit:].strip() or "(no output)"
-
-
-def _check_alive(procs: list[subprocess.Popen[bytes]], logs: list[Path], when: str) -> None:
-    for i, (proc, log) in enumerate(zip(procs, logs, strict=True)):
-        if proc.poll() is not None:
-            raise RuntimeError(
-                f"django-tasks-db worker {i} exited with code {proc.returncode} {when}; "
-                f"its output:\n{_tail(log)}"
-            )
-
-
 def throughput(dsn: str, *, jobs: int, workers: int) -> Result:
     """No-op tasks/s of ``workers`` django-tasks-db ``db_worker`` processes."""
     if jobs < 1 or workers < 1:
@@ -122,44 +105,38 @@ def throughput(dsn: str, *, jobs: int, workers: int) -> Result:
     version = found["django-tasks-db"]
     table = _prepare(dsn, jobs=jobs)
 
-    env = _env(dsn)
-    procs: list[subprocess.Popen[bytes]] = []
-    logs: list[Path] = []
-    log_files: list[IO[bytes]] = []
-    with tempfile.TemporaryDirectory(prefix="django_tasks_bench_") as tmp:
-        ready = [Path(tmp, f"ready{i}") for i in range(workers)]
-        try:
-            spawned = time.perf_counter()
-            for i in range(workers):
-                logs.append(Path(tmp, f"worker{i}.log"))
-                log_files.append(logs[-1].open("wb"))
-                procs.append(
-                    subprocess.Popen(
-                        [sys.executable, "-m", MODULE, "worker", str(ready[i])],
-                        cwd=REPO_ROOT,
-                        env=env,
-                        stdin=subprocess.PIPE,
-                        stdout=log_files[-1],
-                        stderr=subprocess.STDOUT,
-                    )
-                )
-
-            def all_ready() -> bool:
-                _check_alive(procs, logs, "while starting")
-                return all(path.exists() for path in ready)
-
-            wait_for(all_ready, timeout=STARTUP_TIMEOUT, what="django-tasks-db workers to start")
-            seconds_warm, seconds = _run_to_completion(dsn, table, procs, logs, jobs, spawned)
-        finally:
-            stop_all(procs)
-            for f in log_files:
-                f.close()
-        exit_codes = [p.returncode for p in procs]
-        unclean_exits = {
-            i: _tail(log, 800)
-            for i, (code, log) in enumerate(zip(exit_codes, logs, strict=True))
-            if code
-        }
+    tasks = sql.Identifier(table)
+    pending = sql.SQL("SELECT EXISTS (SELECT FROM {} WHERE status IN ('READY', 'RUNNING'))").format(
+        tasks
+    )
+    with (
+        ReadyWorkers(
+            "django-tasks-db",
+            lambda ready: [sys.executable, "-m", MODULE, "worker", str(ready)],
+            workers,
+            env=_env(dsn),
+            cwd=REPO_ROOT,
+            startup_timeout=STARTUP_TIMEOUT,
+        ) as pool,
+        psycopg.connect(dsn, autocommit=True) as conn,
+    ):
+        seconds_warm, seconds = pool.drain(conn, pending, jobs=jobs, poll=POLL_INTERVAL)
+        row = conn.execute(
+            sql.SQL(
+                "SELECT count(*) FILTER (WHERE status = 'SUCCESSFUL'),"
+                " count(*) FILTER (WHERE status <> 'SUCCESSFUL'),"
+                " (SELECT traceback FROM {tasks} WHERE status = 'FAILED' LIMIT 1)"
+                " FROM {tasks}"
+            ).format(tasks=tasks)
+        ).fetchone()
+        successful, other, traceback = row if row else (0, 0, None)
+        if successful != jobs or other:
+            raise RuntimeError(
+                f"django-tasks-db recorded {successful} SUCCESSFUL and {other} other tasks for "
+                f"{jobs} enqueued; a failed task's traceback:\n{traceback or '(none)'}\n"
+                f"worker output:\n{pool.all_output()}"
+            )
+    exit_codes, unclean_exits = pool.exit_codes, pool.unclean_exits
 
     notes = (
         f"django-tasks-db {version} with django-tasks {found['django-tasks']} on Django "
@@ -190,53 +167,6 @@ def throughput(dsn: str, *, jobs: int, workers: int) -> Result:
             "unclean_exit_output": unclean_exits,
         },
     )
-
-
-def _run_to_completion(
-    dsn: str,
-    table: str,
-    procs: list[subprocess.Popen[bytes]],
-    logs: list[Path],
-    jobs: int,
-    spawned: float,
-) -> tuple[float, float]:
-    """Let the ready workers go; (seconds from go, seconds from spawning) until all done."""
-    timeout = max(120.0, jobs / 20)
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        started = time.perf_counter()
-        for proc in procs:
-            assert proc.stdin is not None
-            proc.stdin.write(b"go\n")
-            proc.stdin.close()
-        deadline = started + timeout
-        tasks = sql.Identifier(table)
-        pending = sql.SQL(
-            "SELECT EXISTS (SELECT FROM {} WHERE status IN ('READY', 'RUNNING'))"
-        ).format(tasks)
-        while conn.execute(pending).fetchone() != (False,):
-            _check_alive(procs, logs, "before all jobs were done")
-            if time.perf_counter() > deadline:
-                raise TimeoutError(
-                    f"django-tasks-db workers did not finish {jobs} tasks in {timeout}s"
-                )
-            time.sleep(POLL_INTERVAL)
-        finished = time.perf_counter()
-        row = conn.execute(
-            sql.SQL(
-                "SELECT count(*) FILTER (WHERE status = 'SUCCESSFUL'),"
-                " count(*) FILTER (WHERE status <> 'SUCCESSFUL'),"
-                " (SELECT traceback FROM {tasks} WHERE status = 'FAILED' LIMIT 1)"
-                " FROM {tasks}"
-            ).format(tasks=tasks)
-        ).fetchone()
-    successful, other, traceback = row if row else (0, 0, None)
-    if successful != jobs or other:
-        raise RuntimeError(
-            f"django-tasks-db recorded {successful} SUCCESSFUL and {other} other tasks for "
-            f"{jobs} enqueued; a failed task's traceback:\n{traceback or '(none)'}\n"
-            "worker output:\n" + "\n".join(_tail(log, 1500) for log in logs)
-        )
-    return finished - started, finished - spawned
 
 
 def _prepare_here(jobs: int) -> None:

@@ -20,18 +20,16 @@ from __future__ import annotations
 import asyncio
 import importlib.metadata
 import os
-import subprocess
 import sys
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any
 
 import psycopg
 import psycopg.conninfo
 
-from bench.common import Result, stop_all, wait_for
+from bench.common import ReadyWorkers, Result
 
 if TYPE_CHECKING:
     from pgqueuer.queries import Queries
@@ -102,20 +100,6 @@ async def _prepare(dsn: str, *, jobs: int, chunk: int = ENQUEUE_CHUNK) -> float:
         await connection.close()
 
 
-def _tail(path: Path, limit: int = 4000) -> str:
-    text = path.read_text(errors="replace") if path.exists() else ""
-    return text[-limit:].strip() or "(no output)"
-
-
-def _check_alive(procs: list[subprocess.Popen[bytes]], logs: list[Path], when: str) -> None:
-    for i, (proc, log) in enumerate(zip(procs, logs, strict=True)):
-        if proc.poll() is not None:
-            raise RuntimeError(
-                f"pgqueuer worker {i} exited with code {proc.returncode} {when}; "
-                f"its output:\n{_tail(log)}"
-            )
-
-
 def _worker_command(dsn: str, *, batch_size: int, ready_file: Path) -> list[str]:
     return [
         sys.executable,
@@ -143,44 +127,36 @@ def throughput(dsn: str, *, jobs: int, workers: int, batch_size: int = 1) -> Res
         **os.environ,
         "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")])),
     }
-    procs: list[subprocess.Popen[bytes]] = []
-    logs: list[Path] = []
-    log_files: list[IO[bytes]] = []
-    with tempfile.TemporaryDirectory(prefix="pgqueuer_bench_") as tmp:
-        try:
-            spawned = time.perf_counter()
-            for i in range(workers):
-                logs.append(Path(tmp, f"worker{i}.log"))
-                log_files.append(logs[-1].open("wb"))
-                procs.append(
-                    subprocess.Popen(
-                        _worker_command(
-                            dsn, batch_size=batch_size, ready_file=Path(tmp, f"ready{i}")
-                        ),
-                        cwd=REPO_ROOT,
-                        env=env,
-                        stdin=subprocess.PIPE,
-                        stdout=log_files[-1],
-                        stderr=subprocess.STDOUT,
-                    )
-                )
-
-            def all_ready() -> bool:
-                _check_alive(procs, logs, "while starting")
-                return all(Path(tmp, f"ready{i}").exists() for i in range(workers))
-
-            wait_for(all_ready, timeout=STARTUP_TIMEOUT, what="pgqueuer workers to start")
-            timings = _run_to_completion(dsn, procs, logs, jobs, spawned)
-        finally:
-            stop_all(procs)
-            for f in log_files:
-                f.close()
-        exit_codes = [p.returncode for p in procs]
-        unclean_exits = {
-            i: _tail(log, 800)
-            for i, (code, log) in enumerate(zip(exit_codes, logs, strict=True))
-            if code
-        }
+    with (
+        ReadyWorkers(
+            "pgqueuer",
+            lambda ready: _worker_command(dsn, batch_size=batch_size, ready_file=ready),
+            workers,
+            env=env,
+            cwd=REPO_ROOT,
+            startup_timeout=STARTUP_TIMEOUT,
+        ) as pool,
+        psycopg.connect(dsn, autocommit=True) as conn,
+    ):
+        from_go, from_spawn = pool.drain(
+            conn, "SELECT EXISTS (SELECT FROM pgqueuer)", jobs=jobs, poll=POLL_INTERVAL
+        )
+        row = conn.execute(
+            "SELECT count(*) FILTER (WHERE status = 'successful'),"
+            " count(*) FILTER (WHERE status NOT IN ('queued', 'picked', 'successful')),"
+            " extract(epoch FROM max(created) FILTER (WHERE status = 'successful')"
+            "  - min(created) FILTER (WHERE status = 'picked'))"
+            " FROM pgqueuer_log"
+        ).fetchone()
+        assert row is not None
+        successful, other, busy = row
+        if successful != jobs or other:
+            raise RuntimeError(
+                f"pgqueuer logged {successful} successful and {other} other outcomes "
+                f"for {jobs} jobs; worker output:\n{pool.all_output()}"
+            )
+    timings = Timings(from_go=from_go, from_spawn=from_spawn, first_pick_to_last_done=float(busy))
+    exit_codes, unclean_exits = pool.exit_codes, pool.unclean_exits
 
     notes = (
         f"pgqueuer {version}, asyncpg {_version('asyncpg')} driver, "
@@ -225,54 +201,6 @@ class Timings:
     from_go: float  # workers imported, connected and told to run (the headline)
     from_spawn: float  # worker processes spawned: includes interpreter start and imports
     first_pick_to_last_done: float  # pgqueuer_log.created, the database's clock
-
-
-def _run_to_completion(
-    dsn: str,
-    procs: list[subprocess.Popen[bytes]],
-    logs: list[Path],
-    jobs: int,
-    spawned: float,
-) -> Timings:
-    """Let the ready workers go and wait until the queue table is empty."""
-    timeout = max(120.0, jobs / 20)
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        started = time.perf_counter()
-        for proc in procs:
-            assert proc.stdin is not None
-            try:
-                proc.stdin.write(b"go\n")
-                proc.stdin.close()
-            except BrokenPipeError:
-                proc.wait(timeout=5)
-                _check_alive(procs, logs, "after starting")
-                raise
-        deadline = started + timeout
-        while conn.execute("SELECT EXISTS (SELECT FROM pgqueuer)").fetchone() != (False,):
-            _check_alive(procs, logs, "before all jobs were done")
-            if time.perf_counter() > deadline:
-                raise TimeoutError(f"pgqueuer workers did not finish {jobs} jobs in {timeout}s")
-            time.sleep(POLL_INTERVAL)
-        finished = time.perf_counter()
-        row = conn.execute(
-            "SELECT count(*) FILTER (WHERE status = 'successful'),"
-            " count(*) FILTER (WHERE status NOT IN ('queued', 'picked', 'successful')),"
-            " extract(epoch FROM max(created) FILTER (WHERE status = 'successful')"
-            "  - min(created) FILTER (WHERE status = 'picked'))"
-            " FROM pgqueuer_log"
-        ).fetchone()
-    assert row is not None
-    successful, other, busy = row
-    if successful != jobs or other:
-        raise RuntimeError(
-            f"pgqueuer logged {successful} successful and {other} other outcomes "
-            f"for {jobs} jobs; worker output:\n" + "\n".join(_tail(log, 1500) for log in logs)
-        )
-    return Timings(
-        from_go=finished - started,
-        from_spawn=finished - spawned,
-        first_pick_to_last_done=float(busy),
-    )
 
 
 def _has_uvloop() -> bool:

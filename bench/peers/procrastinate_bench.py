@@ -9,9 +9,9 @@ running one procrastinate worker with concurrency 1 and procrastinate's other de
 A worker process is ``python -m bench.peers.procrastinate_bench worker READY_FILE``: it
 imports this module, opens the app's connection pool, writes READY_FILE, waits for a line
 on stdin, then calls ``App.run_worker_async`` (what ``procrastinate worker`` calls). The
-headline figure is timed from spawning the processes, as a cold ``procrastinate worker``
-start would be; ``extra`` also has the figure timed from the "go" line, process start,
-imports and connecting excluded.
+headline figure is timed from the "go" line, so process start, imports and connecting
+are excluded, as for every system in the benchmark; ``extra`` also has the figure timed
+from spawning the processes.
 
 The workers find the database in ``$PROCRASTINATE_BENCH_DSN`` (libpq conninfo).
 """
@@ -21,17 +21,13 @@ from __future__ import annotations
 import asyncio
 import importlib.metadata
 import os
-import subprocess
 import sys
-import tempfile
-import time
 from pathlib import Path
-from typing import IO
 
 import procrastinate
 import psycopg
 
-from bench.common import Result, stop_all, wait_for
+from bench.common import ReadyWorkers, Result
 
 MODULE = "bench.peers.procrastinate_bench"
 DSN_ENV = "PROCRASTINATE_BENCH_DSN"
@@ -66,20 +62,6 @@ def _prepare(dsn: str, *, jobs: int) -> None:
         noop.batch_defer(*({} for _ in range(jobs)))
 
 
-def _tail(path: Path, limit: int = 4000) -> str:
-    text = path.read_text(errors="replace") if path.exists() else ""
-    return text[-limit:].strip() or "(no output)"
-
-
-def _check_alive(procs: list[subprocess.Popen[bytes]], logs: list[Path], when: str) -> None:
-    for i, (proc, log) in enumerate(zip(procs, logs, strict=True)):
-        if proc.poll() is not None:
-            raise RuntimeError(
-                f"procrastinate worker {i} exited with code {proc.returncode} {when}; "
-                f"its output:\n{_tail(log)}"
-            )
-
-
 def throughput(dsn: str, *, jobs: int, workers: int) -> Result:
     """No-op jobs/s of ``workers`` procrastinate worker processes (concurrency 1 each)."""
     if jobs < 1 or workers < 1:
@@ -89,43 +71,31 @@ def throughput(dsn: str, *, jobs: int, workers: int) -> Result:
 
     pythonpath = [str(REPO_ROOT), os.environ.get("PYTHONPATH", "")]
     env = {**os.environ, DSN_ENV: dsn, "PYTHONPATH": os.pathsep.join(filter(None, pythonpath))}
-    procs: list[subprocess.Popen[bytes]] = []
-    logs: list[Path] = []
-    log_files: list[IO[bytes]] = []
-    with tempfile.TemporaryDirectory(prefix="procrastinate_bench_") as tmp:
-        ready = [Path(tmp, f"ready{i}") for i in range(workers)]
-        try:
-            spawned = time.perf_counter()
-            for i in range(workers):
-                logs.append(Path(tmp, f"worker{i}.log"))
-                log_files.append(logs[-1].open("wb"))
-                procs.append(
-                    subprocess.Popen(
-                        [sys.executable, "-m", MODULE, "worker", str(ready[i])],
-                        cwd=REPO_ROOT,
-                        env=env,
-                        stdin=subprocess.PIPE,
-                        stdout=log_files[-1],
-                        stderr=subprocess.STDOUT,
-                    )
-                )
-
-            def all_ready() -> bool:
-                _check_alive(procs, logs, "while starting")
-                return all(path.exists() for path in ready)
-
-            wait_for(all_ready, timeout=STARTUP_TIMEOUT, what="procrastinate workers to start")
-            seconds_warm, seconds = _run_to_completion(dsn, procs, logs, jobs, spawned)
-        finally:
-            stop_all(procs)
-            for f in log_files:
-                f.close()
-        exit_codes = [p.returncode for p in procs]
-        unclean_exits = {
-            i: _tail(log, 800)
-            for i, (code, log) in enumerate(zip(exit_codes, logs, strict=True))
-            if code
-        }
+    pending = "SELECT EXISTS (SELECT FROM procrastinate_jobs WHERE status IN ('todo', 'doing'))"
+    with (
+        ReadyWorkers(
+            "procrastinate",
+            lambda ready: [sys.executable, "-m", MODULE, "worker", str(ready)],
+            workers,
+            env=env,
+            cwd=REPO_ROOT,
+            startup_timeout=STARTUP_TIMEOUT,
+        ) as pool,
+        psycopg.connect(dsn, autocommit=True) as conn,
+    ):
+        seconds_warm, seconds = pool.drain(conn, pending, jobs=jobs, poll=POLL_INTERVAL)
+        row = conn.execute(
+            "SELECT count(*) FILTER (WHERE status = 'succeeded'),"
+            " count(*) FILTER (WHERE status <> 'succeeded')"
+            " FROM procrastinate_jobs"
+        ).fetchone()
+        succeeded, other = row if row else (0, 0)
+        if succeeded != jobs or other:
+            raise RuntimeError(
+                f"procrastinate recorded {succeeded} succeeded and {other} other jobs "
+                f"for {jobs} deferred; worker output:\n{pool.all_output()}"
+            )
+    exit_codes, unclean_exits = pool.exit_codes, pool.unclean_exits
 
     notes = (
         f"procrastinate {version}, psycopg {psycopg.__version__} (PsycopgConnector); "
@@ -156,45 +126,6 @@ def throughput(dsn: str, *, jobs: int, workers: int) -> Result:
             "unclean_exit_output": unclean_exits,
         },
     )
-
-
-def _run_to_completion(
-    dsn: str,
-    procs: list[subprocess.Popen[bytes]],
-    logs: list[Path],
-    jobs: int,
-    spawned: float,
-) -> tuple[float, float]:
-    """Let the ready workers go; (seconds from go, seconds from spawning) until all done."""
-    timeout = max(120.0, jobs / 20)
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        started = time.perf_counter()
-        for proc in procs:
-            assert proc.stdin is not None
-            proc.stdin.write(b"go\n")
-            proc.stdin.close()
-        deadline = started + timeout
-        pending = "SELECT EXISTS (SELECT FROM procrastinate_jobs WHERE status IN ('todo', 'doing'))"
-        while conn.execute(pending).fetchone() != (False,):
-            _check_alive(procs, logs, "before all jobs were done")
-            if time.perf_counter() > deadline:
-                raise TimeoutError(
-                    f"procrastinate workers did not finish {jobs} jobs in {timeout}s"
-                )
-            time.sleep(POLL_INTERVAL)
-        finished = time.perf_counter()
-        row = conn.execute(
-            "SELECT count(*) FILTER (WHERE status = 'succeeded'),"
-            " count(*) FILTER (WHERE status <> 'succeeded')"
-            " FROM procrastinate_jobs"
-        ).fetchone()
-    succeeded, other = row if row else (0, 0)
-    if succeeded != jobs or other:
-        raise RuntimeError(
-            f"procrastinate recorded {succeeded} succeeded and {other} other jobs "
-            f"for {jobs} deferred; worker output:\n" + "\n".join(_tail(log, 1500) for log in logs)
-        )
-    return finished - started, finished - spawned
 
 
 async def _worker(ready_file: Path) -> None:
