@@ -93,7 +93,7 @@ def append(
                 f"job {job_id}: another writer appended its next event first ({exc})"
             ) from exc
         raise
-    if row is None:
+    if row is None or row[0] is None:
         state = ScheduledJob.objects.filter(pk=job_id).values_list("status", "last_seq").first()
         if state is None:
             raise JobGoneError(f"job {job_id} has no live row (never scheduled, or deleted)")

@@ -320,12 +320,11 @@ class Runner:
             "kind": EventKind.STARTED if self.batch_size == 1 else EventKind.CLAIMED,
         }
         with connection.cursor() as cursor:
-            # Claim and read what was claimed, in one round trip.
-            cursor.execute(query("claim") + ";\n" + query("in_hand"), params)
-            claimed = cursor.fetchall()
-            cursor.nextset()
+            # Claims and returns what this runner now holds: only what it just claimed,
+            # since it claims when its hands are empty.
+            cursor.execute(query("claim"), params)
             jobs = _jobs_from(cursor)
-        if not claimed:
+        if not jobs:
             return []
         if self._heartbeat is None and self.runner_id is not None:
             self._heartbeat = Heartbeat(self.runner_id, self.lease)

@@ -331,6 +331,15 @@ class Migration(migrations.Migration):
             ),
         ),
         migrations.RunSQL(
+            migration_sql("0001_runner.sql"),
+            reverse_sql=(
+                "DROP FUNCTION IF EXISTS django_future_claim("
+                "timestamptz, text, bigint, integer, text);"
+                "DROP FUNCTION IF EXISTS django_future_append("
+                "bigint, text, text, jsonb, text[], integer);"
+            ),
+        ),
+        migrations.RunSQL(
             migration_sql("0001_views.sql"),
             reverse_sql=(
                 "DROP VIEW IF EXISTS django_future_callable_timings;"

@@ -27,18 +27,10 @@ WHERE finish IS NULL OR finish >= start
 RETURNING job_id;
 
 -- name: append
--- Append the next event of one live job (seq = last_seq + 1), if its status is
--- one of %(statuses)s and its last seq is %(seq)s (NULL: any). Locks the row
--- first, so a concurrent change is seen; returns nothing if the job is gone or
--- not as expected.
-INSERT INTO django_future_jobevent (job_id, seq, kind, at, runner, data)
-SELECT id, last_seq + 1, %(kind)s, statement_timestamp(), %(runner)s, %(data)s::jsonb
-FROM django_future_scheduledjob
-WHERE id = %(job_id)s
-  AND (%(statuses)s::text[] IS NULL OR status = ANY(%(statuses)s::text[]))
-  AND (%(seq)s::integer IS NULL OR last_seq = %(seq)s::integer)
-FOR UPDATE
-RETURNING seq;
+-- Append the next event of one live job; the new seq, or NULL if the job is
+-- gone, not in one of %(statuses)s, or not at seq %(seq)s (see 0001_runner.sql).
+SELECT django_future_append(%(job_id)s, %(kind)s, %(runner)s, %(data)s::jsonb,
+                            %(statuses)s::text[], %(seq)s::integer);
 
 -- name: retry
 -- After a failed attempt: schedule the next one after %(delay)s, unless the
@@ -78,25 +70,10 @@ FROM gone
 RETURNING job_id;
 
 -- name: claim
--- Claim the oldest due jobs: lock them, skipping rows other runners hold, and
--- append %(kind)s ("started", or "claimed" for a batch) naming this runner,
--- all in one statement.
-WITH due AS (
-    SELECT id, last_seq
-    FROM django_future_scheduledjob
-    WHERE status = 'scheduled'
-      AND time_slot_start <= COALESCE(%(now)s::timestamptz, statement_timestamp())
-      AND (time_slot_end IS NULL
-           OR time_slot_end >= COALESCE(%(now)s::timestamptz, statement_timestamp()))
-    ORDER BY time_slot_start, id
-    LIMIT %(limit)s
-    FOR UPDATE SKIP LOCKED
-)
-INSERT INTO django_future_jobevent (job_id, seq, kind, at, runner, data)
-SELECT id, last_seq + 1, %(kind)s, statement_timestamp(), %(runner)s,
-       jsonb_build_object('runner_id', %(runner_id)s::bigint, 'backend_pid', pg_backend_pid())
-FROM due
-RETURNING job_id;
+-- Claim the oldest due jobs for this runner and read back what it holds, in one
+-- statement whose plans the session keeps (see 0001_runner.sql).
+SELECT * FROM django_future_claim(%(now)s::timestamptz, %(runner)s, %(runner_id)s::bigint,
+                                  %(limit)s, %(kind)s);
 
 -- name: recover
 -- Jobs in the hands of a runner that is gone: its lease ran out (killed, lost
@@ -287,13 +264,6 @@ LEFT JOIN django_future_runnerprocess p ON p.id = j.runner_process_id
 WHERE j.status IN ('running', 'claimed')
 GROUP BY j.runner
 ORDER BY j.runner;
-
--- name: in_hand
--- The jobs this runner holds (claimed or running), oldest first: read in the
--- same round trip as the claim or the start that changed them.
-SELECT * FROM django_future_scheduledjob
-WHERE runner_process_id = %(runner_id)s AND status IN ('claimed', 'running')
-ORDER BY time_slot_start, id;
 
 -- name: start_claimed
 -- Start one job this runner claimed (claimed -> running), then read it back.
