@@ -4,6 +4,7 @@
     python3 dev.py bench              # the full run (about ten minutes here)
     python3 dev.py bench --quick      # smaller numbers, for a smoke test
     python3 dev.py bench --only ours  # a subset: ours, peers, floor, bulk, history, memory
+    python3 dev.py bench --repeat 3   # every figure the median of three interleaved runs
 
 Every figure comes from the same PostgreSQL server in the same run, each
 benchmark in a fresh database, so that the ratios are fair on a shared, noisy
@@ -44,9 +45,12 @@ class Harness:
     def __init__(self, admin_dsn: str) -> None:
         self.admin_dsn = admin_dsn
         self.results: dict[str, Result] = {}
+        self.samples: dict[str, list[Result]] = {}
         self.skipped: dict[str, str] = {}
 
     def measure(self, key: str, label: str, fn: Callable[[str], Result]) -> None:
+        """Measure ``fn`` once per repetition, interleaved with the other benchmarks by
+        main(); the figure kept is the median, so that one noisy moment does not decide."""
         print(f"- {label} ...", end=" ", flush=True)
         started = time.perf_counter()
         try:
@@ -60,7 +64,11 @@ class Harness:
             self.skipped[key] = f"failed: {type(exc).__name__}: {str(exc)[:300]}"
             print(self.skipped[key])
             return
-        self.results[key] = result
+        self.samples.setdefault(key, []).append(result)
+        runs = sorted(self.samples[key], key=lambda r: r.value)
+        self.results[key] = runs[len(runs) // 2]
+        if len(runs) > 1:
+            self.results[key].extra["all_runs"] = [round(r.value, 1) for r in runs]
         print(f"{result.value:,.1f} {result.unit} ({time.perf_counter() - started:.0f} s)")
 
     def ratio(self, a: str, b: str | list[str]) -> tuple[float | None, str]:
@@ -77,6 +85,13 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="smaller numbers (a smoke test)")
     parser.add_argument("--only", nargs="+", choices=GROUPS, default=list(GROUPS))
     parser.add_argument("--json", type=Path, default=ROOT / ".bench" / "results.json")
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        metavar="N",
+        help="run everything N times, interleaved, and keep each figure's median",
+    )
     options = parser.parse_args()
     admin = os.environ.get("DATABASE_URL", "").strip()
     if not admin:
@@ -94,75 +109,86 @@ def main() -> int:
         f"benchmarks on {platform.node()}: {os.cpu_count()} CPUs, Python {platform.python_version()}"
     )
 
-    if "ours" in only:
-        h.measure("ours_1", "ours, 1 runner", lambda d: ours.throughput(d, jobs=jobs, runners=1))
-        h.measure("ours_4", "ours, 4 runners", lambda d: ours.throughput(d, jobs=jobs, runners=4))
-        h.measure(
-            "ours_4_batched",
-            "ours, 4 runners, batches of 50",
-            lambda d: ours.throughput(d, jobs=batched_jobs, runners=4, batch_size=50),
-        )
-    if "peers" in only:
-        from bench.peers import django_tasks_bench, pgqueuer_bench, procrastinate_bench
+    for round_ in range(1, options.repeat + 1):
+        if options.repeat > 1:
+            print(f"round {round_} of {options.repeat}")
+        if "ours" in only:
+            h.measure(
+                "ours_1", "ours, 1 runner", lambda d: ours.throughput(d, jobs=jobs, runners=1)
+            )
+            h.measure(
+                "ours_4", "ours, 4 runners", lambda d: ours.throughput(d, jobs=jobs, runners=4)
+            )
+            h.measure(
+                "ours_4_batched",
+                "ours, 4 runners, batches of 50",
+                lambda d: ours.throughput(d, jobs=batched_jobs, runners=4, batch_size=50),
+            )
+        if "peers" in only:
+            from bench.peers import django_tasks_bench, pgqueuer_bench, procrastinate_bench
 
-        for n in (1, 4):
+            for n in (1, 4):
+                h.measure(
+                    f"procrastinate_{n}",
+                    f"procrastinate, {n} worker(s)",
+                    lambda d, n=n: procrastinate_bench.throughput(d, jobs=jobs, workers=n),
+                )
+                h.measure(
+                    f"django_tasks_{n}",
+                    f"django-tasks-db, {n} worker(s)",
+                    lambda d, n=n: django_tasks_bench.throughput(d, jobs=jobs, workers=n),
+                )
             h.measure(
-                f"procrastinate_{n}",
-                f"procrastinate, {n} worker(s)",
-                lambda d, n=n: procrastinate_bench.throughput(d, jobs=jobs, workers=n),
+                "pgqueuer_1",
+                "pgqueuer, 1 manager, batch 1",
+                lambda d: pgqueuer_bench.throughput(d, jobs=jobs, workers=1, batch_size=1),
             )
             h.measure(
-                f"django_tasks_{n}",
-                f"django-tasks-db, {n} worker(s)",
-                lambda d, n=n: django_tasks_bench.throughput(d, jobs=jobs, workers=n),
+                "pgqueuer_4_batched",
+                "pgqueuer, 4 managers, batch 10",
+                lambda d: pgqueuer_bench.throughput(d, jobs=batched_jobs, workers=4, batch_size=10),
             )
-        h.measure(
-            "pgqueuer_1",
-            "pgqueuer, 1 manager, batch 1",
-            lambda d: pgqueuer_bench.throughput(d, jobs=jobs, workers=1, batch_size=1),
-        )
-        h.measure(
-            "pgqueuer_4_batched",
-            "pgqueuer, 4 managers, batch 10",
-            lambda d: pgqueuer_bench.throughput(d, jobs=batched_jobs, workers=4, batch_size=10),
-        )
-        h.measure(
-            "pgqueuer_enqueue",
-            "pgqueuer batch enqueue",
-            lambda d: pgqueuer_bench.enqueue_rate(d, jobs=bulk_jobs),
-        )
-    if "floor" in only:
-        h.measure(
-            "bare_4",
-            "bare SKIP LOCKED queue, 4 workers",
-            lambda d: floor.bare_queue(d, jobs=jobs, workers=4),
-        )
-        h.measure(
-            "pgbench_4",
-            "pgbench, 4 clients",
-            lambda d: floor.pgbench(d, clients=4, seconds=5 if q else 10),
-        )
-    if "bulk" in only:
-        h.measure("bulk", "ours, schedule_jobs", lambda d: ours.bulk_schedule(d, jobs=bulk_jobs))
-    if "history" in only:
-        for key, size in (("history_10k", 10_000), ("history_1m", history_big)):
             h.measure(
-                key,
-                f"ours with {size:,} historical events, 4 runners",
-                lambda d, size=size: ours.with_history(
-                    d, history=size, jobs=jobs, runners=4, batch_size=1
-                ),
+                "pgqueuer_enqueue",
+                "pgqueuer batch enqueue",
+                lambda d: pgqueuer_bench.enqueue_rate(d, jobs=bulk_jobs),
             )
-    if "memory" in only:
-        small, big = memory_jobs
-        h.measure(
-            "memory_small",
-            f"runner memory over {small:,} jobs",
-            lambda d: ours.memory(d, jobs=small),
-        )
-        h.measure(
-            "memory_big", f"runner memory over {big:,} jobs", lambda d: ours.memory(d, jobs=big)
-        )
+        if "floor" in only:
+            h.measure(
+                "bare_4",
+                "bare SKIP LOCKED queue, 4 workers",
+                lambda d: floor.bare_queue(d, jobs=jobs, workers=4),
+            )
+            h.measure(
+                "pgbench_4",
+                "pgbench, 4 clients",
+                lambda d: floor.pgbench(d, clients=4, seconds=5 if q else 10),
+            )
+        if "bulk" in only:
+            h.measure(
+                "bulk", "ours, schedule_jobs", lambda d: ours.bulk_schedule(d, jobs=bulk_jobs)
+            )
+        if "history" in only:
+            for key, size in (("history_10k", 10_000), ("history_1m", history_big)):
+                h.measure(
+                    key,
+                    f"ours with {size:,} historical events, 4 runners",
+                    lambda d, size=size: ours.with_history(
+                        d, history=size, jobs=jobs, runners=4, batch_size=1
+                    ),
+                )
+        if "memory" in only:
+            small, big = memory_jobs
+            h.measure(
+                "memory_small",
+                f"runner memory over {small:,} jobs",
+                lambda d, small=small: ours.memory(d, jobs=small),
+            )
+            h.measure(
+                "memory_big",
+                f"runner memory over {big:,} jobs",
+                lambda d, big=big: ours.memory(d, jobs=big),
+            )
 
     report(h, options.json, quick=q)
     return 0
