@@ -72,16 +72,6 @@ class ScheduledJobQuerySet(models.QuerySet["ScheduledJob"]):
     def running(self) -> ScheduledJobQuerySet:
         return self.filter(status=ScheduledJob.STATUS_RUNNING)
 
-    def due(self, now: Any = None) -> ScheduledJobQuerySet:
-        """Scheduled jobs whose slot has opened and not yet closed at ``now``."""
-        at = Now() if now is None else now
-        return (
-            self.scheduled()
-            .filter(time_slot_start__lte=at)
-            .filter(models.Q(time_slot_end__isnull=True) | models.Q(time_slot_end__gte=at))
-            .order_by("time_slot_start", "id")
-        )
-
 
 class LedgerOnlyError(RuntimeError):
     """ScheduledJob rows are a projection of the event ledger and cannot be
