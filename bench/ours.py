@@ -131,7 +131,7 @@ def bulk_schedule(dsn: str, *, jobs: int) -> Result:
         unit="jobs/s",
         jobs=jobs,
         seconds=seconds,
-        notes="one COPY into the ledger; the fold trigger creates every job row",
+        notes="COPY, then one INSERT into the ledger; the fold creates the job rows set-based",
     )
 
 

@@ -3,12 +3,12 @@
 ``JobEvent`` is the source of truth. Rows are only ever inserted; PostgreSQL
 itself refuses ``UPDATE``, ``DELETE`` and ``TRUNCATE`` on the table.
 
-``ScheduledJob`` is a projection: a ``BEFORE INSERT`` trigger on the ledger
-folds each new event into the job's row, in the same statement and therefore
-the same transaction. A second trigger refuses every write to the projection
-that does not come from that fold, so the two can never drift apart. The fold
-itself is one PL/pgSQL function (``django_future_fold``, see ``sql/0001_fold.sql``)
-that ``verify`` and ``rebuild`` reuse.
+``ScheduledJob`` is a projection: a statement-level ``AFTER INSERT`` trigger on
+the ledger folds the statement's new events into the jobs' rows, in the same
+statement and therefore the same transaction. Another trigger refuses every
+write to the projection that does not come from that fold, so the two can never
+drift apart. The fold itself is one PL/pgSQL function (``django_future_fold``,
+see ``sql/0001_fold.sql``) that ``verify`` and ``rebuild`` reuse.
 """
 
 from __future__ import annotations
@@ -334,16 +334,32 @@ class JobEvent(models.Model):
                     "append-only';"
                 ),
             ),
-            # Before the row is written, so that it can set the event's hash; in
-            # the same statement, so event and projection commit or fail together.
+            # Rows written without a hash (psql, the ORM) are stamped before they
+            # are stored: the statement's time, whatever the writer sent, and a hash
+            # chained to the job's previous event.
             pgtrigger.Trigger(
-                name="fold_into_projection",
+                name="stamp_event",
                 when=pgtrigger.Before,
                 operation=pgtrigger.Insert,
-                # The database's clock, whatever the writer sent: times can be trusted.
+                condition=pgtrigger.Condition("NEW.hash IS NULL OR NEW.hash = ''"),
                 func=(
                     "NEW.at := statement_timestamp(); "
-                    "NEW.hash := django_future_apply(NEW); RETURN NEW;"
+                    "NEW.hash := django_future_stamp(NEW); RETURN NEW;"
+                ),
+            ),
+            # Once per statement: check every new event's stamps and fold them into
+            # the projection (sql/0002_statement_fold.sql). In the statement, so
+            # events and projection commit or fail together.
+            pgtrigger.Trigger(
+                name="fold_events",
+                level=pgtrigger.Statement,
+                when=pgtrigger.After,
+                operation=pgtrigger.Insert,
+                referencing=pgtrigger.Referencing(new="new_events"),
+                func=(
+                    "PERFORM django_future_apply_events(ARRAY("
+                    "SELECT e::django_future_jobevent FROM new_events e "
+                    "ORDER BY e.job_id, e.seq)); RETURN NULL;"
                 ),
             ),
         ]

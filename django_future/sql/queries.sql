@@ -26,11 +26,28 @@ FROM slot
 WHERE finish IS NULL OR finish >= start
 RETURNING job_id;
 
+-- name: schedule_bulk
+-- The "scheduled" events of schedule_jobs(), from the scratch table its COPY
+-- filled. The hashes are computed here, in the same statement, so no row needs
+-- stamping one by one (the statement trigger checks them all the same).
+INSERT INTO django_future_jobevent (job_id, seq, kind, at, data, hash)
+SELECT job_id, 1, 'scheduled', statement_timestamp(), data,
+       django_future_event_hash(NULL, job_id, 1, 'scheduled', statement_timestamp(), NULL, data)
+FROM django_future_bulk
+ORDER BY job_id;
+
 -- name: append
 -- Append the next event of one live job; the new seq, or NULL if the job is
 -- gone, not in one of %(statuses)s, or not at seq %(seq)s (see 0001_runner.sql).
 SELECT django_future_append(%(job_id)s, %(kind)s, %(runner)s, %(data)s::jsonb,
                             %(statuses)s::text[], %(seq)s::integer);
+
+-- name: complete
+-- A plain job's completion, appended only at the seq the runner saw: NULL (and
+-- nothing written) if the attempt was recovered elsewhere meanwhile. The runner
+-- sends it ahead of its next claim or start, in the same round trip.
+SELECT django_future_append(%(done_id)s, 'completed', %(runner)s, %(done_data)s::jsonb,
+                            ARRAY['running'], %(done_seq)s::integer);
 
 -- name: retry
 -- After a failed attempt: schedule the next one after %(delay)s, unless the

@@ -244,12 +244,34 @@ def test_hash_chain_links_each_event_to_the_previous_one() -> None:
 
 def test_hash_cannot_be_forged_by_the_writer() -> None:
     job = schedule_job("1d", "tests.handlers.record")
-    sql(
-        "INSERT INTO django_future_jobevent (job_id, seq, kind, hash) VALUES (%s, 2, 'expired', 'forged')",
-        [job.pk],
+    with (
+        pytest.raises(ProgrammingError, match="does not chain to the job's previous event"),
+        transaction.atomic(),
+    ):
+        sql(
+            "INSERT INTO django_future_jobevent (job_id, seq, kind, hash)"
+            " VALUES (%s, 2, 'expired', 'forged')",
+            [job.pk],
+        )
+    assert kinds(job) == ["scheduled"]
+
+
+def test_a_writer_that_brings_its_own_hash_must_chain_it_and_use_the_statement_time() -> None:
+    """What the set-based writers (bulk scheduling, batched claims) do: the statement
+    trigger accepts their hashes only if they are what the database would have set."""
+    job = schedule_job("1d", "tests.handlers.record")
+    own_hash = (
+        "INSERT INTO django_future_jobevent (job_id, seq, kind, at, data, hash)"
+        " SELECT id, 2, 'expired', {at}, '{{}}',"
+        "        django_future_event_hash(last_hash, id, 2, 'expired', {at}, NULL, '{{}}')"
+        " FROM django_future_scheduledjob WHERE id = %s"
     )
-    assert JobEvent.objects.get(job_id=job.pk, seq=2).hash != "forged"
-    assert ledger.verify() == []
+    backdated = "statement_timestamp() - interval '1 day'"
+    with pytest.raises(ProgrammingError, match="not stamped with the time"), transaction.atomic():
+        sql(own_hash.format(at=backdated), [job.pk])
+    sql(own_hash.format(at="statement_timestamp()"), [job.pk])
+    assert kinds(job) == ["scheduled", "expired"]
+    assert ScheduledJob.objects.get(pk=job.pk).status == "expired"
 
 
 def test_verify_detects_history_edited_with_the_triggers_disabled() -> None:
@@ -284,3 +306,34 @@ def test_verify_detects_history_edited_with_the_triggers_disabled() -> None:
         assert "cannot be folded: django_future: job" in differing[cut.pk]
         assert "the next event must be 2, got 3" in differing[cut.pk]
         transaction.set_rollback(True)
+
+
+def test_one_statement_may_carry_several_events_of_several_jobs() -> None:
+    """The statement-level fold: jobs are folded together, a job's own events in turn."""
+    first = schedule_job("0s", "tests.handlers.record")
+    second = schedule_job("1d", "tests.handlers.record")
+    sql(
+        "INSERT INTO django_future_jobevent (job_id, seq, kind, runner, data) VALUES"
+        " (%(a)s, 2, 'started', 'by hand', '{}'),"
+        " (%(a)s, 3, 'completed', 'by hand', '{\"return_value\": \"ok\"}'),"
+        " (%(a)s, 4, 'deleted', 'by hand', '{}'),"
+        " (%(b)s, 2, 'cancelled', 'by hand', '{}')",
+        {"a": first.pk, "b": second.pk},
+    )
+    assert kinds(first) == ["scheduled", "started", "completed", "deleted"]
+    assert not ScheduledJob.objects.filter(pk=first.pk).exists()
+    assert ScheduledJob.objects.get(pk=second.pk).status == "cancelled"
+    assert ledger.verify() == []
+
+
+def test_a_bad_event_anywhere_in_a_statement_writes_nothing() -> None:
+    good = schedule_job("1d", "tests.handlers.record")
+    bad = schedule_job("1d", "tests.handlers.record")
+    with pytest.raises(ProgrammingError, match="cannot complete"), transaction.atomic():
+        sql(
+            "INSERT INTO django_future_jobevent (job_id, seq, kind) VALUES"
+            " (%s, 2, 'cancelled'), (%s, 2, 'completed')",
+            [good.pk, bad.pk],
+        )
+    assert kinds(good) == ["scheduled"] and kinds(bad) == ["scheduled"]
+    assert ScheduledJob.objects.get(pk=good.pk).status == "scheduled"

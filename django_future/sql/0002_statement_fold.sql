@@ -1,0 +1,238 @@
+-- The fold, applied once per statement instead of once per row.
+--
+-- 0001 folded each new event in a BEFORE INSERT row trigger: a PL/pgSQL call,
+-- a row lock and an UPDATE for every event, which made bulk scheduling and
+-- batched claims cost as much per job as single ones. From 0002 on:
+--
+-- * A BEFORE INSERT row trigger, only for rows that arrive without a hash
+--   (hand-written INSERTs, the ORM, psql), stamps the event: its time is the
+--   statement's, its hash is chained to the job's previous event.
+-- * An AFTER INSERT statement trigger hands every event of the statement to
+--   django_future_apply_events, which checks the stamps (so a writer that
+--   brings its own hash can neither forge it nor backdate the event), then
+--   folds the events into the projection with a few set-based statements.
+--
+-- The fold itself is unchanged: django_future_fold(state, event) in
+-- 0001_fold.sql is still the one definition of a job's next state, called
+-- here once per event; replay, verify and time travel use it too.
+
+-- The hash of a new event, chained to its job's previous event (which may have
+-- been inserted earlier in the same statement: a volatile function sees it).
+CREATE OR REPLACE FUNCTION django_future_stamp(e django_future_jobevent)
+RETURNS text
+LANGUAGE sql VOLATILE AS $stamp$
+    SELECT django_future_event_hash(
+        (SELECT p.hash FROM django_future_jobevent p
+         WHERE p.job_id = e.job_id AND p.seq = e.seq - 1),
+        e.job_id, e.seq, e.kind, e.at, e.runner, e.data)
+$stamp$;
+
+
+-- Fold the events of one INSERT statement (ordered by job and seq) into the
+-- projection. Events of different jobs are folded together, set-based; a job
+-- with several events in the statement gets them in rounds, one per event.
+CREATE OR REPLACE FUNCTION django_future_apply_events(evs django_future_jobevent[])
+RETURNS void
+LANGUAGE plpgsql AS $apply$
+DECLARE
+    one django_future_jobevent;
+    cur django_future_scheduledjob;
+    nxt django_future_scheduledjob;
+    bad record;
+    rounds integer;
+    has_new boolean;
+    has_deleted boolean;
+    expected integer;
+    changed integer;
+BEGIN
+    IF cardinality(evs) = 0 THEN
+        RETURN;  -- statement triggers fire for INSERTs of no rows too
+    END IF;
+
+    IF cardinality(evs) = 1 THEN
+        -- One event, the runner's everyday case: the same steps as the set-based
+        -- path below, without its set-up.
+        one := evs[1];
+        SELECT * INTO cur FROM django_future_scheduledjob WHERE id = one.job_id FOR UPDATE;
+        IF one.at <> statement_timestamp() THEN
+            RAISE EXCEPTION 'django_future: event % of job % is not stamped with the time of its statement: events record when they were written, the database sets it',
+                one.seq, one.job_id;
+        END IF;
+        IF one.seq = COALESCE(cur.last_seq, 0) + 1 AND one.hash IS DISTINCT FROM
+                django_future_event_hash(cur.last_hash, one.job_id, one.seq, one.kind, one.at, one.runner, one.data) THEN
+            RAISE EXCEPTION 'django_future: event % of job % has a hash that does not chain to the job''s previous event (leave hash out and the database sets it)',
+                one.seq, one.job_id;
+        END IF;
+        nxt := django_future_fold(cur, one);
+        IF cur.id IS NULL THEN
+            INSERT INTO django_future_scheduledjob SELECT nxt.*;
+        ELSIF nxt.id IS NULL THEN
+            DELETE FROM django_future_scheduledjob WHERE id = one.job_id;
+        ELSE
+            UPDATE django_future_scheduledjob SET
+                (status, time_slot_start, execution_start, execution_end, runner,
+                 runner_process_id, attempts, error, return_value, last_seq, last_hash)
+                = (nxt.status, nxt.time_slot_start, nxt.execution_start, nxt.execution_end,
+                   nxt.runner, nxt.runner_process_id, nxt.attempts, nxt.error,
+                   nxt.return_value, nxt.last_seq, nxt.last_hash)
+            WHERE id = one.job_id;
+        END IF;
+        IF nxt.status = 'scheduled' THEN
+            PERFORM pg_notify('django_future', '');
+        END IF;
+        RETURN;
+    END IF;
+
+    -- Stamps: the statement's time, and a hash chained to the previous event
+    -- (earlier in this statement, or the job's last one).
+    SELECT e.job_id, e.seq, e.at <> statement_timestamp() AS late INTO bad
+    FROM (
+        SELECT e.*, lag(e.hash) OVER (PARTITION BY e.job_id ORDER BY e.seq) AS prev_in_statement,
+               row_number() OVER (PARTITION BY e.job_id ORDER BY e.seq) AS nth
+        FROM unnest(evs) e
+    ) e
+    LEFT JOIN django_future_scheduledjob j ON j.id = e.job_id AND e.nth = 1
+    WHERE e.at <> statement_timestamp()
+       -- (an event out of sequence is left to the fold, which says so)
+       OR ((e.nth > 1 OR e.seq = COALESCE(j.last_seq, 0) + 1)
+           AND e.hash IS DISTINCT FROM django_future_event_hash(
+                   CASE WHEN e.nth = 1 THEN j.last_hash ELSE e.prev_in_statement END,
+                   e.job_id, e.seq, e.kind, e.at, e.runner, e.data))
+    LIMIT 1;
+    IF FOUND THEN
+        IF bad.late THEN
+            RAISE EXCEPTION 'django_future: event % of job % is not stamped with the time of its statement: events record when they were written, the database sets it',
+                bad.seq, bad.job_id;
+        END IF;
+        RAISE EXCEPTION 'django_future: event % of job % has a hash that does not chain to the job''s previous event (leave hash out and the database sets it)',
+            bad.seq, bad.job_id;
+    END IF;
+
+    SELECT max(n), bool_or(new_job), bool_or(gone) INTO rounds, has_new, has_deleted
+    FROM (
+        SELECT count(*) AS n, bool_or(e.kind = 'scheduled') AS new_job,
+               bool_or(e.kind = 'deleted') AS gone
+        FROM unnest(evs) e GROUP BY e.job_id
+    ) per_job;
+
+    FOR r IN 1..rounds LOOP
+        IF has_new THEN
+            INSERT INTO django_future_scheduledjob
+            SELECT f.*
+            FROM (SELECT e, row_number() OVER (PARTITION BY e.job_id ORDER BY e.seq) AS nth
+                  FROM unnest(evs) e) e
+            LEFT JOIN django_future_scheduledjob j ON j.id = (e.e).job_id
+            CROSS JOIN LATERAL django_future_fold(j, e.e) f
+            WHERE e.nth = r AND (e.e).kind = 'scheduled';
+        END IF;
+
+        -- Every other kind changes a live job's row (the fold raises if the
+        -- event does not follow from it).
+        SELECT count(*) INTO expected
+        FROM (SELECT e.kind, row_number() OVER (PARTITION BY e.job_id ORDER BY e.seq) AS nth
+              FROM unnest(evs) e) e
+        WHERE e.nth = r AND e.kind NOT IN ('scheduled', 'deleted');
+        IF expected > 0 THEN
+            UPDATE django_future_scheduledjob j SET
+                (status, time_slot_start, execution_start, execution_end, runner,
+                 runner_process_id, attempts, error, return_value, last_seq, last_hash)
+                = (SELECT f.status, f.time_slot_start, f.execution_start, f.execution_end,
+                          f.runner, f.runner_process_id, f.attempts, f.error, f.return_value,
+                          f.last_seq, f.last_hash
+                   FROM django_future_fold(j, e.e) f)
+            FROM (SELECT e, row_number() OVER (PARTITION BY e.job_id ORDER BY e.seq) AS nth
+                  FROM unnest(evs) e) e
+            WHERE j.id = (e.e).job_id AND e.nth = r
+              AND (e.e).kind NOT IN ('scheduled', 'deleted');
+            GET DIAGNOSTICS changed = ROW_COUNT;
+            IF changed <> expected THEN
+                SELECT e.job_id, e.kind INTO bad FROM unnest(evs) e
+                WHERE e.kind NOT IN ('scheduled', 'deleted')
+                  AND NOT EXISTS (SELECT FROM django_future_scheduledjob j WHERE j.id = e.job_id)
+                LIMIT 1;
+                RAISE EXCEPTION 'django_future: no live job % to append "%" to (never scheduled, or deleted)',
+                    bad.job_id, bad.kind;
+            END IF;
+        END IF;
+
+        IF has_deleted THEN
+            PERFORM django_future_fold(j, e.e)  -- raises unless the job may be deleted
+            FROM (SELECT e, row_number() OVER (PARTITION BY e.job_id ORDER BY e.seq) AS nth
+                  FROM unnest(evs) e) e
+            LEFT JOIN django_future_scheduledjob j ON j.id = (e.e).job_id
+            WHERE e.nth = r AND (e.e).kind = 'deleted';
+            DELETE FROM django_future_scheduledjob j
+            USING (SELECT e, row_number() OVER (PARTITION BY e.job_id ORDER BY e.seq) AS nth
+                   FROM unnest(evs) e) e
+            WHERE j.id = (e.e).job_id AND e.nth = r AND (e.e).kind = 'deleted';
+        END IF;
+    END LOOP;
+
+    -- Wake sleeping workers (delivered at commit) when a job became due-able.
+    IF has_new OR EXISTS (
+        SELECT FROM unnest(evs) e WHERE e.kind IN ('retry', 'released')
+    ) THEN
+        PERFORM pg_notify('django_future', '');
+    END IF;
+END
+$apply$;
+
+-- The row-at-a-time fold of 0001, replaced by the two above.
+DROP FUNCTION IF EXISTS django_future_apply(django_future_jobevent);
+
+
+-- The runner's claim and append (0001_runner.sql), now writing each event's hash
+-- themselves, in the same statement: their rows need no stamping one by one.
+CREATE OR REPLACE FUNCTION django_future_claim(
+    claim_at timestamptz, runner_name text, runner_pk bigint, how_many integer, event_kind text
+) RETURNS SETOF django_future_scheduledjob
+LANGUAGE plpgsql AS $claim$
+DECLARE
+    cutoff timestamptz := COALESCE(claim_at, statement_timestamp());
+    payload jsonb := jsonb_build_object('runner_id', runner_pk, 'backend_pid', pg_backend_pid());
+BEGIN
+    WITH due AS (
+        SELECT j.id, j.last_seq, j.last_hash
+        FROM django_future_scheduledjob j
+        WHERE j.status = 'scheduled'
+          AND j.time_slot_start <= cutoff
+          AND (j.time_slot_end IS NULL OR j.time_slot_end >= cutoff)
+        ORDER BY j.time_slot_start, j.id
+        LIMIT how_many
+        FOR UPDATE SKIP LOCKED
+    )
+    INSERT INTO django_future_jobevent (job_id, seq, kind, at, runner, data, hash)
+    SELECT due.id, due.last_seq + 1, event_kind, statement_timestamp(), runner_name, payload,
+           django_future_event_hash(due.last_hash, due.id, due.last_seq + 1, event_kind,
+                                    statement_timestamp(), runner_name, payload)
+    FROM due;
+
+    RETURN QUERY
+        SELECT * FROM django_future_scheduledjob j
+        WHERE j.runner_process_id = runner_pk AND j.status IN ('claimed', 'running')
+        ORDER BY j.time_slot_start, j.id;
+END
+$claim$;
+
+
+CREATE OR REPLACE FUNCTION django_future_append(
+    target bigint, event_kind text, runner_name text, payload jsonb, allowed text[],
+    expected_seq integer
+) RETURNS integer
+LANGUAGE plpgsql AS $append$
+DECLARE
+    new_seq integer;
+BEGIN
+    INSERT INTO django_future_jobevent (job_id, seq, kind, at, runner, data, hash)
+    SELECT j.id, j.last_seq + 1, event_kind, statement_timestamp(), runner_name, payload,
+           django_future_event_hash(j.last_hash, j.id, j.last_seq + 1, event_kind,
+                                    statement_timestamp(), runner_name, payload)
+    FROM django_future_scheduledjob j
+    WHERE j.id = target
+      AND (allowed IS NULL OR j.status = ANY(allowed))
+      AND (expected_seq IS NULL OR j.last_seq = expected_seq)
+    FOR UPDATE
+    RETURNING seq INTO new_seq;
+    RETURN new_seq;
+END
+$append$;
