@@ -34,11 +34,13 @@ class EventKind(models.TextChoices):
     # Written by schedule_job(); creates the job with status "scheduled".
     # Its data holds everything the job needs, so the projection can be rebuilt.
     SCHEDULED = "scheduled"
-    # Written by a runner that claims several jobs at once (--batch-size > 1):
-    # "scheduled" -> "claimed". The job is reserved for that runner, not yet started.
+    # Written by runners before migration 0002 when claiming a batch:
+    # "scheduled" -> "claimed" (reserved, not started). No longer written, but
+    # the fold keeps it so that old ledgers replay.
     CLAIMED = "claimed"
-    # Written by a runner when it starts a job, naming the runner and the
-    # attempt: "scheduled" or "claimed" -> "running".
+    # Written by a runner when it starts a job (with the rest of its batch, if
+    # it claims several), naming the runner and counting the attempt:
+    # "scheduled" or "claimed" -> "running".
     STARTED = "started"
     # Written by the runner when the callable returned: "running" -> "complete".
     COMPLETED = "completed"
@@ -51,8 +53,9 @@ class EventKind(models.TextChoices):
     # Written after "failed" or "abandoned" when the job has attempts left:
     # "failed" -> "scheduled", due again after the backoff the event records.
     RETRY = "retry"
-    # Written when a runner hands back a claimed job it did not start (shutdown,
-    # or its runner died before starting it): "claimed" -> "scheduled".
+    # Written when a runner stops before calling a job it started with its batch:
+    # "running" -> "scheduled", and the attempt is given back. (Also from
+    # "claimed", in ledgers written before migration 0002.)
     RELEASED = "released"
     # Written by a runner for a scheduled job whose window (time_slot_end)
     # passed before it ran: "scheduled" -> "expired". Never runs afterwards.

@@ -6,10 +6,12 @@ thread renews on its own connection. Each pass it
 1. recovers jobs whose runner is gone (``abandoned`` or ``released``), then
    retries or fails them by their policy;
 2. appends ``expired`` to scheduled jobs whose window closed;
-3. claims due jobs with ``FOR UPDATE SKIP LOCKED`` (``started``, or
-   ``claimed`` then ``started`` when claiming a batch), runs each outside any
+3. claims due jobs with ``FOR UPDATE SKIP LOCKED``, appending ``started`` to
+   each (a batch starts together, in one statement), calls each outside any
    transaction (inside one for ``atomic`` jobs), and appends ``completed`` or
-   ``failed`` (then ``retry`` if attempts are left).
+   ``failed`` (then ``retry`` if attempts are left). Plain completions go with
+   the next claim, in the same round trip and transaction; jobs of a batch
+   not called when the runner stops are handed back (``released``).
 
 Any number of runners can work at once: a job's ``scheduled -> running`` step
 happens in exactly one of them, and while a runner's lease is renewed no
@@ -19,7 +21,6 @@ other runner touches its jobs, however long they run.
 from __future__ import annotations
 
 import datetime as dt
-import json
 import logging
 import os
 import socket
@@ -43,6 +44,10 @@ from django_future.sql import query
 __all__ = ["DatabaseLostError", "JobFailedError", "RunReport", "Runner", "run_jobs"]
 
 logger = logging.getLogger("django_future.runner")
+
+# In a batch, completions wait for the next claim, but not longer than this many
+# seconds when the batch's jobs are slow.
+FLUSH_AFTER = 1.0
 
 
 class JobFailedError(Exception):
@@ -179,11 +184,12 @@ class Runner:
         self._stop = threading.Event()
         self._heartbeat: Heartbeat | None = None
         self._listener: psycopg.Connection[Any] | None = None
-        self._claimed: list[int] = []  # claimed in a batch, not yet started
+        self._unstarted: list[int] = []  # started with the batch, not called yet
         self._in_hand: ScheduledJob | None = None
-        # A plain job's completion, sent with the runner's next statement (one round
-        # trip and one commit fewer per job); see _record_with.
-        self._unrecorded: tuple[ScheduledJob, str | None] | None = None
+        # Plain jobs' completions, sent with the runner's next claim (one round trip
+        # and one commit for a whole batch); see _record_with.
+        self._unrecorded: list[tuple[ScheduledJob, str | None]] = []
+        self._unrecorded_since = 0.0
         self._report = RunReport()
         self._completing = False  # the job returned; its outcome is being recorded
         self._started_at = 0.0
@@ -264,8 +270,8 @@ class Runner:
         through the heartbeat's connection so others recover our jobs at once."""
         if not lost:
             try:
-                self._record_completion()
-                self._release("runner stopped before starting it")
+                self._record_completions()
+                self._release("runner stopped before calling it")
                 if self.runner_id is not None:
                     with connection.cursor() as cursor:
                         cursor.execute(query("stop_runner"), {"runner_id": self.runner_id})
@@ -323,7 +329,7 @@ class Runner:
             "runner": self.identity,
             "runner_id": self.runner_id,
             "limit": limit,
-            "kind": EventKind.STARTED if self.batch_size == 1 else EventKind.CLAIMED,
+            "kind": EventKind.STARTED,
         }
         with connection.cursor() as cursor:
             # Claims and returns what this runner now holds: only what it just claimed,
@@ -335,106 +341,88 @@ class Runner:
         if self._heartbeat is None and self.runner_id is not None:
             self._heartbeat = Heartbeat(self.runner_id, self.lease)
             self._heartbeat.start()
-        if self.batch_size > 1:
-            self._claimed = [job.pk for job in jobs if job.status == ScheduledJob.STATUS_CLAIMED]
         return jobs
 
     def _run_batch(self, jobs: list[ScheduledJob], report: RunReport) -> None:
+        """Call the jobs claimed together, in order. What is left when the runner
+        stops is handed back: started with the batch, but never called."""
+        self._unstarted = [job.pk for job in jobs]
         for job in jobs:
             if self._out_of_budget(report):
-                break  # what is left is handed back by _release
-            if self.batch_size > 1:
-                self._claimed.remove(job.pk)
-                started = self._start(job)
-                if started is None:
-                    logger.warning("job %s was taken from this runner before it started", job.pk)
-                    continue
-                job = started
+                break
+            self._unstarted.remove(job.pk)
+            if self._unrecorded and time.monotonic() - self._unrecorded_since >= FLUSH_AFTER:
+                self._record_completions()  # a slow batch: do not keep finished work unsaid
             self.execute(job, report)
-        self._release("runner stopped before starting it")
-
-    def _start(self, job: ScheduledJob) -> ScheduledJob | None:
-        """Start a job claimed in a batch and return it as it now is (one round trip)."""
-        params: dict[str, Any] = {
-            "job_id": job.pk,
-            "runner": self.identity,
-            "runner_id": self.runner_id,
-        }
-        with connection.cursor() as cursor:
-            self._record_with(cursor, query("start_claimed"), params)
-            cursor.nextset()
-            started = _jobs_from(cursor)
-        return started[0] if started else None
+        self._release("runner stopped before calling it")
 
     def _record_with(self, cursor: Any, sql: str, params: dict[str, Any]) -> None:
-        """Execute ``sql``, preceded by the unrecorded completion if there is one: both
+        """Execute ``sql``, preceded by the unrecorded completions if there are any: both
         statements travel in one round trip and commit as one transaction (several
-        statements in one simple query), so the completion is durable before the next
-        job starts, exactly as if it had been sent on its own. Leaves the cursor on
-        ``sql``'s first result."""
-        if self._unrecorded is None:
+        statements in one simple query), so the completions are durable before any
+        newly claimed job starts. Leaves the cursor on ``sql``'s first result."""
+        if not self._unrecorded:
             cursor.execute(sql, params)
             return
-        job, value = self._unrecorded
-        self._in_hand = job  # if the connection is lost now, the error names this job
+        done = self._unrecorded
+        self._in_hand = done[0][0]  # if the connection is lost now, the error names a job
         cursor.execute(
             f"{query('complete')};\n{sql}",
-            {**params, **self._completion_params(job, value)},
+            {**params, **self._completion_params(done)},
         )
-        (seq,) = cursor.fetchone()
+        recorded = {row[0] for row in cursor.fetchall()}
         cursor.nextset()
-        self._unrecorded = None
-        self._in_hand = None
-        self._settle(job, seq)
+        self._settle(done, recorded)
 
-    def _record_completion(self) -> None:
-        """Send the unrecorded completion on its own (the runner has nothing else to say)."""
-        if self._unrecorded is None:
+    def _record_completions(self) -> None:
+        """Send the unrecorded completions on their own."""
+        if not self._unrecorded:
             return
-        job, value = self._unrecorded
-        self._in_hand = job
+        done = self._unrecorded
+        self._in_hand = done[0][0]
         with connection.cursor() as cursor:
-            cursor.execute(query("complete"), self._completion_params(job, value))
-            (seq,) = cursor.fetchone()
-        self._unrecorded = None
-        self._in_hand = None
-        self._settle(job, seq)
+            cursor.execute(query("complete"), self._completion_params(done))
+            recorded = {row[0] for row in cursor.fetchall()}
+        self._settle(done, recorded)
 
-    def _completion_params(self, job: ScheduledJob, value: str | None) -> dict[str, Any]:
+    def _completion_params(self, done: list[tuple[ScheduledJob, str | None]]) -> dict[str, Any]:
         return {
-            "done_id": job.pk,
-            "done_seq": job.last_seq,
-            "done_data": json.dumps({"return_value": value}),
+            "done_ids": [job.pk for job, _ in done],
+            "done_seqs": [job.last_seq for job, _ in done],
+            "done_values": [value for _, value in done],
             "runner": self.identity,
         }
 
-    def _settle(self, job: ScheduledJob, seq: int | None) -> None:
-        if seq is not None:
-            return
-        # Not recorded: the attempt was recovered elsewhere after this runner's lease
-        # lapsed (the completion is appended only at the seq this runner saw).
-        if job.pk in self._report.completed:
-            self._report.completed.remove(job.pk)
-        logger.warning(
-            "job %s (%s): the attempt was taken from this runner (its lease lapsed) and "
-            "recovered elsewhere; its completion is not recorded",
-            job.pk,
-            job.callable_name,
-        )
+    def _settle(self, done: list[tuple[ScheduledJob, str | None]], recorded: set[int]) -> None:
+        self._unrecorded = []
+        self._in_hand = None
+        for job, _ in done:
+            if job.pk in recorded:
+                continue
+            # The attempt was recovered elsewhere after this runner's lease lapsed
+            # (a completion is appended only at the seq this runner saw).
+            if job.pk in self._report.completed:
+                self._report.completed.remove(job.pk)
+            logger.warning(
+                "job %s (%s): the attempt was taken from this runner (its lease lapsed) "
+                "and recovered elsewhere; its completion is not recorded",
+                job.pk,
+                job.callable_name,
+            )
 
     def _release(self, reason: str) -> None:
-        if not self._claimed:
+        if not self._unstarted:
             return
         params: dict[str, Any] = {
             "runner": self.identity,
             "runner_id": self.runner_id,
-            "job_ids": self._claimed,
+            "job_ids": self._unstarted,
             "reason": reason,
         }
         with connection.cursor() as cursor:
             cursor.execute(query("release"), params)
             released = [row[0] for row in cursor.fetchall()]
-        self._claimed = []
+        self._unstarted = []
         if released:
             logger.info("handed back %s claimed jobs: %s", len(released), released)
 
@@ -502,9 +490,11 @@ class Runner:
         else:
             result = func(*args, **job.kwargs)
         if not self.delete_completed:
-            # One statement, atomic by itself: it goes with the runner's next one.
+            # One statement, atomic by itself: it goes with the runner's next claim.
             value = None if result is None else str(result)
-            self._unrecorded = (job, value)
+            if not self._unrecorded:
+                self._unrecorded_since = time.monotonic()
+            self._unrecorded.append((job, value))
             return value
         with transaction.atomic():
             return self._complete(job, result)

@@ -16,6 +16,137 @@
 -- 0001_fold.sql is still the one definition of a job's next state, called
 -- here once per event; replay, verify and time travel use it too.
 
+-- The fold of 0001, with one transition more: a job started with its batch can
+-- be "released" (handed back) if its runner stops before calling it; the
+-- attempt it counted is given back. Every transition 0001 allowed still folds
+-- the same, so ledgers written before this migration replay unchanged.
+CREATE OR REPLACE FUNCTION django_future_fold(
+    s django_future_scheduledjob, e django_future_jobevent
+) RETURNS django_future_scheduledjob
+LANGUAGE plpgsql IMMUTABLE AS $fold$
+BEGIN
+    IF e.kind = 'scheduled' THEN
+        IF s.id IS NOT NULL OR e.seq <> 1 THEN
+            RAISE EXCEPTION 'django_future: job % already has events; "scheduled" must be its first event (seq 1, got %)',
+                e.job_id, e.seq USING ERRCODE = 'serialization_failure';
+        END IF;
+        s.id := e.job_id;
+        s.callable_name := e.data->>'callable_name';
+        s.content_type_id := (e.data->>'content_type_id')::integer;
+        s.object_id := e.data->>'object_id';
+        s.args := COALESCE(e.data->'args', '[]'::jsonb);
+        s.kwargs := COALESCE(e.data->'kwargs', '{}'::jsonb);
+        s.time_slot_start := (e.data->>'time_slot_start')::timestamptz;
+        s.time_slot_end := (e.data->>'time_slot_end')::timestamptz;
+        s.atomic := COALESCE((e.data->>'atomic')::boolean, false);
+        s.max_attempts := COALESCE((e.data->>'retries')::integer, 0) + 1;
+        s.retry_delay := make_interval(secs => (e.data->>'retry_delay')::double precision);
+        s.retry_max_delay := make_interval(secs => (e.data->>'retry_max_delay')::double precision);
+        s.attempts := 0;
+        s.status := 'scheduled';
+        s.created_at := e.at;
+        s.last_seq := e.seq;
+        s.last_hash := e.hash;
+        RETURN s;
+    END IF;
+
+    IF s.id IS NULL THEN
+        RAISE EXCEPTION 'django_future: no live job % to append "%" to (never scheduled, or deleted)',
+            e.job_id, e.kind;
+    END IF;
+    IF e.seq <> s.last_seq + 1 THEN
+        RAISE EXCEPTION 'django_future: job % is at event %, so the next event must be %, got %',
+            e.job_id, s.last_seq, s.last_seq + 1, e.seq USING ERRCODE = 'serialization_failure';
+    END IF;
+
+    CASE e.kind
+    WHEN 'claimed' THEN
+        IF s.status <> 'scheduled' THEN
+            RAISE EXCEPTION 'django_future: job % cannot be claimed: it is %', e.job_id, s.status;
+        END IF;
+        s.status := 'claimed';
+        s.runner := e.runner;
+        s.runner_process_id := (e.data->>'runner_id')::bigint;
+    WHEN 'started' THEN
+        IF s.status NOT IN ('scheduled', 'claimed') THEN
+            RAISE EXCEPTION 'django_future: job % cannot start: it is %', e.job_id, s.status;
+        END IF;
+        s.status := 'running';
+        s.execution_start := e.at;
+        s.execution_end := NULL;
+        s.runner := e.runner;
+        s.runner_process_id := (e.data->>'runner_id')::bigint;
+        s.attempts := s.attempts + 1;
+    WHEN 'completed' THEN
+        IF s.status <> 'running' THEN
+            RAISE EXCEPTION 'django_future: job % cannot complete: it is %', e.job_id, s.status;
+        END IF;
+        s.status := 'complete';
+        s.execution_end := e.at;
+        s.return_value := e.data->>'return_value';
+        s.error := NULL;
+    WHEN 'failed', 'abandoned' THEN
+        IF s.status <> 'running' THEN
+            RAISE EXCEPTION 'django_future: job % cannot be %: it is %', e.job_id, e.kind, s.status;
+        END IF;
+        s.status := 'failed';
+        s.execution_end := e.at;
+        s.error := e.data->>'error';
+    WHEN 'retry' THEN
+        IF s.status <> 'failed' THEN
+            RAISE EXCEPTION 'django_future: job % cannot be retried: it is %', e.job_id, s.status;
+        END IF;
+        IF s.attempts >= s.max_attempts THEN
+            RAISE EXCEPTION 'django_future: job % has no attempts left (% of %)',
+                e.job_id, s.attempts, s.max_attempts;
+        END IF;
+        s.status := 'scheduled';
+        s.time_slot_start := (e.data->>'due')::timestamptz;
+        s.execution_start := NULL;
+        s.execution_end := NULL;
+        s.runner := NULL;
+        s.runner_process_id := NULL;
+    WHEN 'released' THEN
+        IF s.status NOT IN ('claimed', 'running') THEN
+            RAISE EXCEPTION 'django_future: job % cannot be released: it is %', e.job_id, s.status;
+        END IF;
+        IF s.status = 'running' THEN
+            -- Started with its batch, handed back before it was called: the attempt
+            -- did not happen.
+            s.attempts := s.attempts - 1;
+            s.execution_start := NULL;
+        END IF;
+        s.status := 'scheduled';
+        s.runner := NULL;
+        s.runner_process_id := NULL;
+    WHEN 'expired' THEN
+        IF s.status <> 'scheduled' THEN
+            RAISE EXCEPTION 'django_future: job % cannot expire: it is %', e.job_id, s.status;
+        END IF;
+        s.status := 'expired';
+    WHEN 'cancelled' THEN
+        IF s.status <> 'scheduled' THEN
+            RAISE EXCEPTION 'django_future: job % cannot be cancelled: it is %', e.job_id, s.status
+                USING ERRCODE = 'object_not_in_prerequisite_state';
+        END IF;
+        s.status := 'cancelled';
+    WHEN 'deleted' THEN
+        IF s.status NOT IN ('complete', 'failed', 'expired', 'cancelled') THEN
+            RAISE EXCEPTION 'django_future: job % cannot be deleted: it is %', e.job_id, s.status;
+        END IF;
+        s.id := NULL;
+        RETURN s;
+    ELSE
+        RAISE EXCEPTION 'django_future: unknown event kind "%"', e.kind;
+    END CASE;
+
+    s.last_seq := e.seq;
+    s.last_hash := e.hash;
+    RETURN s;
+END
+$fold$;
+
+
 -- The hash of a new event, chained to its job's previous event (which may have
 -- been inserted earlier in the same statement: a volatile function sees it).
 CREATE OR REPLACE FUNCTION django_future_stamp(e django_future_jobevent)
@@ -236,3 +367,32 @@ BEGIN
     RETURN new_seq;
 END
 $append$;
+
+
+-- Record the completions of jobs this runner ran (arrays of ids, the seq each
+-- job was at when it started, and return values), each only if its job is
+-- still running at that seq: a job recovered elsewhere meanwhile is left
+-- alone. Returns the ids recorded.
+CREATE OR REPLACE FUNCTION django_future_complete(
+    ids bigint[], seqs integer[], return_values text[], runner_name text
+) RETURNS SETOF bigint
+LANGUAGE plpgsql AS $complete$
+BEGIN
+    RETURN QUERY
+    WITH mine AS (
+        SELECT j.id, j.last_seq, j.last_hash,
+               jsonb_build_object('return_value', d.return_value) AS payload
+        FROM unnest(ids, seqs, return_values) AS d(id, seq, return_value)
+        JOIN django_future_scheduledjob j ON j.id = d.id AND j.last_seq = d.seq
+        WHERE j.status = 'running'
+        ORDER BY j.id
+        FOR UPDATE OF j
+    )
+    INSERT INTO django_future_jobevent (job_id, seq, kind, at, runner, data, hash)
+    SELECT id, last_seq + 1, 'completed', statement_timestamp(), runner_name, payload,
+           django_future_event_hash(last_hash, id, last_seq + 1, 'completed',
+                                    statement_timestamp(), runner_name, payload)
+    FROM mine
+    RETURNING job_id;
+END
+$complete$;

@@ -43,11 +43,11 @@ SELECT django_future_append(%(job_id)s, %(kind)s, %(runner)s, %(data)s::jsonb,
                             %(statuses)s::text[], %(seq)s::integer);
 
 -- name: complete
--- A plain job's completion, appended only at the seq the runner saw: NULL (and
--- nothing written) if the attempt was recovered elsewhere meanwhile. The runner
--- sends it ahead of its next claim or start, in the same round trip.
-SELECT django_future_append(%(done_id)s, 'completed', %(runner)s, %(done_data)s::jsonb,
-                            ARRAY['running'], %(done_seq)s::integer);
+-- Completions of plain jobs, appended only at the seq the runner saw (see
+-- 0002_statement_fold.sql); the ids recorded. The runner sends this ahead of
+-- its next claim, in the same round trip and transaction.
+SELECT * FROM django_future_complete(%(done_ids)s::bigint[], %(done_seqs)s::integer[],
+                                     %(done_values)s::text[], %(runner)s);
 
 -- name: retry
 -- After a failed attempt: schedule the next one after %(delay)s, unless the
@@ -130,12 +130,15 @@ FROM lost
 RETURNING job_id, kind;
 
 -- name: release
--- Hand back jobs this runner claimed but did not start.
+-- Hand back jobs this runner started with a batch but did not call (and, from
+-- ledgers written before 0002, claimed ones): the attempt does not count.
 INSERT INTO django_future_jobevent (job_id, seq, kind, at, runner, data)
 SELECT id, last_seq + 1, 'released', statement_timestamp(), %(runner)s,
        jsonb_build_object('reason', %(reason)s::text)
 FROM django_future_scheduledjob
-WHERE id = ANY(%(job_ids)s::bigint[]) AND status = 'claimed' AND runner_process_id = %(runner_id)s
+WHERE id = ANY(%(job_ids)s::bigint[])
+  AND status IN ('claimed', 'running')
+  AND runner_process_id = %(runner_id)s
 ORDER BY id
 FOR UPDATE
 RETURNING job_id;
@@ -282,13 +285,3 @@ WHERE j.status IN ('running', 'claimed')
 GROUP BY j.runner
 ORDER BY j.runner;
 
--- name: start_claimed
--- Start one job this runner claimed (claimed -> running), then read it back.
-INSERT INTO django_future_jobevent (job_id, seq, kind, at, runner, data)
-SELECT id, last_seq + 1, 'started', statement_timestamp(), %(runner)s,
-       jsonb_build_object('runner_id', %(runner_id)s::bigint, 'backend_pid', pg_backend_pid())
-FROM django_future_scheduledjob
-WHERE id = %(job_id)s AND status = 'claimed' AND runner_process_id = %(runner_id)s
-FOR UPDATE;
-SELECT * FROM django_future_scheduledjob
-WHERE id = %(job_id)s AND status = 'running' AND runner_process_id = %(runner_id)s;

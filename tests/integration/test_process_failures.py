@@ -72,6 +72,32 @@ def test_runner_killed_mid_job_is_recovered_by_the_next_runner() -> None:
     )
 
 
+def test_a_runner_killed_mid_batch_leaves_its_whole_batch_to_recovery() -> None:
+    """The price of --batch-size: a batch starts together, so a runner killed in it
+    leaves every job of the batch abandoned, called or not. Jobs with retries run again."""
+    jobs = [
+        schedule_job("0s", "tests.handlers.slow", args=[1.5], retries=1, retry_delay="1s")
+        for _ in range(3)
+    ]
+    first = start_runner("--batch-size", "3", lease=1)
+    wait_until(lambda: JobRun.objects.filter(job_id=jobs[0].pk).exists(), what="the first call")
+    first.send_signal(signal.SIGKILL)
+    finish(first, timeout=10)
+    assert [status(job) for job in jobs] == ["running"] * 3
+    wait_until(
+        lambda: (
+            finish(start_runner("-i", lease=1))[0] == 0
+            and all(status(job) == "complete" for job in jobs)
+        ),
+        timeout=30,
+        what="the batch to be recovered and retried",
+    )
+    for job in jobs:
+        assert kinds(job) == ["scheduled", "started", "abandoned", "retry", "started", "completed"]
+    # The first job was called twice; the others only by their retry.
+    assert [JobRun.objects.filter(job_id=job.pk).count() for job in jobs] == [2, 1, 1]
+
+
 def test_a_live_runner_keeps_its_job_however_long_it_runs() -> None:
     job = schedule_job("0s", "tests.handlers.slow", args=[4], retries=3, retry_delay="1s")
     owner = start_runner(lease=1)  # heartbeat every 1/3 s; the job takes 4 s, four leases
@@ -87,7 +113,9 @@ def test_a_live_runner_keeps_its_job_however_long_it_runs() -> None:
 def test_sigterm_mid_batch_finishes_the_job_in_hand_and_hands_back_the_rest() -> None:
     jobs = [schedule_job("0s", "tests.handlers.slow", args=[1.5]) for _ in range(5)]
     runner = start_runner("--batch-size", "5", lease=2)
-    wait_until(lambda: status(jobs[0]) == "running", what="the first job to start")
+    wait_until(
+        lambda: JobRun.objects.filter(job_id=jobs[0].pk).exists(), what="the first job's call"
+    )
     runner.send_signal(signal.SIGTERM)
     code, out, err = finish(runner)
     assert code == 0, err
@@ -95,7 +123,7 @@ def test_sigterm_mid_batch_finishes_the_job_in_hand_and_hands_back_the_rest() ->
     assert "stopped by signal: 1 completed" in out
     assert status(jobs[0]) == "complete"
     for job in jobs[1:]:
-        assert kinds(job) == ["scheduled", "claimed", "released"]
+        assert kinds(job) == ["scheduled", "started", "released"]
         assert status(job) == "scheduled"
     assert RunnerProcess.objects.get(pid=runner.pid).stopped_at is not None
 

@@ -181,11 +181,18 @@ def test_atomic_job_that_raises_leaves_no_partial_writes() -> None:
 # --- batches and limits -------------------------------------------------------------
 
 
-def test_batch_claims_then_starts_each_job() -> None:
+def test_a_batch_starts_together_and_its_completions_are_recorded_together() -> None:
     jobs = [schedule_job("0s", "tests.handlers.record", args=[i]) for i in range(5)]
     report = Runner(batch_size=3).run()
     assert report.completed == [j.pk for j in jobs]
-    assert kinds(jobs[0]) == ["scheduled", "claimed", "started", "completed"]
+    assert kinds(jobs[0]) == ["scheduled", "started", "completed"]
+    # One statement per step: the first batch's three starts, then their three
+    # completions (sent with the claim of the next batch).
+    first = jobs[:3]
+    assert len({event(j, "started").at for j in first}) == 1
+    assert len({event(j, "completed").at for j in first}) == 1
+    assert event(jobs[0], "completed").at == event(jobs[3], "started").at
+    assert [fresh(j).attempts for j in jobs] == [1] * 5
 
 
 def test_max_jobs_never_claims_more_than_it_may_run() -> None:
@@ -202,9 +209,10 @@ def test_a_stop_mid_batch_hands_back_what_was_not_started() -> None:
     handlers.current_runner = runner
     report = runner.run()
     assert report.completed == [first.pk]
-    assert kinds(rest[0]) == ["scheduled", "claimed", "released"]
-    assert event(rest[0], "released").data == {"reason": "runner stopped before starting it"}
+    assert kinds(rest[0]) == ["scheduled", "started", "released"]
+    assert event(rest[0], "released").data == {"reason": "runner stopped before calling it"}
     assert [fresh(j).status for j in rest] == ["scheduled"] * 3
+    assert [fresh(j).attempts for j in rest] == [0] * 3  # never called: no attempt
     assert Runner(batch_size=4).run().completed == [j.pk for j in rest]
 
 

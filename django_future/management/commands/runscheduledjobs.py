@@ -74,8 +74,9 @@ class Command(BaseCommand):
             type=_positive_int,
             default=1,
             metavar="N",
-            help="Claim up to N due jobs at a time (default 1). Claimed jobs not started when "
-            "the runner stops are handed back.",
+            help="Claim and start up to N due jobs at a time (default 1), and record their "
+            "completions together. Jobs of a batch not called when the runner stops are "
+            "handed back; a runner killed mid-batch leaves its whole batch to recovery.",
         )
         parser.add_argument(
             "--worker",
