@@ -8,7 +8,8 @@ the ledger folds the statement's new events into the jobs' rows, in the same
 statement and therefore the same transaction. Another trigger refuses every
 write to the projection that does not come from that fold, so the two can never
 drift apart. The fold itself is one PL/pgSQL function (``django_future_fold``,
-see ``sql/0001_fold.sql``) that ``verify`` and ``rebuild`` reuse.
+``sql/0001_fold.sql``, as extended in ``sql/0002_statement_fold.sql``) that
+``verify`` and ``rebuild`` reuse.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ PROJECTION_GUARD = "django_future.ScheduledJob:written_by_ledger_only"
 
 class EventKind(models.TextChoices):
     """What happened to a job. Each kind moves the job's status as noted; the
-    fold (``sql/0001_fold.sql``) rejects an event its job's status does not allow."""
+    fold (``sql/0002_statement_fold.sql``) rejects an event its job's status does not allow."""
 
     # Written by schedule_job(); creates the job with status "scheduled".
     # Its data holds everything the job needs, so the projection can be rebuilt.

@@ -453,7 +453,10 @@ class Runner:
     # --- one job ---------------------------------------------------------------------
 
     def execute(self, job: ScheduledJob, report: RunReport) -> None:
-        """Run a started job and append its outcome (and a retry, if it has attempts left)."""
+        """Run a started job and append its outcome (and a retry, if it has attempts left).
+
+        A plain job's completion is kept for the runner's next claim (``run`` sends
+        whatever is left when it ends)."""
         self._in_hand = job
         logger.info("job %s (%s) started, attempt %s", job.pk, job.callable_name, job.attempts)
         self._completing = False

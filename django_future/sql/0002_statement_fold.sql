@@ -10,11 +10,12 @@
 -- * An AFTER INSERT statement trigger hands every event of the statement to
 --   django_future_apply_events, which checks the stamps (so a writer that
 --   brings its own hash can neither forge it nor backdate the event), then
---   folds the events into the projection with a few set-based statements.
+--   folds them into the projection: set-based when each job has one event in
+--   the statement, one by one otherwise.
 --
--- The fold itself is unchanged: django_future_fold(state, event) in
--- 0001_fold.sql is still the one definition of a job's next state, called
--- here once per event; replay, verify and time travel use it too.
+-- django_future_fold(state, event) stays the one definition of a job's next
+-- state, called once per event; replay, verify and time travel use it too. It
+-- is redefined below with one more transition (a batch's job handed back).
 
 -- The fold of 0001, with one transition more: a job started with its batch can
 -- be "released" (handed back) if its runner stops before calling it; the
@@ -160,8 +161,10 @@ $stamp$;
 
 
 -- Fold the events of one INSERT statement (ordered by job and seq) into the
--- projection. Events of different jobs are folded together, set-based; a job
--- with several events in the statement gets them in rounds, one per event.
+-- projection. A single event, or a statement in which some job has several
+-- events, is folded one event at a time; otherwise (every job once: bulk
+-- scheduling, batched claims and completions) with a few set-based statements.
+-- Both ways check each event's stamps first and call the same fold.
 CREATE OR REPLACE FUNCTION django_future_apply_events(evs django_future_jobevent[])
 RETURNS void
 LANGUAGE plpgsql AS $apply$
@@ -170,9 +173,9 @@ DECLARE
     cur django_future_scheduledjob;
     nxt django_future_scheduledjob;
     bad record;
-    rounds integer;
-    has_new boolean;
+    has_new boolean := false;
     has_deleted boolean;
+    wake boolean := false;
     expected integer;
     changed integer;
 BEGIN
@@ -180,89 +183,72 @@ BEGIN
         RETURN;  -- statement triggers fire for INSERTs of no rows too
     END IF;
 
-    IF cardinality(evs) = 1 THEN
-        -- One event, the runner's everyday case: the same steps as the set-based
-        -- path below, without its set-up.
-        one := evs[1];
-        SELECT * INTO cur FROM django_future_scheduledjob WHERE id = one.job_id FOR UPDATE;
-        IF one.at <> statement_timestamp() THEN
-            RAISE EXCEPTION 'django_future: event % of job % is not stamped with the time of its statement: events record when they were written, the database sets it',
-                one.seq, one.job_id;
-        END IF;
-        IF one.seq = COALESCE(cur.last_seq, 0) + 1 AND one.hash IS DISTINCT FROM
-                django_future_event_hash(cur.last_hash, one.job_id, one.seq, one.kind, one.at, one.runner, one.data) THEN
-            RAISE EXCEPTION 'django_future: event % of job % has a hash that does not chain to the job''s previous event (leave hash out and the database sets it)',
-                one.seq, one.job_id;
-        END IF;
-        nxt := django_future_fold(cur, one);
-        IF cur.id IS NULL THEN
-            INSERT INTO django_future_scheduledjob SELECT nxt.*;
-        ELSIF nxt.id IS NULL THEN
-            DELETE FROM django_future_scheduledjob WHERE id = one.job_id;
-        ELSE
-            UPDATE django_future_scheduledjob SET
-                (status, time_slot_start, execution_start, execution_end, runner,
-                 runner_process_id, attempts, error, return_value, last_seq, last_hash)
-                = (nxt.status, nxt.time_slot_start, nxt.execution_start, nxt.execution_end,
-                   nxt.runner, nxt.runner_process_id, nxt.attempts, nxt.error,
-                   nxt.return_value, nxt.last_seq, nxt.last_hash)
-            WHERE id = one.job_id;
-        END IF;
-        IF nxt.status = 'scheduled' THEN
-            PERFORM pg_notify('django_future', '');
-        END IF;
-        RETURN;
-    END IF;
-
-    -- Stamps: the statement's time, and a hash chained to the previous event
-    -- (earlier in this statement, or the job's last one).
-    SELECT e.job_id, e.seq, e.at <> statement_timestamp() AS late INTO bad
-    FROM (
-        SELECT e.*, lag(e.hash) OVER (PARTITION BY e.job_id ORDER BY e.seq) AS prev_in_statement,
-               row_number() OVER (PARTITION BY e.job_id ORDER BY e.seq) AS nth
+    IF cardinality(evs) = 1
+       OR (SELECT count(*) > count(DISTINCT e.job_id) FROM unnest(evs) e) THEN
+        FOREACH one IN ARRAY evs LOOP
+            SELECT * INTO cur FROM django_future_scheduledjob WHERE id = one.job_id FOR UPDATE;
+            IF one.at <> statement_timestamp() THEN
+                RAISE EXCEPTION 'django_future: event % of job % is not stamped with the time of its statement: events record when they were written, the database sets it',
+                    one.seq, one.job_id;
+            END IF;
+            -- (an event out of sequence is left to the fold, which says so)
+            IF one.seq = COALESCE(cur.last_seq, 0) + 1 AND one.hash IS DISTINCT FROM
+                    django_future_event_hash(cur.last_hash, one.job_id, one.seq, one.kind,
+                                             one.at, one.runner, one.data) THEN
+                RAISE EXCEPTION 'django_future: event % of job % has a hash that does not chain to the job''s previous event (leave hash out and the database sets it)',
+                    one.seq, one.job_id;
+            END IF;
+            nxt := django_future_fold(cur, one);
+            IF cur.id IS NULL THEN
+                INSERT INTO django_future_scheduledjob SELECT nxt.*;
+            ELSIF nxt.id IS NULL THEN
+                DELETE FROM django_future_scheduledjob WHERE id = one.job_id;
+            ELSE
+                UPDATE django_future_scheduledjob SET
+                    (status, time_slot_start, execution_start, execution_end, runner,
+                     runner_process_id, attempts, error, return_value, last_seq, last_hash)
+                    = (nxt.status, nxt.time_slot_start, nxt.execution_start, nxt.execution_end,
+                       nxt.runner, nxt.runner_process_id, nxt.attempts, nxt.error,
+                       nxt.return_value, nxt.last_seq, nxt.last_hash)
+                WHERE id = one.job_id;
+            END IF;
+            wake := wake OR nxt.status = 'scheduled';
+        END LOOP;
+    ELSE
+        SELECT e.job_id, e.seq, e.at <> statement_timestamp() AS late INTO bad
         FROM unnest(evs) e
-    ) e
-    LEFT JOIN django_future_scheduledjob j ON j.id = e.job_id AND e.nth = 1
-    WHERE e.at <> statement_timestamp()
-       -- (an event out of sequence is left to the fold, which says so)
-       OR ((e.nth > 1 OR e.seq = COALESCE(j.last_seq, 0) + 1)
-           AND e.hash IS DISTINCT FROM django_future_event_hash(
-                   CASE WHEN e.nth = 1 THEN j.last_hash ELSE e.prev_in_statement END,
-                   e.job_id, e.seq, e.kind, e.at, e.runner, e.data))
-    LIMIT 1;
-    IF FOUND THEN
-        IF bad.late THEN
-            RAISE EXCEPTION 'django_future: event % of job % is not stamped with the time of its statement: events record when they were written, the database sets it',
+        LEFT JOIN django_future_scheduledjob j ON j.id = e.job_id
+        WHERE e.at <> statement_timestamp()
+           OR (e.seq = COALESCE(j.last_seq, 0) + 1
+               AND e.hash IS DISTINCT FROM django_future_event_hash(
+                       j.last_hash, e.job_id, e.seq, e.kind, e.at, e.runner, e.data))
+        LIMIT 1;
+        IF FOUND THEN
+            IF bad.late THEN
+                RAISE EXCEPTION 'django_future: event % of job % is not stamped with the time of its statement: events record when they were written, the database sets it',
+                    bad.seq, bad.job_id;
+            END IF;
+            RAISE EXCEPTION 'django_future: event % of job % has a hash that does not chain to the job''s previous event (leave hash out and the database sets it)',
                 bad.seq, bad.job_id;
         END IF;
-        RAISE EXCEPTION 'django_future: event % of job % has a hash that does not chain to the job''s previous event (leave hash out and the database sets it)',
-            bad.seq, bad.job_id;
-    END IF;
 
-    SELECT max(n), bool_or(new_job), bool_or(gone) INTO rounds, has_new, has_deleted
-    FROM (
-        SELECT count(*) AS n, bool_or(e.kind = 'scheduled') AS new_job,
-               bool_or(e.kind = 'deleted') AS gone
-        FROM unnest(evs) e GROUP BY e.job_id
-    ) per_job;
+        SELECT bool_or(e.kind = 'scheduled'), bool_or(e.kind = 'deleted'),
+               bool_or(e.kind IN ('retry', 'released')),
+               count(*) FILTER (WHERE e.kind NOT IN ('scheduled', 'deleted'))
+        INTO has_new, has_deleted, wake, expected
+        FROM unnest(evs) e;
 
-    FOR r IN 1..rounds LOOP
         IF has_new THEN
             INSERT INTO django_future_scheduledjob
             SELECT f.*
-            FROM (SELECT e, row_number() OVER (PARTITION BY e.job_id ORDER BY e.seq) AS nth
-                  FROM unnest(evs) e) e
-            LEFT JOIN django_future_scheduledjob j ON j.id = (e.e).job_id
-            CROSS JOIN LATERAL django_future_fold(j, e.e) f
-            WHERE e.nth = r AND (e.e).kind = 'scheduled';
+            FROM unnest(evs) e
+            LEFT JOIN django_future_scheduledjob j ON j.id = e.job_id
+            CROSS JOIN LATERAL django_future_fold(j, e) f
+            WHERE e.kind = 'scheduled';
         END IF;
 
-        -- Every other kind changes a live job's row (the fold raises if the
-        -- event does not follow from it).
-        SELECT count(*) INTO expected
-        FROM (SELECT e.kind, row_number() OVER (PARTITION BY e.job_id ORDER BY e.seq) AS nth
-              FROM unnest(evs) e) e
-        WHERE e.nth = r AND e.kind NOT IN ('scheduled', 'deleted');
+        -- Every other kind changes a live job's row (the fold raises if the event
+        -- does not follow from it).
         IF expected > 0 THEN
             UPDATE django_future_scheduledjob j SET
                 (status, time_slot_start, execution_start, execution_end, runner,
@@ -270,11 +256,9 @@ BEGIN
                 = (SELECT f.status, f.time_slot_start, f.execution_start, f.execution_end,
                           f.runner, f.runner_process_id, f.attempts, f.error, f.return_value,
                           f.last_seq, f.last_hash
-                   FROM django_future_fold(j, e.e) f)
-            FROM (SELECT e, row_number() OVER (PARTITION BY e.job_id ORDER BY e.seq) AS nth
-                  FROM unnest(evs) e) e
-            WHERE j.id = (e.e).job_id AND e.nth = r
-              AND (e.e).kind NOT IN ('scheduled', 'deleted');
+                   FROM django_future_fold(j, e) f)
+            FROM unnest(evs) e
+            WHERE j.id = e.job_id AND e.kind NOT IN ('scheduled', 'deleted');
             GET DIAGNOSTICS changed = ROW_COUNT;
             IF changed <> expected THEN
                 SELECT e.job_id, e.kind INTO bad FROM unnest(evs) e
@@ -287,22 +271,18 @@ BEGIN
         END IF;
 
         IF has_deleted THEN
-            PERFORM django_future_fold(j, e.e)  -- raises unless the job may be deleted
-            FROM (SELECT e, row_number() OVER (PARTITION BY e.job_id ORDER BY e.seq) AS nth
-                  FROM unnest(evs) e) e
-            LEFT JOIN django_future_scheduledjob j ON j.id = (e.e).job_id
-            WHERE e.nth = r AND (e.e).kind = 'deleted';
+            PERFORM django_future_fold(j, e)  -- raises unless the job may be deleted
+            FROM unnest(evs) e
+            LEFT JOIN django_future_scheduledjob j ON j.id = e.job_id
+            WHERE e.kind = 'deleted';
             DELETE FROM django_future_scheduledjob j
-            USING (SELECT e, row_number() OVER (PARTITION BY e.job_id ORDER BY e.seq) AS nth
-                   FROM unnest(evs) e) e
-            WHERE j.id = (e.e).job_id AND e.nth = r AND (e.e).kind = 'deleted';
+            USING unnest(evs) e
+            WHERE j.id = e.job_id AND e.kind = 'deleted';
         END IF;
-    END LOOP;
+    END IF;
 
     -- Wake sleeping workers (delivered at commit) when a job became due-able.
-    IF has_new OR EXISTS (
-        SELECT FROM unnest(evs) e WHERE e.kind IN ('retry', 'released')
-    ) THEN
+    IF has_new OR wake THEN
         PERFORM pg_notify('django_future', '');
     END IF;
 END

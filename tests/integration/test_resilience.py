@@ -195,6 +195,25 @@ def test_a_batch_starts_together_and_its_completions_are_recorded_together() -> 
     assert [fresh(j).attempts for j in jobs] == [1] * 5
 
 
+def test_a_completion_travels_with_the_next_claim() -> None:
+    """One round trip and one transaction per job: the completion of one job and the
+    start of the next are one message, so they share the statement time."""
+    jobs = [schedule_job("0s", "tests.handlers.record", args=[i]) for i in range(2)]
+    assert Runner().run().completed == [j.pk for j in jobs]
+    assert event(jobs[0], "completed").at == event(jobs[1], "started").at
+    assert fresh(jobs[1]).status == "complete"  # the last one, sent on its own
+
+
+def test_a_slow_batch_does_not_keep_finished_work_unrecorded() -> None:
+    quick = schedule_job("0s", "tests.handlers.record", args=[1])
+    slow = schedule_job("0s", "tests.handlers.slow", args=[1.1])
+    last = schedule_job("0s", "tests.handlers.record", args=[2])
+    assert Runner(batch_size=3).run().completed == [quick.pk, slow.pk, last.pk]
+    # More than a second after the first completion, the two are sent before the third job.
+    assert event(quick, "completed").at == event(slow, "completed").at
+    assert event(last, "completed").at > event(slow, "completed").at
+
+
 def test_max_jobs_never_claims_more_than_it_may_run() -> None:
     jobs = [schedule_job("0s", "tests.handlers.record", args=[i]) for i in range(5)]
     report = Runner(batch_size=4, max_jobs=2).run()
