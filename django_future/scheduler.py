@@ -7,6 +7,7 @@ argument raises and leaves no row and no event behind.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 import math
 import re
@@ -62,7 +63,15 @@ def parse_duration(text: str) -> dt.timedelta:
 
     ``m`` is minutes, as in django-future 0.1. Units go from largest to smallest.
     """
-    match = _DURATION.match(text) if isinstance(text, str) else None
+    if not isinstance(text, str):
+        raise ValueError(f"{text!r} is not a duration; expected {ACCEPTED_TIMES}")
+    return _parse_duration_text(text)
+
+
+@functools.lru_cache(maxsize=256)
+def _parse_duration_text(text: str) -> dt.timedelta:
+    # Cached: bulk scheduling parses the same few strings ("0s", "7d") many times.
+    match = _DURATION.match(text)
     if match is None or not any(match.groupdict().values()):
         raise ValueError(f"{text!r} is not a duration; expected {ACCEPTED_TIMES}")
     parts = {_UNITS[unit]: int(n) for unit, n in match.groupdict().items() if n is not None}
