@@ -4,6 +4,8 @@
   processes as our runners (psycopg 3, autocommit): claim one row (status
   ``queued`` -> ``running``), call a no-op, mark it ``done``. This is the same
   work as our runner minus the ledger, so ours/this is what the ledger costs.
+  Also batched, as our runner batches: claim 50, call each, mark them done in one
+  statement.
 - pgbench with a custom script: claim one row with ``SKIP LOCKED`` and insert
   one event row, per transaction (the hardware's figure for our core step).
 """
@@ -44,23 +46,41 @@ RETURNING id, payload
 """
 
 
-def _worker(dsn: str) -> None:
+CLAIM_MANY = """
+UPDATE bare_queue SET status = 'running', started_at = statement_timestamp()
+WHERE id IN (SELECT id FROM bare_queue WHERE status = 'queued' AND due <= now()
+             ORDER BY due, id LIMIT %s FOR UPDATE SKIP LOCKED)
+RETURNING id, payload
+"""
+
+
+def _worker(dsn: str, batch: int = 1) -> None:
     from bench.noop import noop
 
     with psycopg.connect(dsn, autocommit=True) as conn:
-        while True:
-            row = conn.execute(CLAIM).fetchone()
-            if row is None:
-                return
-            noop()
+        if batch == 1:
+            while True:
+                row = conn.execute(CLAIM).fetchone()
+                if row is None:
+                    return
+                noop()
+                conn.execute(
+                    "UPDATE bare_queue SET status = 'done', done_at = statement_timestamp()"
+                    " WHERE id = %s",
+                    [row[0]],
+                )
+        # Batched, as our runner batches: claim many, call each, mark them done together.
+        while rows := conn.execute(CLAIM_MANY, [batch]).fetchall():
+            for _ in rows:
+                noop()
             conn.execute(
                 "UPDATE bare_queue SET status = 'done', done_at = statement_timestamp()"
-                " WHERE id = %s",
-                [row[0]],
+                " WHERE id = ANY(%s)",
+                [[row[0] for row in rows]],
             )
 
 
-def bare_queue(dsn: str, *, jobs: int, workers: int) -> Result:
+def bare_queue(dsn: str, *, jobs: int, workers: int, batch: int = 1) -> Result:
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute(SCHEMA)
         conn.execute(
@@ -69,7 +89,7 @@ def bare_queue(dsn: str, *, jobs: int, workers: int) -> Result:
         conn.execute("VACUUM ANALYZE bare_queue")
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     procs = [
-        subprocess.Popen([sys.executable, "-m", "bench.floor", dsn], cwd=ROOT, env=env)
+        subprocess.Popen([sys.executable, "-m", "bench.floor", dsn, str(batch)], cwd=ROOT, env=env)
         for _ in range(workers)
     ]
     for p in procs:
@@ -83,8 +103,9 @@ def bare_queue(dsn: str, *, jobs: int, workers: int) -> Result:
         ).fetchone()
     assert done is not None and done[0] == jobs, done
     seconds = float(done[1])
+    per = "" if batch == 1 else f", batches of {batch}"
     return Result(
-        name=f"bare SKIP LOCKED status table, {workers} worker(s)",
+        name=f"bare SKIP LOCKED status table, {workers} worker(s){per}",
         value=jobs / seconds,
         unit="jobs/s",
         jobs=jobs,
@@ -166,4 +187,4 @@ def pgbench(dsn: str, *, clients: int, seconds: int, rows: int = 2_000_000) -> R
 
 
 if __name__ == "__main__":
-    _worker(sys.argv[1])
+    _worker(sys.argv[1], int(sys.argv[2]) if len(sys.argv) > 2 else 1)

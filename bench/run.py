@@ -160,6 +160,11 @@ def main() -> int:
                 lambda d: floor.bare_queue(d, jobs=jobs, workers=4),
             )
             h.measure(
+                "bare_4_batched",
+                "bare SKIP LOCKED queue, 4 workers, batches of 50",
+                lambda d: floor.bare_queue(d, jobs=batched_jobs, workers=4, batch=50),
+            )
+            h.measure(
                 "pgbench_4",
                 "pgbench, 4 clients",
                 lambda d: floor.pgbench(d, clients=4, seconds=5 if q else 10),
@@ -214,6 +219,13 @@ TARGETS: list[tuple[str, str, str | list[str], str, float]] = [
         "bare SKIP LOCKED queue vs ours (what the ledger costs), 4 workers each",
         "bare_4",
         "ours_4",
+        "<=",
+        1.3,
+    ),
+    (
+        "the same, batches of 50: bare batched queue vs ours batched (for information)",
+        "bare_4_batched",
+        "ours_4_batched",
         "<=",
         1.3,
     ),
