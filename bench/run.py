@@ -3,7 +3,7 @@
 
     python3 dev.py bench              # the full run (about ten minutes here)
     python3 dev.py bench --quick      # smaller numbers, for a smoke test
-    python3 dev.py bench --only ours  # a subset: ours, peers, floor, bulk, history, memory
+    python3 dev.py bench --only ours  # a subset: ours, peers, floor, bulk, history, memory, cpu
     python3 dev.py bench --repeat 3   # every figure the median of three interleaved runs
 
 Every figure comes from the same PostgreSQL server in the same run, each
@@ -28,10 +28,10 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench import floor, ours  # noqa: E402
+from bench import cpu, floor, ours  # noqa: E402
 from bench.common import Result, scratch_database  # noqa: E402
 
-GROUPS = ("ours", "peers", "floor", "bulk", "history", "memory")
+GROUPS = ("ours", "peers", "floor", "bulk", "history", "memory", "cpu")
 
 
 def version(dist: str) -> str:
@@ -194,6 +194,17 @@ def main() -> int:
                 f"runner memory over {big:,} jobs",
                 lambda d, big=big: ours.memory(d, jobs=big),
             )
+
+        if "cpu" in only:
+            for system in ("ours", "bare"):
+                for batch, count in ((1, jobs), (50, batched_jobs)):
+                    h.measure(
+                        f"cpu_{system}_{batch}",
+                        f"CPU per job, {system}, batch {batch}",
+                        lambda d, s=system, b=batch, n=count: cpu.split(
+                            d, system=s, jobs=n, batch=b
+                        ),
+                    )
 
     report(h, options.json, quick=q)
     return 0

@@ -21,6 +21,7 @@ other runner touches its jobs, however long they run.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import logging
 import os
 import socket
@@ -331,7 +332,7 @@ class Runner:
             "limit": limit,
             "kind": EventKind.STARTED,
         }
-        with connection.cursor() as cursor:
+        with _raw_cursor() as cursor:
             # Claims and returns what this runner now holds: only what it just claimed,
             # since it claims when its hands are empty.
             self._record_with(cursor, query("claim"), params)
@@ -424,7 +425,7 @@ class Runner:
             released = [row[0] for row in cursor.fetchall()]
         self._unstarted = []
         if released:
-            logger.info("handed back %s claimed jobs: %s", len(released), released)
+            logger.info("handed back %s jobs of the batch, not called: %s", len(released), released)
 
     def _sleep(self) -> None:
         """Wait for NOTIFY django_future, the next due job, or the next upkeep."""
@@ -569,19 +570,42 @@ class Runner:
 
 def _jobs_from(cursor: Any) -> list[ScheduledJob]:
     """Model instances from the current result set of ``SELECT * FROM ..._scheduledjob``."""
-    names = [column.name for column in cursor.description]
-    fields = ScheduledJob._meta.concrete_fields
-    order = [names.index(f.attname) for f in fields]  # table order is not model order
-    # What the ORM's compiler would do: the fields' own conversions (JSON decoding).
-    convert = [getattr(f, "from_db_value", None) for f in fields]
+    result = cursor.pgresult
+    if result is None or result.nfields == 0:
+        return []
+    names = tuple(result.fname(i).decode() for i in range(result.nfields))
+    order, attnames, convert = _row_layout(names)
     jobs = []
     for row in cursor.fetchall():
         values = [
             row[i] if fn is None else fn(row[i], None, connection)
             for i, fn in zip(order, convert, strict=True)
         ]
-        jobs.append(ScheduledJob.from_db("default", [f.attname for f in fields], values))
+        jobs.append(ScheduledJob.from_db("default", attnames, values))
     return jobs
+
+
+@functools.cache
+def _row_layout(
+    names: tuple[str, ...],
+) -> tuple[list[int], list[str], list[Callable[..., Any] | None]]:
+    """For result columns ``names``: where each model field is (table order is not model
+    order), the fields' names, and their own conversions (JSON decoding), as the ORM's
+    compiler would apply them. Cached: the runner reads the same shape each time."""
+    fields = ScheduledJob._meta.concrete_fields
+    return (
+        [names.index(f.attname) for f in fields],
+        [f.attname for f in fields],
+        [getattr(f, "from_db_value", None) for f in fields],
+    )
+
+
+def _raw_cursor() -> Any:
+    """A psycopg cursor on Django's connection, without Django's wrapper: for the two
+    statements the runner sends per job, where the wrapper's bookkeeping costs about as
+    much as building the job. psycopg's errors are handled where these are used."""
+    connection.ensure_connection()
+    return connection.connection.cursor()
 
 
 class _TakenError(Exception):
