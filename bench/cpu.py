@@ -34,8 +34,8 @@ def server_cpu(dsn: str) -> Callable[[], float]:
     """A reader of the CPU seconds used so far by the server behind ``dsn``."""
     with psycopg.connect(dsn) as conn:
         row = conn.execute("SELECT pg_backend_pid()").fetchone()
-    assert row is not None
-    postmaster = int(_stat(int(row[0]))[1])
+        assert row is not None
+        postmaster = int(_stat(int(row[0]))[1])  # while the backend is alive
 
     def read() -> float:
         ticks = 0

@@ -69,6 +69,9 @@ class Harness:
         self.results[key] = runs[len(runs) // 2]
         if len(runs) > 1:
             self.results[key].extra["all_runs"] = [round(r.value, 1) for r in runs]
+        if key in self.skipped:
+            # An earlier round failed; the figure stands on the rounds that worked.
+            self.results[key].extra["failed_rounds"] = self.skipped.pop(key)
         print(f"{result.value:,.1f} {result.unit} ({time.perf_counter() - started:.0f} s)")
 
     def ratio(self, a: str, b: str | list[str]) -> tuple[float | None, str]:
