@@ -189,10 +189,11 @@ class Runner:
         self._in_hand: ScheduledJob | None = None
         # Plain jobs' completions, sent with the runner's next claim (one round trip
         # and one commit for a whole batch); see _record_with.
-        self._unrecorded: list[tuple[ScheduledJob, str | None]] = []
+        self._unrecorded: list[tuple[ScheduledJob, str | None, float]] = []
         self._unrecorded_since = 0.0
         self._report = RunReport()
         self._completing = False  # the job returned; its outcome is being recorded
+        self._called_at = 0.0  # when the job in hand was called (time.monotonic)
         self._started_at = 0.0
         self._last_upkeep = -float("inf")
 
@@ -386,18 +387,23 @@ class Runner:
             recorded = {row[0] for row in cursor.fetchall()}
         self._settle(done, recorded)
 
-    def _completion_params(self, done: list[tuple[ScheduledJob, str | None]]) -> dict[str, Any]:
+    def _completion_params(
+        self, done: list[tuple[ScheduledJob, str | None, float]]
+    ) -> dict[str, Any]:
         return {
-            "done_ids": [job.pk for job, _ in done],
-            "done_seqs": [job.last_seq for job, _ in done],
-            "done_values": [value for _, value in done],
+            "done_ids": [job.pk for job, _, _ in done],
+            "done_seqs": [job.last_seq for job, _, _ in done],
+            "done_values": [value for _, value, _ in done],
+            "done_seconds": [seconds for _, _, seconds in done],
             "runner": self.identity,
         }
 
-    def _settle(self, done: list[tuple[ScheduledJob, str | None]], recorded: set[int]) -> None:
+    def _settle(
+        self, done: list[tuple[ScheduledJob, str | None, float]], recorded: set[int]
+    ) -> None:
         self._unrecorded = []
         self._in_hand = None
-        for job, _ in done:
+        for job, _, _ in done:
             if job.pk in recorded:
                 continue
             # The attempt was recovered elsewhere after this runner's lease lapsed
@@ -461,6 +467,7 @@ class Runner:
         self._in_hand = job
         logger.info("job %s (%s) started, attempt %s", job.pk, job.callable_name, job.attempts)
         self._completing = False
+        self._called_at = time.monotonic()
         try:
             value = self._call_and_complete(job)
         except _TakenError as exc:
@@ -498,10 +505,15 @@ class Runner:
             value = None if result is None else str(result)
             if not self._unrecorded:
                 self._unrecorded_since = time.monotonic()
-            self._unrecorded.append((job, value))
+            self._unrecorded.append((job, value, self._call_seconds()))
             return value
         with transaction.atomic():
             return self._complete(job, result)
+
+    def _call_seconds(self) -> float:
+        """How long the job in hand has run, by this runner's clock. Outcome events carry
+        it: in a batch, events are written per batch, so their times cannot say it."""
+        return round(time.monotonic() - self._called_at, 6)
 
     def _append_mine(self, job: ScheduledJob, kind: EventKind, data: dict[str, Any]) -> None:
         """Append the outcome of the attempt this runner started, and nothing else: if the
@@ -518,7 +530,8 @@ class Runner:
     def _complete(self, job: ScheduledJob, result: object) -> str | None:
         self._completing = True
         value = None if result is None else str(result)
-        self._append_mine(job, EventKind.COMPLETED, {"return_value": value})
+        data = {"return_value": value, "seconds": self._call_seconds()}
+        self._append_mine(job, EventKind.COMPLETED, data)
         if self.delete_completed:
             ledger.append(
                 job.pk, EventKind.DELETED, {"reason": "--delete-completed"}, runner=self.identity
@@ -535,7 +548,12 @@ class Runner:
                 self._append_mine(
                     job,
                     EventKind.FAILED,
-                    {"error": error, "exception": summary, "attempt": job.attempts},
+                    {
+                        "error": error,
+                        "exception": summary,
+                        "attempt": job.attempts,
+                        "seconds": self._call_seconds(),
+                    },
                 )
                 retried = self._retry(ScheduledJob.objects.get(pk=job.pk), summary)
         except _TakenError as taken:

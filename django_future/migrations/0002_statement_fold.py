@@ -20,11 +20,15 @@ class Migration(migrations.Migration):
     operations = [
         migrations.RunSQL(
             migration_sql("0002_statement_fold.sql"),
-            # Back to 0001: its row-at-a-time fold function (CREATE OR REPLACE).
+            # Back to 0001: its fold, runner functions and views (CREATE OR REPLACE).
             reverse_sql=[
                 "DROP FUNCTION IF EXISTS django_future_apply_events(django_future_jobevent[]);",
                 "DROP FUNCTION IF EXISTS django_future_stamp(django_future_jobevent);",
+                "DROP FUNCTION IF EXISTS django_future_complete("
+                "bigint[], integer[], text[], double precision[], text);",
                 migration_sql("0001_fold.sql"),
+                migration_sql("0001_runner.sql"),
+                migration_sql("0001_views.sql"),
             ],
         ),
         pgtrigger.migrations.RemoveTrigger(

@@ -350,19 +350,21 @@ $append$;
 
 
 -- Record the completions of jobs this runner ran (arrays of ids, the seq each
--- job was at when it started, and return values), each only if its job is
--- still running at that seq: a job recovered elsewhere meanwhile is left
--- alone. Returns the ids recorded.
+-- job was at when it started, return values, and how many seconds each call
+-- took), each only if its job is still running at that seq: a job recovered
+-- elsewhere meanwhile is left alone. Returns the ids recorded.
 CREATE OR REPLACE FUNCTION django_future_complete(
-    ids bigint[], seqs integer[], return_values text[], runner_name text
+    ids bigint[], seqs integer[], return_values text[], seconds double precision[],
+    runner_name text
 ) RETURNS SETOF bigint
 LANGUAGE plpgsql AS $complete$
 BEGIN
     RETURN QUERY
     WITH mine AS (
         SELECT j.id, j.last_seq, j.last_hash,
-               jsonb_build_object('return_value', d.return_value) AS payload
-        FROM unnest(ids, seqs, return_values) AS d(id, seq, return_value)
+               jsonb_build_object('return_value', d.return_value, 'seconds', d.seconds)
+                   AS payload
+        FROM unnest(ids, seqs, return_values, seconds) AS d(id, seq, return_value, seconds)
         JOIN django_future_scheduledjob j ON j.id = d.id AND j.last_seq = d.seq
         WHERE j.status = 'running'
         ORDER BY j.id
@@ -376,3 +378,44 @@ BEGIN
     RETURNING job_id;
 END
 $complete$;
+
+
+-- The attempts view of 0001_views.sql, with the run time the runner measured
+-- when the outcome carries it ("seconds"): a batch starts together and its
+-- completions are written together, so for batched jobs the events' times
+-- include the wait behind earlier jobs of the batch. Older outcomes, and
+-- "abandoned" ones, fall back to the time between the events.
+-- One row per attempt (each "started" event): when it was due (the job's slot,
+-- or the retry's due time), when it started and ended, how, and where.
+CREATE OR REPLACE VIEW django_future_attempts AS
+SELECT
+    st.job_id,
+    st.seq AS started_seq,
+    row_number() OVER (PARTITION BY st.job_id ORDER BY st.seq) AS attempt,
+    sch.data->>'callable_name' AS callable_name,
+    st.runner,
+    due.at_due AS due_at,
+    st.at AS started_at,
+    fin.at AS finished_at,
+    coalesce(fin.kind, 'running') AS outcome,
+    fin.data->>'exception' AS exception,
+    st.at - due.at_due AS wait_time,
+    COALESCE(make_interval(secs => (fin.data->>'seconds')::double precision),
+             fin.at - st.at) AS run_time
+FROM django_future_jobevent st
+JOIN django_future_jobevent sch ON sch.job_id = st.job_id AND sch.seq = 1
+CROSS JOIN LATERAL (
+    SELECT (CASE p.kind WHEN 'retry' THEN p.data->>'due' ELSE sch.data->>'time_slot_start' END)::timestamptz AS at_due
+    FROM django_future_jobevent p
+    WHERE p.job_id = st.job_id AND p.seq < st.seq AND p.kind IN ('scheduled', 'retry')
+    ORDER BY p.seq DESC
+    LIMIT 1
+) due
+LEFT JOIN LATERAL (
+    SELECT f.kind, f.at, f.data
+    FROM django_future_jobevent f
+    WHERE f.job_id = st.job_id AND f.seq > st.seq AND f.kind IN ('completed', 'failed', 'abandoned')
+    ORDER BY f.seq
+    LIMIT 1
+) fin ON true
+WHERE st.kind = 'started';

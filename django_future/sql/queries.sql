@@ -47,7 +47,8 @@ SELECT django_future_append(%(job_id)s, %(kind)s, %(runner)s, %(data)s::jsonb,
 -- 0002_statement_fold.sql); the ids recorded. The runner sends this ahead of
 -- its next claim, in the same round trip and transaction.
 SELECT * FROM django_future_complete(%(done_ids)s::bigint[], %(done_seqs)s::integer[],
-                                     %(done_values)s::text[], %(runner)s);
+                                     %(done_values)s::text[],
+                                     %(done_seconds)s::double precision[], %(runner)s);
 
 -- name: retry
 -- After a failed attempt: schedule the next one after %(delay)s, unless the

@@ -214,6 +214,24 @@ def test_a_slow_batch_does_not_keep_finished_work_unrecorded() -> None:
     assert event(last, "completed").at > event(slow, "completed").at
 
 
+def test_a_batched_job_s_run_time_is_its_own_not_its_batch_s() -> None:
+    slow = schedule_job("0s", "tests.handlers.slow", args=[1.0])
+    quick = schedule_job("0s", "tests.handlers.record", args=[1])
+    Runner(batch_size=2).run()
+    # Both started with the batch; the quick one's completion was written after the slow
+    # one ran, so the events' times say it ran for a second. The runner measured it.
+    assert event(quick, "completed").at - event(quick, "started").at >= dt.timedelta(seconds=1)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT job_id, extract(epoch FROM run_time) FROM django_future_attempts"
+            " WHERE job_id IN (%s, %s)",
+            [slow.pk, quick.pk],
+        )
+        run_times = dict(cursor.fetchall())
+    assert run_times[slow.pk] >= 1.0
+    assert run_times[quick.pk] < 0.5
+
+
 def test_max_jobs_never_claims_more_than_it_may_run() -> None:
     jobs = [schedule_job("0s", "tests.handlers.record", args=[i]) for i in range(5)]
     report = Runner(batch_size=4, max_jobs=2).run()
