@@ -358,34 +358,32 @@ class Runner:
             self.execute(job, report)
         self._release("runner stopped before calling it")
 
-    def _record_with(self, cursor: Any, sql: str, params: dict[str, Any]) -> None:
+    def _record_with(
+        self, cursor: Any, sql: str | None = None, params: dict[str, Any] | None = None
+    ) -> None:
         """Execute ``sql``, preceded by the unrecorded completions if there are any: both
         statements travel in one round trip and commit as one transaction (several
         statements in one simple query), so the completions are durable before any
-        newly claimed job starts. Leaves the cursor on ``sql``'s first result."""
+        newly claimed job starts. Leaves the cursor on ``sql``'s first result. Without
+        ``sql``, sends the completions on their own."""
         if not self._unrecorded:
-            cursor.execute(sql, params)
+            if sql is not None:
+                cursor.execute(sql, params)
             return
         done = self._unrecorded
         self._in_hand = done[0][0]  # if the connection is lost now, the error names a job
-        cursor.execute(
-            f"{query('complete')};\n{sql}",
-            {**params, **self._completion_params(done)},
-        )
+        statement = query("complete") if sql is None else f"{query('complete')};\n{sql}"
+        cursor.execute(statement, {**(params or {}), **self._completion_params(done)})
         recorded = {row[0] for row in cursor.fetchall()}
-        cursor.nextset()
+        if sql is not None:
+            cursor.nextset()
         self._settle(done, recorded)
 
     def _record_completions(self) -> None:
         """Send the unrecorded completions on their own."""
-        if not self._unrecorded:
-            return
-        done = self._unrecorded
-        self._in_hand = done[0][0]
-        with connection.cursor() as cursor:
-            cursor.execute(query("complete"), self._completion_params(done))
-            recorded = {row[0] for row in cursor.fetchall()}
-        self._settle(done, recorded)
+        if self._unrecorded:
+            with connection.cursor() as cursor:
+                self._record_with(cursor)
 
     def _completion_params(
         self, done: list[tuple[ScheduledJob, str | None, float]]

@@ -24,6 +24,7 @@ class Migration(migrations.Migration):
             reverse_sql=[
                 "DROP FUNCTION IF EXISTS django_future_apply_events(django_future_jobevent[]);",
                 "DROP FUNCTION IF EXISTS django_future_stamp(django_future_jobevent);",
+                "DROP FUNCTION IF EXISTS django_future_refuse_stamp(bigint, integer, boolean);",
                 "DROP FUNCTION IF EXISTS django_future_complete("
                 "bigint[], integer[], text[], double precision[], text);",
                 migration_sql("0001_fold.sql"),

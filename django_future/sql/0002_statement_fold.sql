@@ -160,6 +160,22 @@ LANGUAGE sql VOLATILE AS $stamp$
 $stamp$;
 
 
+-- Why an event's stamps are refused: a time that is not its statement's, or
+-- else a hash that does not chain to the job's previous event. Always raises.
+CREATE OR REPLACE FUNCTION django_future_refuse_stamp(job bigint, seq integer, late boolean)
+RETURNS void
+LANGUAGE plpgsql AS $refuse$
+BEGIN
+    IF late THEN
+        RAISE EXCEPTION 'django_future: event % of job % is not stamped with the time of its statement: events record when they were written, the database sets it',
+            seq, job;
+    END IF;
+    RAISE EXCEPTION 'django_future: event % of job % has a hash that does not chain to the job''s previous event (leave hash out and the database sets it)',
+        seq, job;
+END
+$refuse$;
+
+
 -- Fold the events of one INSERT statement (ordered by job and seq) into the
 -- projection. A single event, or a statement in which some job has several
 -- events, is folded one event at a time; otherwise (every job once: bulk
@@ -187,16 +203,13 @@ BEGIN
        OR (SELECT count(*) > count(DISTINCT e.job_id) FROM unnest(evs) e) THEN
         FOREACH one IN ARRAY evs LOOP
             SELECT * INTO cur FROM django_future_scheduledjob WHERE id = one.job_id FOR UPDATE;
-            IF one.at <> statement_timestamp() THEN
-                RAISE EXCEPTION 'django_future: event % of job % is not stamped with the time of its statement: events record when they were written, the database sets it',
-                    one.seq, one.job_id;
-            END IF;
             -- (an event out of sequence is left to the fold, which says so)
-            IF one.seq = COALESCE(cur.last_seq, 0) + 1 AND one.hash IS DISTINCT FROM
-                    django_future_event_hash(cur.last_hash, one.job_id, one.seq, one.kind,
-                                             one.at, one.runner, one.data) THEN
-                RAISE EXCEPTION 'django_future: event % of job % has a hash that does not chain to the job''s previous event (leave hash out and the database sets it)',
-                    one.seq, one.job_id;
+            IF one.at <> statement_timestamp()
+               OR (one.seq = COALESCE(cur.last_seq, 0) + 1 AND one.hash IS DISTINCT FROM
+                       django_future_event_hash(cur.last_hash, one.job_id, one.seq, one.kind,
+                                                one.at, one.runner, one.data)) THEN
+                PERFORM django_future_refuse_stamp(
+                    one.job_id, one.seq, one.at <> statement_timestamp());
             END IF;
             nxt := django_future_fold(cur, one);
             IF cur.id IS NULL THEN
@@ -224,12 +237,7 @@ BEGIN
                        j.last_hash, e.job_id, e.seq, e.kind, e.at, e.runner, e.data))
         LIMIT 1;
         IF FOUND THEN
-            IF bad.late THEN
-                RAISE EXCEPTION 'django_future: event % of job % is not stamped with the time of its statement: events record when they were written, the database sets it',
-                    bad.seq, bad.job_id;
-            END IF;
-            RAISE EXCEPTION 'django_future: event % of job % has a hash that does not chain to the job''s previous event (leave hash out and the database sets it)',
-                bad.seq, bad.job_id;
+            PERFORM django_future_refuse_stamp(bad.job_id, bad.seq, bad.late);
         END IF;
 
         SELECT bool_or(e.kind = 'scheduled'), bool_or(e.kind = 'deleted'),
