@@ -27,6 +27,13 @@ from django.db.models.functions import Now
 # that is allowed to bypass them (``ledger.rebuild``).
 PROJECTION_GUARD = "django_future.ScheduledJob:written_by_ledger_only"
 
+# False only while one of the package's own SQL writers (the runner's claim
+# and completion, bulk scheduling) appends events and folds them itself, in
+# the same statement (sql/0003_writers_fold.sql). They set this
+# transaction-local setting and clear it before they return; the fold trigger
+# and the projection's guard stand aside meanwhile. Nothing else should set it.
+TRIGGER_FOLDS = "current_setting('django_future.folded', true) IS DISTINCT FROM 'on'"
+
 
 class EventKind(models.TextChoices):
     """What happened to a job. Each kind moves the job's status as noted; the
@@ -197,12 +204,13 @@ class ScheduledJob(models.Model):
             ),
         ]
         triggers: ClassVar[list[pgtrigger.Trigger]] = [
-            # Only the fold (a trigger, so depth >= 1) may write this table.
+            # Only the fold may write this table: the fold trigger (so depth >= 1),
+            # or a writer that folds its own events (see TRIGGER_FOLDS).
             pgtrigger.Trigger(
                 name="written_by_ledger_only",
                 when=pgtrigger.Before,
                 operation=pgtrigger.Insert | pgtrigger.Update | pgtrigger.Delete,
-                condition=pgtrigger.Condition("pg_trigger_depth() < 1"),
+                condition=pgtrigger.Condition(f"pg_trigger_depth() < 1 AND {TRIGGER_FOLDS}"),
                 func=(
                     "RAISE EXCEPTION 'django_future: % on % refused: jobs change only by "
                     "appending events to django_future_jobevent', TG_OP, TG_TABLE_NAME;"
@@ -353,13 +361,15 @@ class JobEvent(models.Model):
             ),
             # Once per statement: check every new event's stamps and fold them into
             # the projection (sql/0002_statement_fold.sql). In the statement, so
-            # events and projection commit or fail together.
+            # events and projection commit or fail together. Skipped for the
+            # statements of writers that fold their own events (see TRIGGER_FOLDS).
             pgtrigger.Trigger(
                 name="fold_events",
                 level=pgtrigger.Statement,
                 when=pgtrigger.After,
                 operation=pgtrigger.Insert,
                 referencing=pgtrigger.Referencing(new="new_events"),
+                condition=pgtrigger.Condition(TRIGGER_FOLDS),
                 func=(
                     "PERFORM django_future_apply_events(ARRAY("
                     "SELECT e::django_future_jobevent FROM new_events e "

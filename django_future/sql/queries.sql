@@ -1,7 +1,8 @@
 -- Named SQL used at run time. Each query starts with a "-- name: <name>" line,
 -- followed by a one-line description; ``django_future.sql.query(name)`` loads it.
 -- Parameters are psycopg named placeholders. The fold trigger turns every
--- INSERT below into the matching change of the job's row.
+-- INSERT below into the matching change of the job's row; the functions of
+-- 0003_writers_fold.sql fold the events they append themselves.
 
 -- name: schedule
 -- Append a job's first event; the fold creates its row. Relative times are
@@ -28,13 +29,9 @@ RETURNING job_id;
 
 -- name: schedule_bulk
 -- The "scheduled" events of schedule_jobs(), from the scratch table its COPY
--- filled. The hashes are computed here, in the same statement, so no row needs
--- stamping one by one (the statement trigger checks them all the same).
-INSERT INTO django_future_jobevent (job_id, seq, kind, at, data, hash)
-SELECT job_id, 1, 'scheduled', statement_timestamp(), data,
-       django_future_event_hash(NULL, job_id, 1, 'scheduled', statement_timestamp(), NULL, data)
-FROM django_future_bulk
-ORDER BY job_id;
+-- filled: appended with their hashes and folded into job rows in one statement
+-- (see 0003_writers_fold.sql). How many jobs it created.
+SELECT django_future_schedule_bulk();
 
 -- name: append
 -- Append the next event of one live job; the new seq, or NULL if the job is
@@ -44,7 +41,7 @@ SELECT django_future_append(%(job_id)s, %(kind)s, %(runner)s, %(data)s::jsonb,
 
 -- name: complete
 -- Completions of plain jobs, appended only at the seq the runner saw (see
--- 0002_statement_fold.sql); the ids recorded. The runner sends this ahead of
+-- 0003_writers_fold.sql); the ids recorded. The runner sends this ahead of
 -- its next claim, in the same round trip and transaction.
 SELECT * FROM django_future_complete(%(done_ids)s::bigint[], %(done_seqs)s::integer[],
                                      %(done_values)s::text[],

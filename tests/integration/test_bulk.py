@@ -7,7 +7,7 @@ import datetime as dt
 import pytest
 from django.db import transaction
 
-from django_future import run_jobs, schedule_job, schedule_jobs
+from django_future import ledger, run_jobs, schedule_job, schedule_jobs
 from django_future.models import JobEvent, ScheduledJob
 from tests.integration.conftest import counts, db_now
 from tests.testapp.models import Order
@@ -108,3 +108,15 @@ def test_bulk_scheduling_rolls_back_with_the_transaction() -> None:
     assert counts() == before
     assert schedule_jobs([]) == []
     assert JobEvent.objects.count() == before[1]
+
+
+def test_bulk_jobs_fold_as_their_events_say() -> None:
+    """schedule_jobs folds its own events (0003): the rows it makes are what a
+    replay of the ledger makes, and each event's hash chains."""
+    ids = schedule_jobs(
+        [{"date": "0s", "callable_name": "tests.handlers.record", "args": [i]} for i in range(20)]
+    )
+    assert ledger.verify() == []
+    run_jobs()
+    assert ScheduledJob.objects.filter(pk__in=ids, status="complete").count() == 20
+    assert ledger.verify() == []

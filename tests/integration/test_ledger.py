@@ -337,3 +337,58 @@ def test_a_bad_event_anywhere_in_a_statement_writes_nothing() -> None:
         )
     assert kinds(good) == ["scheduled"] and kinds(bad) == ["scheduled"]
     assert ScheduledJob.objects.get(pk=good.pk).status == "scheduled"
+
+
+@pytest.mark.parametrize("batch", [1, 3])
+def test_writers_that_fold_their_own_events_leave_the_guards_standing(batch: int) -> None:
+    """The runner's claim and completion append and fold in one statement (0003).
+    The setting that tells the triggers to stand aside is cleared before they
+    return: later statements of the same transaction meet the fold and the guard."""
+    due = [schedule_job("0s", "tests.handlers.record") for _ in range(batch)]
+    later = schedule_job("1d", "tests.handlers.record")
+    with transaction.atomic():
+        claimed = sql(
+            "SELECT id, last_seq, status FROM django_future_claim(NULL, 'test', 1, %s, 'started')",
+            [batch],
+        )
+        assert claimed == [(job.pk, 2, "running") for job in due]
+        done = sql(
+            "SELECT * FROM django_future_complete(%s, %s, %s, %s, 'test')",
+            [[j.pk for j in due], [2] * batch, ["x"] * batch, [0.5] * batch],
+        )
+        assert sorted(row[0] for row in done) == [job.pk for job in due]
+        assert sql("SELECT current_setting('django_future.folded', true)") == [("",)]
+        sql(
+            "INSERT INTO django_future_jobevent (job_id, seq, kind, data) "
+            "VALUES (%s, 2, 'expired', '{}')",
+            [later.pk],
+        )
+        assert ScheduledJob.objects.get(pk=later.pk).status == "expired"
+        with (
+            pytest.raises(ProgrammingError, match="jobs change only by appending"),
+            transaction.atomic(),
+        ):
+            sql("UPDATE django_future_scheduledjob SET status = 'scheduled'")
+    for job in due:
+        assert kinds(job) == ["scheduled", "started", "completed"]
+        row = ScheduledJob.objects.get(pk=job.pk)
+        assert (row.status, row.return_value, row.attempts) == ("complete", "x", 1)
+    assert ledger.verify() == []
+
+
+def test_a_writer_that_folds_its_own_events_fails_whole() -> None:
+    """A writer that fails after it set the setting takes the setting back with its
+    savepoint: the triggers are in force again for the rest of the transaction."""
+    job = schedule_job("0s", "tests.handlers.record")
+    with transaction.atomic():
+        with pytest.raises(DatabaseError, match="LIMIT must not be negative"), transaction.atomic():
+            # how_many = -1 fails in the batch statement, after the setting was set
+            sql("SELECT * FROM django_future_claim(NULL, 'test', 1, -1, 'started')")
+        assert sql("SELECT current_setting('django_future.folded', true)") in ([("",)], [(None,)])
+        with (
+            pytest.raises(ProgrammingError, match="jobs change only by appending"),
+            transaction.atomic(),
+        ):
+            sql("UPDATE django_future_scheduledjob SET status = 'complete'")
+    assert kinds(job) == ["scheduled"]
+    assert ledger.verify() == []

@@ -46,22 +46,27 @@ def plan(sql: str, params: dict[str, object]) -> str:
         return "\n".join(row[0] for row in cursor.fetchall())
 
 
-def claim_selection() -> str:
-    """The claim's selection of due jobs, as the database holds it in django_future_claim
-    (EXPLAIN of a function call does not show the plans inside it)."""
+def claim_selections() -> list[str]:
+    """The claim's two selections of due jobs (one job; a batch), as the database
+    holds them in django_future_claim (EXPLAIN of a function call does not show the
+    plans inside it)."""
     with connection.cursor() as cursor:
         cursor.execute("SELECT prosrc FROM pg_proc WHERE proname = 'django_future_claim'")
         (source,) = cursor.fetchone()
-    found = re.search(r"WITH due AS \((.*?)\n    \)\n", source, re.DOTALL)
-    assert found, source
-    selection = found.group(1).replace("cutoff", "statement_timestamp()")
-    return selection.replace("how_many", "1")
+    one = re.search(r"SELECT \* INTO cur\n(.*?FOR UPDATE SKIP LOCKED);", source, re.DOTALL)
+    batch = re.search(r"WITH due AS \((.*?)\n        \),", source, re.DOTALL)
+    assert one and batch, source
+    return [
+        selection.replace("cutoff", "statement_timestamp()").replace("how_many", "1")
+        for selection in ("SELECT * " + one.group(1), batch.group(1))
+    ]
 
 
 def test_claim_expiry_and_next_due_use_the_partial_indexes() -> None:
     bulk_history(HISTORY)
-    text = plan(claim_selection(), {})
-    assert "django_future_claimable" in text, text
-    assert "Seq Scan on django_future_scheduledjob" not in text, text
+    for selection in claim_selections():
+        text = plan(selection, {})
+        assert "django_future_claimable" in text, text
+        assert "Seq Scan on django_future_scheduledjob" not in text, text
     assert "django_future_expirable" in plan(query("expire"), {"now": None, "runner": "x:1"})
     assert "django_future_claimable" in plan(query("next_due"), {})
