@@ -8,6 +8,15 @@
   statement.
 - pgbench with a custom script: claim one row with ``SKIP LOCKED`` and insert
   one event row, per transaction (the hardware's figure for our core step).
+- Our own rows, written by hand: the job table and the ledger of a migrated
+  database, with the triggers switched off (``session_replication_role =
+  replica``, a superuser's privilege, which the embedded server grants). Per
+  job, the workers update the job's row and insert its event for the start,
+  then for the completion (sent with the next claim, one commit per job, as our
+  runner does), with no fold, no hash (a constant) and no checks; in bulk, one
+  statement inserts every "scheduled" event and job row. These are what our
+  rows alone cost, whatever code writes them: ours/this is what our code costs
+  on top of its rows, this/bare what the rows cost over a bare queue's.
 """
 
 from __future__ import annotations
@@ -22,7 +31,7 @@ from pathlib import Path
 import psycopg
 import psycopg.conninfo
 
-from bench.common import Result
+from bench.common import Result, count
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -52,6 +61,100 @@ WHERE id IN (SELECT id FROM bare_queue WHERE status = 'queued' AND due <= now()
              ORDER BY due, id LIMIT %s FOR UPDATE SKIP LOCKED)
 RETURNING id, payload
 """
+
+
+# Our rows by hand (see the module's docstring): the start of the oldest due job...
+ROWS_CLAIM = """
+WITH c AS (
+    UPDATE django_future_scheduledjob
+    SET status = 'running', execution_start = statement_timestamp(), runner = 'floor',
+        runner_process_id = 1, attempts = attempts + 1, last_seq = last_seq + 1,
+        last_hash = repeat('1', 64)
+    WHERE id = (SELECT id FROM django_future_scheduledjob
+                WHERE status = 'scheduled' AND time_slot_start <= statement_timestamp()
+                  AND (time_slot_end IS NULL OR time_slot_end >= statement_timestamp())
+                ORDER BY time_slot_start, id LIMIT 1 FOR UPDATE SKIP LOCKED)
+    RETURNING *
+)
+INSERT INTO django_future_jobevent (job_id, seq, kind, at, runner, data, hash)
+SELECT id, last_seq, 'started', statement_timestamp(), runner,
+       jsonb_build_object('runner_id', runner_process_id, 'backend_pid', pg_backend_pid()),
+       last_hash
+FROM c
+RETURNING job_id
+"""
+
+# ... and the completion of the previous one.
+ROWS_COMPLETE = """
+WITH c AS (
+    UPDATE django_future_scheduledjob
+    SET status = 'complete', execution_end = statement_timestamp(), return_value = NULL,
+        last_seq = last_seq + 1, last_hash = repeat('2', 64)
+    WHERE id = %(done)s
+    RETURNING *
+)
+INSERT INTO django_future_jobevent (job_id, seq, kind, at, runner, data, hash)
+SELECT id, last_seq, 'completed', statement_timestamp(), runner,
+       jsonb_build_object('return_value', NULL, 'seconds', %(seconds)s::float8), last_hash
+FROM c
+"""
+
+# Every "scheduled" event and job row of a bulk load, in one statement.
+ROWS_BULK = """
+WITH ids AS (
+    SELECT nextval(pg_get_serial_sequence('django_future_scheduledjob', 'id')) AS id
+    FROM generate_series(1, %(jobs)s)
+), ev AS (
+    INSERT INTO django_future_jobevent (job_id, seq, kind, at, data, hash)
+    SELECT id, 1, 'scheduled', statement_timestamp(),
+           jsonb_build_object(
+               'callable_name', 'bench.noop.noop', 'args', '[]'::jsonb, 'kwargs', '{}'::jsonb,
+               'atomic', false, 'retries', 0, 'retry_delay', NULL, 'retry_max_delay', NULL,
+               'object_id', NULL, 'content_type', NULL, 'content_type_id', NULL,
+               'time_slot_start', statement_timestamp(),
+               'time_slot_end', statement_timestamp() + interval '7 days'),
+           repeat('0', 64)
+    FROM ids
+    RETURNING job_id, data
+)
+INSERT INTO django_future_scheduledjob
+    (id, callable_name, args, kwargs, time_slot_start, time_slot_end, status, atomic,
+     max_attempts, attempts, created_at, last_seq, last_hash)
+SELECT job_id, data->>'callable_name', data->'args', data->'kwargs',
+       (data->>'time_slot_start')::timestamptz, (data->>'time_slot_end')::timestamptz,
+       'scheduled', false, 1, 0, statement_timestamp(), 1, repeat('0', 64)
+FROM ev
+"""
+
+_REPLICA = "-c session_replication_role=replica"
+
+
+def _rows_worker(dsn: str) -> None:
+    """Work our tables by hand, one job per claim, as our runner does: each round trip
+    records the previous job's completion and claims the next, in one transaction."""
+    import time
+
+    from bench.noop import noop
+
+    with psycopg.connect(dsn, autocommit=True, options=_REPLICA) as conn:
+        cursor = psycopg.ClientCursor(conn)
+        done: int | None = None
+        seconds = 0.0
+        while True:
+            if done is None:
+                cursor.execute(ROWS_CLAIM)
+            else:
+                cursor.execute(
+                    f"{ROWS_COMPLETE};\n{ROWS_CLAIM}", {"done": done, "seconds": seconds}
+                )
+                cursor.nextset()
+            row = cursor.fetchone()
+            if row is None:
+                return
+            done = row[0]
+            called = time.perf_counter()
+            noop()
+            seconds = time.perf_counter() - called
 
 
 def _worker(dsn: str, batch: int = 1) -> None:
@@ -111,6 +214,61 @@ def bare_queue(dsn: str, *, jobs: int, workers: int, batch: int = 1) -> Result:
         jobs=jobs,
         seconds=seconds,
         notes="claim + done, no ledger; first claim to last done",
+    )
+
+
+def our_rows(dsn: str, *, jobs: int, workers: int) -> Result:
+    """Our job and event rows written by hand, one job per claim: see the docstring."""
+    from bench import ours
+
+    ours.migrate(dsn)
+    ours.load(dsn, jobs)
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("VACUUM ANALYZE django_future_scheduledjob")
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    procs = [
+        subprocess.Popen([sys.executable, "-m", "bench.floor", dsn, "rows"], cwd=ROOT, env=env)
+        for _ in range(workers)
+    ]
+    for p in procs:
+        if p.wait(timeout=3600) != 0:
+            raise RuntimeError(
+                "our-rows worker failed (it needs to set session_replication_role: a superuser)"
+            )
+    left = count(dsn, "SELECT count(*) FROM django_future_scheduledjob WHERE status <> 'complete'")
+    if left:
+        raise RuntimeError(f"{left} of the {jobs} jobs did not complete")
+    seconds = ours.busy_seconds(dsn)
+    return Result(
+        name=f"our rows by hand, {workers} worker(s), 1 job per claim",
+        value=jobs / seconds,
+        unit="jobs/s",
+        jobs=jobs,
+        seconds=seconds,
+        notes="our job row and event per step, triggers off: no fold, no hash, no checks",
+    )
+
+
+def our_rows_bulk(dsn: str, *, jobs: int) -> Result:
+    """Every "scheduled" event and job row of a bulk load, by hand: see the docstring."""
+    import time
+
+    from bench import ours
+
+    ours.migrate(dsn)
+    with psycopg.connect(dsn, autocommit=True, options=_REPLICA) as conn:
+        started = time.perf_counter()
+        conn.execute(ROWS_BULK, {"jobs": jobs})
+        seconds = time.perf_counter() - started
+    made = count(dsn, "SELECT count(*) FROM django_future_scheduledjob")
+    assert made == jobs, made
+    return Result(
+        name="our rows by hand, bulk",
+        value=jobs / seconds,
+        unit="jobs/s",
+        jobs=jobs,
+        seconds=seconds,
+        notes="one INSERT of events and job rows from generate_series, triggers off, no checks",
     )
 
 
@@ -187,4 +345,7 @@ def pgbench(dsn: str, *, clients: int, seconds: int, rows: int = 2_000_000) -> R
 
 
 if __name__ == "__main__":
-    _worker(sys.argv[1], int(sys.argv[2]) if len(sys.argv) > 2 else 1)
+    if sys.argv[2:] == ["rows"]:
+        _rows_worker(sys.argv[1])
+    else:
+        _worker(sys.argv[1], int(sys.argv[2]) if len(sys.argv) > 2 else 1)

@@ -168,6 +168,11 @@ def main() -> int:
                 lambda d: floor.bare_queue(d, jobs=batched_jobs, workers=4, batch=50),
             )
             h.measure(
+                "rows_4",
+                "our rows by hand, 4 workers",
+                lambda d: floor.our_rows(d, jobs=jobs, workers=4),
+            )
+            h.measure(
                 "pgbench_4",
                 "pgbench, 4 clients",
                 lambda d: floor.pgbench(d, clients=4, seconds=5 if q else 10),
@@ -175,6 +180,11 @@ def main() -> int:
         if "bulk" in only:
             h.measure(
                 "bulk", "ours, schedule_jobs", lambda d: ours.bulk_schedule(d, jobs=bulk_jobs)
+            )
+            h.measure(
+                "bulk_rows",
+                "our rows by hand, bulk",
+                lambda d: floor.our_rows_bulk(d, jobs=bulk_jobs),
             )
         if "history" in only:
             for key, size in (("history_10k", 10_000), ("history_1m", history_big)):
@@ -243,8 +253,29 @@ TARGETS: list[tuple[str, str, str | list[str], str, float]] = [
         "<=",
         1.3,
     ),
+    (
+        "for information: bare queue vs our rows by hand (triggers off; what the rows cost)",
+        "bare_4",
+        "rows_4",
+        "<=",
+        1.3,
+    ),
+    (
+        "for information: our rows by hand vs ours (what our code costs over its rows)",
+        "rows_4",
+        "ours_4",
+        "<=",
+        1.3,
+    ),
     ("throughput with 1M historical events vs with 10k", "history_1m", "history_10k", ">=", 0.9),
     ("bulk scheduling vs pgqueuer batch enqueue", "bulk", "pgqueuer_enqueue", ">=", 1.0),
+    (
+        "for information: our rows by hand, bulk, vs pgqueuer batch enqueue",
+        "bulk_rows",
+        "pgqueuer_enqueue",
+        ">=",
+        1.0,
+    ),
     ("runner peak memory, 100k jobs vs 1k jobs", "memory_big", "memory_small", "<=", 1.1),
 ]
 
