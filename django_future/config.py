@@ -44,3 +44,21 @@ def poll_interval() -> dt.timedelta:
     drops LISTEN). Default 10 seconds.
     """
     return _seconds("DJANGO_FUTURE_POLL_INTERVAL", 10)
+
+
+def prepared_statements() -> bool:
+    """Whether runners prepare the two statements they send per job
+    (DJANGO_FUTURE_PREPARED_STATEMENTS). Default True.
+
+    Prepared once per connection, the claim and the completion are not parsed and
+    planned again for every job. A runner behind a pooler that does not keep
+    prepared statements (PgBouncer in transaction mode before 1.21, or with
+    ``max_prepared_statements = 0``) notices on its first claim, says so in a
+    warning and goes on without; set this to False to skip the attempt.
+    """
+    value = getattr(settings, "DJANGO_FUTURE_PREPARED_STATEMENTS", True)
+    if not isinstance(value, bool):
+        raise ImproperlyConfigured(
+            f"DJANGO_FUTURE_PREPARED_STATEMENTS must be True or False, not {value!r}"
+        )
+    return value

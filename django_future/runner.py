@@ -46,6 +46,8 @@ __all__ = ["DatabaseLostError", "JobFailedError", "RunReport", "Runner", "run_jo
 
 logger = logging.getLogger("django_future.runner")
 
+_IDLE = psycopg.pq.TransactionStatus.IDLE
+
 # In a batch, completions wait for the next claim, but not longer than this many
 # seconds when the batch's jobs are slow.
 FLUSH_AFTER = 1.0
@@ -179,6 +181,7 @@ class Runner:
         self.time_limit = time_limit
         self.worker = worker
         self.lease = lease or config.lease()
+        self._prepare = config.prepared_statements()
         self.identity = identity or ledger.runner_identity()
         self.runner_id: int | None = None
         self._backend_pid: int | None = None  # recorded on "started", for pg_stat_activity
@@ -188,7 +191,7 @@ class Runner:
         self._unstarted: list[int] = []  # started with the batch, not called yet
         self._in_hand: ScheduledJob | None = None
         # Plain jobs' completions, sent with the runner's next claim (one round trip
-        # and one commit for a whole batch); see _record_with.
+        # and one commit for a whole batch); see _claim.
         self._unrecorded: list[tuple[ScheduledJob, str | None, float]] = []
         self._unrecorded_since = 0.0
         self._report = RunReport()
@@ -331,19 +334,36 @@ class Runner:
             "runner": self.identity,
             "runner_id": self.runner_id,
             "limit": limit,
-            "kind": EventKind.STARTED,
         }
-        with _raw_cursor() as cursor:
-            # Claims and returns what this runner now holds: only what it just claimed,
-            # since it claims when its hands are empty.
-            self._record_with(cursor, query("claim"), params)
-            jobs = _jobs_from(cursor)
+        # Claims and returns what this runner now holds: only what it just claimed,
+        # since it claims when its hands are empty.
+        if not self._unrecorded:
+            jobs = _jobs_from(self._execute("claim", {**params, "kind": EventKind.STARTED}))
+        else:
+            # The unrecorded completions go first, in the same statement: one round
+            # trip and one commit, and they are durable before any new job starts.
+            done = self._unrecorded
+            self._in_hand = done[0][0]  # if the connection is lost now, the error names a job
+            rows = _jobs_from(
+                self._execute("complete_and_claim", {**params, **self._completion_params(done)})
+            )
+            # Besides the jobs it claimed, the statement returns the row of each job
+            # whose completion it refused (recovered elsewhere meanwhile).
+            jobs = [job for job in rows if self._holds(job)]
+            refused = {job.pk for job in rows if not self._holds(job)}
+            self._settle(done, {job.pk for job, _, _ in done} - refused)
         if not jobs:
             return []
         if self._heartbeat is None and self.runner_id is not None:
             self._heartbeat = Heartbeat(self.runner_id, self.lease)
             self._heartbeat.start()
         return jobs
+
+    def _holds(self, job: ScheduledJob) -> bool:
+        return job.runner_process_id == self.runner_id and job.status in (
+            ScheduledJob.STATUS_RUNNING,
+            ScheduledJob.STATUS_CLAIMED,
+        )
 
     def _run_batch(self, jobs: list[ScheduledJob], report: RunReport) -> None:
         """Call the jobs claimed together, in order. What is left when the runner
@@ -358,32 +378,60 @@ class Runner:
             self.execute(job, report)
         self._release("runner stopped before calling it")
 
-    def _record_with(
-        self, cursor: Any, sql: str | None = None, params: dict[str, Any] | None = None
-    ) -> None:
-        """Execute ``sql``, preceded by the unrecorded completions if there are any: both
-        statements travel in one round trip and commit as one transaction (several
-        statements in one simple query), so the completions are durable before any
-        newly claimed job starts. Leaves the cursor on ``sql``'s first result. Without
-        ``sql``, sends the completions on their own."""
-        if not self._unrecorded:
-            if sql is not None:
-                cursor.execute(sql, params)
-            return
-        done = self._unrecorded
-        self._in_hand = done[0][0]  # if the connection is lost now, the error names a job
-        statement = query("complete") if sql is None else f"{query('complete')};\n{sql}"
-        cursor.execute(statement, {**(params or {}), **self._completion_params(done)})
-        recorded = {row[0] for row in cursor.fetchall()}
-        if sql is not None:
-            cursor.nextset()
-        self._settle(done, recorded)
-
     def _record_completions(self) -> None:
         """Send the unrecorded completions on their own."""
-        if self._unrecorded:
-            with connection.cursor() as cursor:
-                self._record_with(cursor)
+        if not self._unrecorded:
+            return
+        done = self._unrecorded
+        self._in_hand = done[0][0]
+        cursor = self._execute("complete", self._completion_params(done))
+        self._settle(done, {row[0] for row in cursor.fetchall()})
+
+    def _execute(self, name: str, params: dict[str, Any]) -> psycopg.Cursor[Any]:
+        """Execute the named query on Django's connection, prepared (server-side,
+        unless DJANGO_FUTURE_PREPARED_STATEMENTS is False): the claim and the
+        completion are then not parsed and planned again for every job. Two failures
+        of a prepared statement are handled here; in both, the failed statement
+        wrote nothing:
+
+        - a pooler that does not keep prepared statements: the runner says so once
+          and goes on without them;
+        - a statement outdated by a migration run meanwhile (a column of the job
+          table dropped or changed type): the runner prepares its statements again.
+        """
+        try:
+            return self._send(name, params)
+        except (
+            psycopg.errors.InvalidSqlStatementName,
+            psycopg.errors.FeatureNotSupported,
+            psycopg.errors.DatatypeMismatch,
+            psycopg.errors.UndefinedColumn,
+        ) as exc:
+            raw = _raw_connection()
+            if not self._prepare or raw.info.transaction_status != _IDLE:
+                raise  # not ours to mend, or inside the caller's transaction, now aborted
+            if isinstance(exc, psycopg.errors.InvalidSqlStatementName):
+                logger.warning(
+                    "prepared statements do not last on this connection (a pooler in "
+                    "transaction mode?); this runner goes on without them. Set "
+                    "DJANGO_FUTURE_PREPARED_STATEMENTS = False to skip the attempt."
+                )
+                self._prepare = False
+            else:
+                logger.info("the job table changed; preparing the runner's statements again")
+                raw.execute("DEALLOCATE ALL")  # psycopg forgets its own record of them too
+            return self._send(name, params)
+
+    def _send(self, name: str, params: dict[str, Any]) -> psycopg.Cursor[Any]:
+        raw = _raw_connection()
+        if self._prepare and raw.prepare_threshold is None:
+            # Django turns psycopg's preparing off (prepare_threshold None), which also
+            # refuses prepare=True. A threshold never reached lets this runner prepare
+            # its own statements while nothing else is prepared automatically.
+            raw.prepare_threshold = sys.maxsize
+        cursor = psycopg.Cursor(raw)
+        cursor.execute(query(name), params, prepare=self._prepare)
+        return cursor
 
     def _completion_params(
         self, done: list[tuple[ScheduledJob, str | None, float]]
@@ -586,7 +634,7 @@ class Runner:
 
 def _jobs_from(cursor: Any) -> list[ScheduledJob]:
     """Model instances from the current result set of ``SELECT * FROM ..._scheduledjob``."""
-    result = cursor.pgresult
+    result = None if cursor is None else cursor.pgresult
     if result is None or result.nfields == 0:
         return []
     names = tuple(result.fname(i).decode() for i in range(result.nfields))
@@ -616,12 +664,14 @@ def _row_layout(
     )
 
 
-def _raw_cursor() -> Any:
-    """A psycopg cursor on Django's connection, without Django's wrapper: for the two
-    statements the runner sends per job, where the wrapper's bookkeeping costs about as
-    much as building the job. psycopg's errors are handled where these are used."""
+def _raw_connection() -> psycopg.Connection[Any]:
+    """The psycopg connection under Django's, for the two statements the runner sends per
+    job: without Django's cursor wrapper, whose bookkeeping costs about as much as
+    building the job, and with server-side binding, which Django's client-side cursors
+    lack. psycopg's errors are handled where these are used."""
     connection.ensure_connection()
-    return connection.connection.cursor()
+    raw: psycopg.Connection[Any] = connection.connection
+    return raw
 
 
 class _TakenError(Exception):

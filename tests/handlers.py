@@ -131,3 +131,15 @@ def interrupt() -> None:
 
 
 not_callable = 7
+
+
+@job_as_parameter
+def taken_away(job: Any) -> str:
+    """Its attempt is recovered elsewhere while it runs (as if its runner's lease had
+    lapsed): another runner appends "abandoned"."""
+    from django_future import ledger
+
+    ledger.append(
+        job.pk, "abandoned", {"reason": "lease lapsed"}, runner="other:1", only_at_seq=job.last_seq
+    )
+    return "finished anyway"

@@ -25,6 +25,11 @@ class Migration(migrations.Migration):
             # Back to 0002: its claim and completion (CREATE OR REPLACE).
             reverse_sql=[
                 "DROP FUNCTION IF EXISTS django_future_schedule_bulk();",
+                "DROP FUNCTION IF EXISTS django_future_start_due("
+                "timestamptz, text, bigint, integer, text);",
+                "DROP FUNCTION IF EXISTS django_future_complete_and_claim("
+                "bigint[], integer[], text[], double precision[], timestamptz, text, bigint,"
+                " integer);",
                 "DROP FUNCTION IF EXISTS django_future_append_folded("
                 "django_future_scheduledjob, text, text, jsonb);",
                 migration_sql("0002_statement_fold.sql"),

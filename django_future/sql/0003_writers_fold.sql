@@ -56,16 +56,15 @@ END
 $append_folded$;
 
 
--- Claim up to how_many due jobs for this runner: append "started" for each and
--- fold it; then return every job the runner holds. One job is claimed with
--- plain statements, a batch with one set-based statement: each is the faster
--- way for its size (pgbench, 4 clients: a single claim and completion took
--- about 10% less server time the plain way; a batch of 50 about 35% less the
--- set-based way).
-CREATE OR REPLACE FUNCTION django_future_claim(
+-- Start up to how_many due jobs for this runner: append "started" (event_kind)
+-- to each and fold it. One job is started with plain statements, a batch with
+-- one set-based statement: each is the faster way for its size (pgbench, 4
+-- clients: a single claim and completion took about 10% less server time the
+-- plain way; a batch of 50 about 35% less the set-based way).
+CREATE OR REPLACE FUNCTION django_future_start_due(
     claim_at timestamptz, runner_name text, runner_pk bigint, how_many integer, event_kind text
-) RETURNS SETOF django_future_scheduledjob
-LANGUAGE plpgsql AS $claim$
+) RETURNS void
+LANGUAGE plpgsql AS $start_due$
 DECLARE
     cutoff timestamptz := COALESCE(claim_at, statement_timestamp());
     payload jsonb := jsonb_build_object('runner_id', runner_pk, 'backend_pid', pg_backend_pid());
@@ -116,7 +115,20 @@ BEGIN
         WHERE j.id = (due.job).id;
     END IF;
     PERFORM set_config('django_future.folded', '', true);
+END
+$start_due$;
 
+
+-- Claim up to how_many due jobs for this runner, then return every job it holds.
+-- (Callers that return these rows read the table, not this function's result: a
+-- prepared or cached plan over a function's row type does not notice a column
+-- added to the table.)
+CREATE OR REPLACE FUNCTION django_future_claim(
+    claim_at timestamptz, runner_name text, runner_pk bigint, how_many integer, event_kind text
+) RETURNS SETOF django_future_scheduledjob
+LANGUAGE plpgsql AS $claim$
+BEGIN
+    PERFORM django_future_start_due(claim_at, runner_name, runner_pk, how_many, event_kind);
     RETURN QUERY
         SELECT * FROM django_future_scheduledjob j
         WHERE j.runner_process_id = runner_pk AND j.status IN ('claimed', 'running')
@@ -185,6 +197,37 @@ BEGIN
     PERFORM set_config('django_future.folded', '', true);
 END
 $complete$;
+
+
+-- The runner's one statement per job: record the completions of the jobs it ran
+-- (as django_future_complete), then claim (as django_future_claim, "started").
+-- One statement rather than two in one transaction: it is prepared once and
+-- sent alone. Returns the jobs it claimed, preceded by the current row of each
+-- job whose completion it refused (recovered elsewhere meanwhile); in the
+-- normal case there is none.
+CREATE OR REPLACE FUNCTION django_future_complete_and_claim(
+    ids bigint[], seqs integer[], return_values text[], seconds double precision[],
+    claim_at timestamptz, runner_name text, runner_pk bigint, how_many integer
+) RETURNS SETOF django_future_scheduledjob
+LANGUAGE plpgsql AS $complete_and_claim$
+DECLARE
+    recorded bigint[];
+BEGIN
+    recorded := ARRAY(
+        SELECT c FROM django_future_complete(ids, seqs, return_values, seconds, runner_name) c
+    );
+    IF cardinality(recorded) < cardinality(ids) THEN
+        RETURN QUERY
+            SELECT * FROM django_future_scheduledjob j
+            WHERE j.id = ANY(ids) AND NOT j.id = ANY(recorded);
+    END IF;
+    PERFORM django_future_start_due(claim_at, runner_name, runner_pk, how_many, 'started');
+    RETURN QUERY
+        SELECT * FROM django_future_scheduledjob j
+        WHERE j.runner_process_id = runner_pk AND j.status IN ('claimed', 'running')
+        ORDER BY j.time_slot_start, j.id;
+END
+$complete_and_claim$;
 
 
 -- The "scheduled" events of schedule_jobs(), from the scratch table

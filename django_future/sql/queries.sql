@@ -41,11 +41,22 @@ SELECT django_future_append(%(job_id)s, %(kind)s, %(runner)s, %(data)s::jsonb,
 
 -- name: complete
 -- Completions of plain jobs, appended only at the seq the runner saw (see
--- 0003_writers_fold.sql); the ids recorded. The runner sends this ahead of
--- its next claim, in the same round trip and transaction.
+-- 0003_writers_fold.sql); the ids recorded. The runner sends this alone when
+-- a slow batch keeps finished work waiting, or as it stops; otherwise
+-- complete_and_claim carries its completions.
 SELECT * FROM django_future_complete(%(done_ids)s::bigint[], %(done_seqs)s::integer[],
                                      %(done_values)s::text[],
-                                     %(done_seconds)s::double precision[], %(runner)s);
+                                     %(done_seconds)s::double precision[], %(runner)s::text);
+
+-- name: complete_and_claim
+-- The completions of plain jobs, then the next claim, in one statement (see
+-- 0003_writers_fold.sql): the claimed jobs, after the row of each job whose
+-- completion was refused. The runner prepares it once per connection.
+SELECT * FROM django_future_complete_and_claim(%(done_ids)s::bigint[], %(done_seqs)s::integer[],
+                                               %(done_values)s::text[],
+                                               %(done_seconds)s::double precision[],
+                                               %(now)s::timestamptz, %(runner)s::text,
+                                               %(runner_id)s::bigint, %(limit)s::integer);
 
 -- name: retry
 -- After a failed attempt: schedule the next one after %(delay)s, unless the
@@ -86,9 +97,9 @@ RETURNING job_id;
 
 -- name: claim
 -- Claim the oldest due jobs for this runner and read back what it holds, in one
--- statement whose plans the session keeps (see 0001_runner.sql).
-SELECT * FROM django_future_claim(%(now)s::timestamptz, %(runner)s, %(runner_id)s::bigint,
-                                  %(limit)s, %(kind)s);
+-- statement, which the runner prepares once per connection (see 0001_runner.sql).
+SELECT * FROM django_future_claim(%(now)s::timestamptz, %(runner)s::text, %(runner_id)s::bigint,
+                                  %(limit)s::integer, %(kind)s::text);
 
 -- name: recover
 -- Jobs in the hands of a runner that is gone: its lease ran out (killed, lost

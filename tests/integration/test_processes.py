@@ -5,10 +5,11 @@ from __future__ import annotations
 import collections
 
 import pytest
+from django.db import connection
 
 from django_future import schedule_job
 from django_future.models import JobEvent, ScheduledJob
-from tests.integration.conftest import kinds, start_runner
+from tests.integration.conftest import kinds, start_runner, subprocess_env
 from tests.testapp.models import JobRun
 
 JOBS = 2_000
@@ -74,3 +75,101 @@ def test_runner_process_is_silent_on_success_and_reports_at_verbosity_2() -> Non
     out, _ = proc.communicate(timeout=120)
     assert proc.returncode == 0
     assert "2 completed, 0 failed, 0 expired" in out
+
+
+@pytest.mark.usefixtures("committed_db")
+def test_a_completion_commits_with_the_next_claim() -> None:
+    """One round trip and one transaction per job: the completion of one job and the
+    start of the next are written by the same transaction (the rows' xmin)."""
+    ids = _schedule_many(3, "tests.handlers.record")
+    proc = start_runner()
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT job_id, kind, xmin::text FROM django_future_jobevent"
+            " WHERE job_id = ANY(%s) AND kind IN ('started', 'completed')",
+            [ids],
+        )
+        xact = {(job_id, kind): xid for job_id, kind, xid in cursor.fetchall()}
+    first, second, third = ids
+    assert xact[(first, "completed")] == xact[(second, "started")]
+    assert xact[(second, "completed")] == xact[(third, "started")]
+    assert xact[(first, "started")] != xact[(second, "started")]
+    assert xact[(third, "completed")] not in {xact[(k, "started")] for k in ids}
+
+
+@pytest.mark.usefixtures("committed_db")
+def test_a_runner_outlives_a_migration_that_changes_the_job_table() -> None:
+    """The runner prepares its claim once per connection. A column of the job table
+    that changes type or goes (a migration run while a worker waits) outdates the
+    prepared statement; the runner prepares it again and claims, instead of failing."""
+    import psycopg
+
+    from django_future.runner import Runner
+
+    with psycopg.connect(subprocess_env()["DATABASE_URL"], autocommit=True) as other:
+        other.execute("ALTER TABLE django_future_scheduledjob ADD COLUMN added_later integer")
+        try:
+            for change in (
+                "ALTER TABLE django_future_scheduledjob ALTER COLUMN added_later TYPE bigint",
+                "ALTER TABLE django_future_scheduledjob DROP COLUMN added_later",
+            ):
+                first = schedule_job("0s", "tests.handlers.record", args=[1])
+                assert Runner().run().completed == [first.pk]
+                other.execute(change)
+                second = schedule_job("0s", "tests.handlers.record", args=[2])
+                assert Runner().run().completed == [second.pk]
+                assert kinds(second) == ["scheduled", "started", "completed"]
+        finally:
+            other.execute(
+                "ALTER TABLE django_future_scheduledjob DROP COLUMN IF EXISTS added_later"
+            )
+            connection.close()  # later tests start without this test's prepared statements
+
+
+def _prepared_statements() -> list[str]:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT statement FROM pg_prepared_statements")
+        return [row[0] for row in cursor.fetchall()]
+
+
+@pytest.mark.usefixtures("committed_db")
+def test_the_runner_prepares_its_claim_and_completion_unless_told_not_to(settings) -> None:  # type: ignore[no-untyped-def]
+    from django_future.runner import Runner
+
+    _schedule_many(2, "tests.handlers.record")
+    Runner().run()
+    prepared = _prepared_statements()
+    assert any("django_future_claim" in s for s in prepared), prepared
+    assert any("django_future_complete" in s for s in prepared), prepared
+
+    connection.close()  # a new connection: nothing prepared yet
+    settings.DJANGO_FUTURE_PREPARED_STATEMENTS = False
+    _schedule_many(2, "tests.handlers.record")
+    assert len(Runner().run().completed) == 2
+    assert _prepared_statements() == []
+
+
+@pytest.mark.usefixtures("committed_db")
+def test_a_runner_goes_on_without_prepared_statements_a_pooler_drops(caplog) -> None:  # type: ignore[no-untyped-def]
+    """Behind PgBouncer in transaction mode a prepared statement may be missing from the
+    next server session; here it is dropped behind psycopg's back. The runner warns
+    once, goes on unprepared, and loses no completion."""
+    from django_future.runner import Runner
+
+    ids = _schedule_many(3, "tests.handlers.record")
+    runner = Runner()
+    real_execute = runner._send
+
+    def drop_prepared_then_send(*args, **kwargs):  # type: ignore[no-untyped-def]
+        if runner._unrecorded:  # a completion waits: it must survive the failure
+            connection.connection.pgconn.exec_(b"DEALLOCATE ALL")
+        return real_execute(*args, **kwargs)
+
+    runner._send = drop_prepared_then_send  # type: ignore[method-assign]
+    with caplog.at_level("WARNING", logger="django_future.runner"):
+        assert runner.run().completed == ids
+    assert "prepared statements do not last on this connection" in caplog.text
+    assert caplog.text.count("prepared statements do not last") == 1
+    assert all(kinds(i) == ["scheduled", "started", "completed"] for i in ids)

@@ -191,16 +191,17 @@ def test_a_batch_starts_together_and_its_completions_are_recorded_together() -> 
     first = jobs[:3]
     assert len({event(j, "started").at for j in first}) == 1
     assert len({event(j, "completed").at for j in first}) == 1
-    assert event(jobs[0], "completed").at == event(jobs[3], "started").at
+    # (test_processes shows they share the next claim's transaction)
+    assert max(event(j, "completed").pk for j in first) < event(jobs[3], "started").pk
     assert [fresh(j).attempts for j in jobs] == [1] * 5
 
 
-def test_a_completion_travels_with_the_next_claim() -> None:
-    """One round trip and one transaction per job: the completion of one job and the
-    start of the next are one message, so they share the statement time."""
+def test_a_completion_is_recorded_before_the_next_job_starts() -> None:
+    """The completion of one job travels with the claim of the next, ahead of it
+    (test_processes shows they share a transaction)."""
     jobs = [schedule_job("0s", "tests.handlers.record", args=[i]) for i in range(2)]
     assert Runner().run().completed == [j.pk for j in jobs]
-    assert event(jobs[0], "completed").at == event(jobs[1], "started").at
+    assert event(jobs[0], "completed").pk < event(jobs[1], "started").pk
     assert fresh(jobs[1]).status == "complete"  # the last one, sent on its own
 
 
@@ -375,3 +376,19 @@ def test_the_job_a_handler_gets_is_the_row_as_it_stands(batch_size: int) -> None
                 assert getattr(given, name) == getattr(expected, name), name
     assert handlers.calls[0][1] == {"k": [1]}
     assert handlers.calls[1][1] == order
+
+
+@pytest.mark.parametrize("batch_size", [1, 2])
+def test_a_completion_for_an_attempt_taken_meanwhile_is_refused_and_not_counted(
+    batch_size: int, caplog: pytest.LogCaptureFixture
+) -> None:
+    """One job at a time, the refused completion travels with the next claim; in a
+    batch, it is sent with its batch's. Either way the ledger keeps the recovery."""
+    taken = schedule_job("0s", "tests.handlers.taken_away")
+    after = schedule_job("0s", "tests.handlers.record", args=[1])
+    with caplog.at_level("WARNING", logger="django_future.runner"):
+        report = Runner(batch_size=batch_size).run()
+    assert report.completed == [after.pk]
+    assert kinds(taken) == ["scheduled", "started", "abandoned"]
+    assert kinds(after) == ["scheduled", "started", "completed"]
+    assert f"job {taken.pk} (tests.handlers.taken_away): the attempt was taken" in caplog.text

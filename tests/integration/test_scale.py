@@ -48,10 +48,10 @@ def plan(sql: str, params: dict[str, object]) -> str:
 
 def claim_selections() -> list[str]:
     """The claim's two selections of due jobs (one job; a batch), as the database
-    holds them in django_future_claim (EXPLAIN of a function call does not show the
-    plans inside it)."""
+    holds them in django_future_start_due (EXPLAIN of a function call does not show
+    the plans inside it)."""
     with connection.cursor() as cursor:
-        cursor.execute("SELECT prosrc FROM pg_proc WHERE proname = 'django_future_claim'")
+        cursor.execute("SELECT prosrc FROM pg_proc WHERE proname = 'django_future_start_due'")
         (source,) = cursor.fetchone()
     one = re.search(r"SELECT \* INTO cur\n(.*?FOR UPDATE SKIP LOCKED);", source, re.DOTALL)
     batch = re.search(r"WITH due AS \((.*?)\n        \),", source, re.DOTALL)
