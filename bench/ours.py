@@ -131,7 +131,7 @@ def bulk_schedule(dsn: str, *, jobs: int) -> Result:
         unit="jobs/s",
         jobs=jobs,
         seconds=seconds,
-        notes="COPY, then one INSERT into the ledger; the fold creates the job rows set-based",
+        notes="COPY, then one statement appends the events and folds them into job rows",
     )
 
 
