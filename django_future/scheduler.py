@@ -439,8 +439,8 @@ def schedule_jobs(jobs: Iterable[Mapping[str, Any]]) -> list[int]:
             data["time_slot_start"] = begin.isoformat()
             data["time_slot_end"] = finish.isoformat() if finish is not None else None
             rows.append((job_id, json.dumps(data)))
-        # COPY into a scratch table, then one INSERT of every event with its hash
-        # computed by the database: the fold runs once, set-based, for the lot.
+        # COPY into a scratch table; then one statement appends every event with its
+        # hash and folds them into job rows (sql/0003_writers_fold.sql).
         cursor.execute(
             "CREATE TEMPORARY TABLE django_future_bulk (job_id bigint, data jsonb) ON COMMIT DROP"
         )
