@@ -32,8 +32,6 @@ class Migration(migrations.Migration):
                 " integer);",
                 "DROP FUNCTION IF EXISTS django_future_append_folded("
                 "django_future_scheduledjob, text, text, jsonb);",
-                "DROP FUNCTION IF EXISTS django_future_append_folded_many("
-                "django_future_scheduledjob[], text, text, jsonb[]);",
                 migration_sql("0002_statement_fold.sql"),
             ],
         ),

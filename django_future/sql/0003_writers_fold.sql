@@ -56,40 +56,6 @@ END
 $append_folded$;
 
 
--- The same for several jobs at once, set-based: append one event to each of
--- the locked jobs (payloads[i] is jobs[i]'s data) and fold them, in one
--- statement. The caller has set django_future.folded. Returns the jobs' ids.
-CREATE OR REPLACE FUNCTION django_future_append_folded_many(
-    jobs django_future_scheduledjob[], event_kind text, runner_name text, payloads jsonb[]
-) RETURNS SETOF bigint
-LANGUAGE sql VOLATILE AS $append_folded_many$
-    WITH given AS (
-        SELECT jobs[i] AS job, payloads[i] AS payload FROM generate_subscripts(jobs, 1) AS i
-    ), appended AS (
-        INSERT INTO django_future_jobevent AS e (job_id, seq, kind, at, runner, data, hash)
-        SELECT (g.job).id, (g.job).last_seq + 1, event_kind, statement_timestamp(),
-               runner_name, g.payload,
-               django_future_event_hash((g.job).last_hash, (g.job).id, (g.job).last_seq + 1,
-                                        event_kind, statement_timestamp(), runner_name,
-                                        g.payload)
-        FROM given g
-        ORDER BY (g.job).id
-        RETURNING e
-    )
-    UPDATE django_future_scheduledjob j SET
-        (status, time_slot_start, execution_start, execution_end, runner,
-         runner_process_id, attempts, error, return_value, last_seq, last_hash)
-        = (f.status, f.time_slot_start, f.execution_start, f.execution_end,
-           f.runner, f.runner_process_id, f.attempts, f.error, f.return_value,
-           f.last_seq, f.last_hash)
-    FROM given g
-    JOIN appended a ON (a.e).job_id = (g.job).id
-    CROSS JOIN LATERAL django_future_fold(g.job, a.e) f
-    WHERE j.id = (g.job).id
-    RETURNING j.id
-$append_folded_many$;
-
-
 -- Start up to how_many due jobs for this runner: append "started" (event_kind)
 -- to each and fold it. One job is started with plain statements, a batch with
 -- one set-based statement: each is the faster way for its size (pgbench, 4
@@ -103,8 +69,6 @@ DECLARE
     cutoff timestamptz := COALESCE(claim_at, statement_timestamp());
     payload jsonb := jsonb_build_object('runner_id', runner_pk, 'backend_pid', pg_backend_pid());
     cur django_future_scheduledjob;
-    due_jobs django_future_scheduledjob[];
-    payloads jsonb[];
 BEGIN
     PERFORM set_config('django_future.folded', 'on', true);
     IF how_many = 1 THEN
@@ -120,8 +84,7 @@ BEGIN
             PERFORM django_future_append_folded(cur, event_kind, runner_name, payload);
         END IF;
     ELSE
-        SELECT array_agg(d.job), array_agg(payload) INTO due_jobs, payloads
-        FROM (
+        WITH due AS (
             SELECT j AS job
             FROM django_future_scheduledjob j
             WHERE j.status = 'scheduled'
@@ -130,10 +93,26 @@ BEGIN
             ORDER BY j.time_slot_start, j.id
             LIMIT how_many
             FOR UPDATE SKIP LOCKED
-        ) d;
-        IF due_jobs IS NOT NULL THEN
-            PERFORM django_future_append_folded_many(due_jobs, event_kind, runner_name, payloads);
-        END IF;
+        ), appended AS (
+            INSERT INTO django_future_jobevent AS e (job_id, seq, kind, at, runner, data, hash)
+            SELECT (due.job).id, (due.job).last_seq + 1, event_kind, statement_timestamp(),
+                   runner_name, payload,
+                   django_future_event_hash((due.job).last_hash, (due.job).id,
+                                            (due.job).last_seq + 1, event_kind,
+                                            statement_timestamp(), runner_name, payload)
+            FROM due
+            RETURNING e
+        )
+        UPDATE django_future_scheduledjob j SET
+            (status, time_slot_start, execution_start, execution_end, runner,
+             runner_process_id, attempts, error, return_value, last_seq, last_hash)
+            = (f.status, f.time_slot_start, f.execution_start, f.execution_end,
+               f.runner, f.runner_process_id, f.attempts, f.error, f.return_value,
+               f.last_seq, f.last_hash)
+        FROM due
+        JOIN appended a ON (a.e).job_id = (due.job).id
+        CROSS JOIN LATERAL django_future_fold(due.job, a.e) f
+        WHERE j.id = (due.job).id;
     END IF;
     PERFORM set_config('django_future.folded', '', true);
 END
@@ -169,8 +148,6 @@ CREATE OR REPLACE FUNCTION django_future_complete(
 LANGUAGE plpgsql AS $complete$
 DECLARE
     cur django_future_scheduledjob;
-    done_jobs django_future_scheduledjob[];
-    payloads jsonb[];
 BEGIN
     PERFORM set_config('django_future.folded', 'on', true);
     IF cardinality(ids) = 1 THEN
@@ -185,8 +162,8 @@ BEGIN
             RETURN NEXT cur.id;
         END IF;
     ELSE
-        SELECT array_agg(m.job), array_agg(m.payload) INTO done_jobs, payloads
-        FROM (
+        RETURN QUERY
+        WITH mine AS (
             SELECT j AS job,
                    jsonb_build_object('return_value', d.return_value, 'seconds', d.seconds)
                        AS payload
@@ -195,11 +172,27 @@ BEGIN
             WHERE j.status = 'running'
             ORDER BY j.id
             FOR UPDATE OF j
-        ) m;
-        IF done_jobs IS NOT NULL THEN
-            RETURN QUERY SELECT django_future_append_folded_many(
-                done_jobs, 'completed', runner_name, payloads);
-        END IF;
+        ), appended AS (
+            INSERT INTO django_future_jobevent AS e (job_id, seq, kind, at, runner, data, hash)
+            SELECT (mine.job).id, (mine.job).last_seq + 1, 'completed', statement_timestamp(),
+                   runner_name, mine.payload,
+                   django_future_event_hash((mine.job).last_hash, (mine.job).id,
+                                            (mine.job).last_seq + 1, 'completed',
+                                            statement_timestamp(), runner_name, mine.payload)
+            FROM mine
+            RETURNING e
+        )
+        UPDATE django_future_scheduledjob j SET
+            (status, time_slot_start, execution_start, execution_end, runner,
+             runner_process_id, attempts, error, return_value, last_seq, last_hash)
+            = (f.status, f.time_slot_start, f.execution_start, f.execution_end,
+               f.runner, f.runner_process_id, f.attempts, f.error, f.return_value,
+               f.last_seq, f.last_hash)
+        FROM mine
+        JOIN appended a ON (a.e).job_id = (mine.job).id
+        CROSS JOIN LATERAL django_future_fold(mine.job, a.e) f
+        WHERE j.id = (mine.job).id
+        RETURNING j.id;
     END IF;
     PERFORM set_config('django_future.folded', '', true);
 END

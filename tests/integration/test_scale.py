@@ -54,7 +54,7 @@ def claim_selections() -> list[str]:
         cursor.execute("SELECT prosrc FROM pg_proc WHERE proname = 'django_future_start_due'")
         (source,) = cursor.fetchone()
     one = re.search(r"SELECT \* INTO cur\n(.*?FOR UPDATE SKIP LOCKED);", source, re.DOTALL)
-    batch = re.search(r"FROM \(\n(.*?FOR UPDATE SKIP LOCKED)\n        \) d;", source, re.DOTALL)
+    batch = re.search(r"WITH due AS \((.*?)\n        \),", source, re.DOTALL)
     assert one and batch, source
     return [
         selection.replace("cutoff", "statement_timestamp()").replace("how_many", "1")
