@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import json
 import logging
 import os
 import socket
@@ -344,9 +345,8 @@ class Runner:
             # trip and one commit, and they are durable before any new job starts.
             done = self._unrecorded
             self._in_hand = done[0][0]  # if the connection is lost now, the error names a job
-            rows = _jobs_from(
-                self._execute("complete_and_claim", {**params, **self._completion_params(done)})
-            )
+            done_json = json.dumps([[job.pk, job.last_seq, value, sec] for job, value, sec in done])
+            rows = _jobs_from(self._execute("complete_and_claim", {**params, "done": done_json}))
             # Besides the jobs it claimed, the statement returns the row of each job
             # whose completion it refused (recovered elsewhere meanwhile).
             jobs = [job for job in rows if self._holds(job)]

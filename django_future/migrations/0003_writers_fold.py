@@ -28,8 +28,7 @@ class Migration(migrations.Migration):
                 "DROP FUNCTION IF EXISTS django_future_start_due("
                 "timestamptz, text, bigint, integer, text);",
                 "DROP FUNCTION IF EXISTS django_future_complete_and_claim("
-                "bigint[], integer[], text[], double precision[], timestamptz, text, bigint,"
-                " integer);",
+                "jsonb, timestamptz, text, bigint, integer);",
                 "DROP FUNCTION IF EXISTS django_future_append_folded("
                 "django_future_scheduledjob, text, text, jsonb);",
                 migration_sql("0002_statement_fold.sql"),

@@ -202,17 +202,25 @@ $complete$;
 -- The runner's one statement per job: record the completions of the jobs it ran
 -- (as django_future_complete), then claim (as django_future_claim, "started").
 -- One statement rather than two in one transaction: it is prepared once and
--- sent alone. Returns the jobs it claimed, preceded by the current row of each
--- job whose completion it refused (recovered elsewhere meanwhile); in the
--- normal case there is none.
+-- sent alone. The completions come as one JSON array of [id, seq, return value,
+-- seconds] (cheaper for the runner to send than four typed arrays). Returns the
+-- jobs it claimed, preceded by the current row of each job whose completion it
+-- refused (recovered elsewhere meanwhile); in the normal case there is none.
 CREATE OR REPLACE FUNCTION django_future_complete_and_claim(
-    ids bigint[], seqs integer[], return_values text[], seconds double precision[],
-    claim_at timestamptz, runner_name text, runner_pk bigint, how_many integer
+    done jsonb, claim_at timestamptz, runner_name text, runner_pk bigint, how_many integer
 ) RETURNS SETOF django_future_scheduledjob
 LANGUAGE plpgsql AS $complete_and_claim$
 DECLARE
+    ids bigint[];
+    seqs integer[];
+    return_values text[];
+    seconds double precision[];
     recorded bigint[];
 BEGIN
+    SELECT array_agg((d->>0)::bigint), array_agg((d->>1)::integer), array_agg(d->>2),
+           array_agg((d->>3)::double precision)
+    INTO ids, seqs, return_values, seconds
+    FROM jsonb_array_elements(done) d;
     recorded := ARRAY(
         SELECT c FROM django_future_complete(ids, seqs, return_values, seconds, runner_name) c
     );

@@ -49,14 +49,13 @@ SELECT * FROM django_future_complete(%(done_ids)s::bigint[], %(done_seqs)s::inte
                                      %(done_seconds)s::double precision[], %(runner)s::text);
 
 -- name: complete_and_claim
--- The completions of plain jobs, then the next claim, in one statement (see
--- 0003_writers_fold.sql): the claimed jobs, after the row of each job whose
--- completion was refused. The runner prepares it once per connection.
-SELECT * FROM django_future_complete_and_claim(%(done_ids)s::bigint[], %(done_seqs)s::integer[],
-                                               %(done_values)s::text[],
-                                               %(done_seconds)s::double precision[],
-                                               %(now)s::timestamptz, %(runner)s::text,
-                                               %(runner_id)s::bigint, %(limit)s::integer);
+-- The completions of plain jobs (a JSON array of [id, seq, return value,
+-- seconds]), then the next claim, in one statement (see 0003_writers_fold.sql):
+-- the claimed jobs, after the row of each job whose completion was refused.
+-- The runner prepares it once per connection.
+SELECT * FROM django_future_complete_and_claim(%(done)s::jsonb, %(now)s::timestamptz,
+                                               %(runner)s::text, %(runner_id)s::bigint,
+                                               %(limit)s::integer);
 
 -- name: retry
 -- After a failed attempt: schedule the next one after %(delay)s, unless the

@@ -392,3 +392,16 @@ def test_a_completion_for_an_attempt_taken_meanwhile_is_refused_and_not_counted(
     assert kinds(taken) == ["scheduled", "started", "abandoned"]
     assert kinds(after) == ["scheduled", "started", "completed"]
     assert f"job {taken.pk} (tests.handlers.taken_away): the attempt was taken" in caplog.text
+
+
+def test_a_return_value_travels_exactly_with_the_next_claim() -> None:
+    """The completion rides with the next claim as JSON: quotes, backslashes, braces,
+    newlines and non-ASCII text arrive as they left, and None stays NULL."""
+    tricky = ['q"uo\\te {a,b}', "ünï\ncode\t", "NULL", ""]
+    first = schedule_job("0s", "tests.handlers.record", args=tricky)
+    second = schedule_job("0s", "tests.handlers.returns_none")
+    third = schedule_job("0s", "tests.handlers.record", args=[3])
+    assert Runner().run().completed == [first.pk, second.pk, third.pk]
+    assert fresh(first).return_value == f"recorded {tricky} {{}}"
+    assert fresh(second).return_value is None
+    assert event(first, "completed").data["return_value"] == f"recorded {tricky} {{}}"
