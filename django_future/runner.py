@@ -634,7 +634,7 @@ class Runner:
 
 def _jobs_from(cursor: Any) -> list[ScheduledJob]:
     """Model instances from the current result set of ``SELECT * FROM ..._scheduledjob``."""
-    result = None if cursor is None else cursor.pgresult
+    result = cursor.pgresult
     if result is None or result.nfields == 0:
         return []
     names = tuple(result.fname(i).decode() for i in range(result.nfields))
@@ -665,10 +665,11 @@ def _row_layout(
 
 
 def _raw_connection() -> psycopg.Connection[Any]:
-    """The psycopg connection under Django's, for the two statements the runner sends per
-    job: without Django's cursor wrapper, whose bookkeeping costs about as much as
-    building the job, and with server-side binding, which Django's client-side cursors
-    lack. psycopg's errors are handled where these are used."""
+    """The psycopg connection under Django's, for the statement the runner sends per job:
+    without Django's cursor wrapper, whose bookkeeping costs about as much as building
+    the job, and with server-side binding, which Django's client-side cursors lack (and
+    without which nothing can be prepared). psycopg's errors are handled where this is
+    used."""
     connection.ensure_connection()
     raw: psycopg.Connection[Any] = connection.connection
     return raw
