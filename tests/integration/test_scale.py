@@ -47,18 +47,28 @@ def plan(sql: str, params: dict[str, object]) -> str:
 
 
 def claim_selections() -> list[str]:
-    """The claim's two selections of due jobs (one job; a batch), as the database
-    holds them in django_future_start_due (EXPLAIN of a function call does not show
-    the plans inside it)."""
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT prosrc FROM pg_proc WHERE proname = 'django_future_start_due'")
-        (source,) = cursor.fetchone()
-    one = re.search(r"SELECT \* INTO cur\n(.*?FOR UPDATE SKIP LOCKED);", source, re.DOTALL)
-    batch = re.search(r"WITH due AS \((.*?)\n        \),", source, re.DOTALL)
-    assert one and batch, source
+    """The claim's selections of due jobs, as the database holds them (EXPLAIN of a
+    function call does not show the plans inside it): one job and a batch in
+    django_future_start_due, and the runner's one-job step (0004)."""
+
+    def source(function: str) -> str:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT prosrc FROM pg_proc WHERE proname = %s", [function])
+            (text,) = cursor.fetchone()
+        return text
+
+    due = source("django_future_start_due")
+    one = re.search(r"SELECT \* INTO cur\n(.*?FOR UPDATE SKIP LOCKED);", due, re.DOTALL)
+    batch = re.search(r"WITH due AS \((.*?)\n        \),", due, re.DOTALL)
+    step_source = source("django_future_complete_and_claim")
+    step = re.search(
+        r"WHERE j.id = \(\n(\s*SELECT d.id.*?FOR UPDATE SKIP LOCKED)\)", step_source, re.DOTALL
+    )
+    assert one and batch, due
+    assert step, step_source
     return [
         selection.replace("cutoff", "statement_timestamp()").replace("how_many", "1")
-        for selection in ("SELECT * " + one.group(1), batch.group(1))
+        for selection in ("SELECT * " + one.group(1), batch.group(1), step.group(1))
     ]
 
 
