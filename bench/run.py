@@ -168,6 +168,16 @@ def main() -> int:
                 lambda d: floor.bare_queue(d, jobs=batched_jobs, workers=4, batch=50),
             )
             h.measure(
+                "bare_4_step",
+                "bare queue, 4 workers, 1 statement per job",
+                lambda d: floor.bare_queue(d, jobs=jobs, workers=4, step="bare"),
+            )
+            h.measure(
+                "minimal_4",
+                "bare queue + minimal ledger, 4 workers",
+                lambda d: floor.bare_queue(d, jobs=jobs, workers=4, step="minimal"),
+            )
+            h.measure(
                 "rows_4",
                 "our rows by hand, 4 workers",
                 lambda d: floor.our_rows(d, jobs=jobs, workers=4),
@@ -250,6 +260,27 @@ TARGETS: list[tuple[str, str, str | list[str], str, float]] = [
         "the same, batches of 50: bare batched queue vs ours batched (for information)",
         "bare_4_batched",
         "ours_4_batched",
+        "<=",
+        1.3,
+    ),
+    (
+        "for information: bare queue, 1 statement per job as our runner, vs ours",
+        "bare_4_step",
+        "ours_4",
+        "<=",
+        1.3,
+    ),
+    (
+        "for information: that queue vs it with a minimal ledger (what any ledger costs)",
+        "bare_4_step",
+        "minimal_4",
+        "<=",
+        1.3,
+    ),
+    (
+        "for information: minimal ledger vs our rows by hand (what our rows add)",
+        "minimal_4",
+        "rows_4",
         "<=",
         1.3,
     ),
