@@ -71,6 +71,15 @@ RETURNING id, payload
 """
 
 
+# _FIRST: each step below records the previous job's completion before it claims
+# the next, as our runner does. Left to itself, PostgreSQL would run the claim
+# first (the main query reads it) and the completion after it; and a claim can
+# keep a lock on a row it passed over (FOR UPDATE locks the newest version of a
+# row updated meanwhile, then finds it no longer due, and keeps the lock). Two
+# workers could then each wait, in their completion, for a row the other's
+# claim holds: a deadlock, which this bench met once. The claim's
+# "(SELECT count(*) FROM ...) >= 0" makes it read the completion first.
+
 # Our rows by hand (see the module's docstring), one statement per job as our
 # runner sends it: the completion of the previous job (none before the first
 # claim: %(done)s is NULL), then the start of the oldest due job.
@@ -86,6 +95,7 @@ WITH d AS (
     SELECT id, last_seq, 'completed', statement_timestamp(), runner,
            jsonb_build_object('return_value', NULL, 'seconds', %(seconds)s::float8), last_hash
     FROM d
+    RETURNING job_id
 ), c AS (
     UPDATE django_future_scheduledjob
     SET status = 'running', execution_start = statement_timestamp(), runner = 'floor',
@@ -94,6 +104,7 @@ WITH d AS (
     WHERE id = (SELECT id FROM django_future_scheduledjob
                 WHERE status = 'scheduled' AND time_slot_start <= statement_timestamp()
                   AND (time_slot_end IS NULL OR time_slot_end >= statement_timestamp())
+                  AND (SELECT count(*) FROM de) >= 0  -- the completion first (see _FIRST)
                 ORDER BY time_slot_start, id LIMIT 1 FOR UPDATE SKIP LOCKED)
     RETURNING *
 )
@@ -107,10 +118,18 @@ RETURNING job_id
 
 # The bare queue worked as our runner works: the previous job done and the next
 # claimed, in one statement.
-BARE_STEP = (
-    "WITH done AS (UPDATE bare_queue SET status = 'done', done_at = statement_timestamp()"
-    " WHERE id = %(done)s) " + CLAIM
+BARE_STEP = """
+WITH done AS (
+    UPDATE bare_queue SET status = 'done', done_at = statement_timestamp()
+    WHERE id = %(done)s
+    RETURNING id
 )
+UPDATE bare_queue SET status = 'running', started_at = statement_timestamp()
+WHERE id = (SELECT id FROM bare_queue WHERE status = 'queued' AND due <= now()
+              AND (SELECT count(*) FROM done) >= 0  -- the completion first (see _FIRST)
+            ORDER BY due, id LIMIT 1 FOR UPDATE SKIP LOCKED)
+RETURNING id, payload
+"""
 
 # A minimal ledger on the bare queue: each step also appends an event holding only what
 # our design asks of every event, with (job_id, seq) unique.
@@ -139,10 +158,12 @@ WITH d AS (
 ), de AS (
     INSERT INTO bare_events (job_id, seq, kind, runner)
     SELECT id, last_seq, 'completed', runner FROM d
+    RETURNING job_id
 ), c AS (
     UPDATE bare_queue SET status = 'running', started_at = statement_timestamp(),
                           runner = %(runner)s, last_seq = last_seq + 1
     WHERE id = (SELECT id FROM bare_queue WHERE status = 'queued' AND due <= now()
+                  AND (SELECT count(*) FROM de) >= 0  -- the completion first (see _FIRST)
                 ORDER BY due, id LIMIT 1 FOR UPDATE SKIP LOCKED)
     RETURNING id, last_seq, runner
 )

@@ -13,6 +13,13 @@
 -- (django_future_event_hash) are the same functions as everywhere else.
 -- The commit that added this file says how it was measured against 0003's path.
 --
+-- The completion is recorded before the claim, in that order on purpose: a
+-- claim's FOR UPDATE can keep a lock on a row it passed over (the newest
+-- version of a row updated meanwhile, locked, then found no longer due), so a
+-- runner that claimed first could hold another runner's finished job while
+-- waiting to record its own: two such runners deadlock. The benchmark's floors
+-- met exactly that when their single statement ran the claim first.
+--
 -- Batches (how_many > 1) and several completions keep 0003's set-based path,
 -- renamed django_future_complete_and_claim_many.
 
