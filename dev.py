@@ -19,6 +19,9 @@ Usage:
   python3 dev.py bench [--quick] [--only NAME ...]
       Run bench/run.py (our throughput against procrastinate, django-tasks-db, pgqueuer,
       a bare SKIP LOCKED queue and pgbench, in one run) in a venv with the bench group.
+  python3 dev.py compare [--rounds N] [--jobs N] VARIANT.sql ...
+      Run bench/compare.py: our runners on copies of one loaded database, one copy per
+      variant of the SQL functions (each SQL file applied to its copy), interleaved.
   python3 dev.py shell-db
       Start a throwaway PostgreSQL server, print its URL, wait for Ctrl-C.
   python3 dev.py --help
@@ -629,6 +632,10 @@ def cmd_bench(argv: list[str]) -> int:
     return run_script(os.path.join("bench", "run.py"), argv, groups=("bench",))
 
 
+def cmd_compare(argv: list[str]) -> int:
+    return run_script(os.path.join("bench", "compare.py"), argv, groups=("bench",))
+
+
 def run_script(relpath: str, argv: list[str], groups: tuple[str, ...] = ()) -> int:
     """Run a script of the repository in the first pair's venv, with a database."""
     script = os.path.join(ROOT, relpath)
@@ -706,6 +713,7 @@ def main(argv: list[str]) -> int:
         "demo": cmd_demo,
         "stress": cmd_stress,
         "bench": cmd_bench,
+        "compare": cmd_compare,
         "shell-db": cmd_shell_db,
     }
     if command not in commands:

@@ -1,0 +1,136 @@
+"""Side by side: our runners on variants of the database's functions.
+
+For work on the SQL the runners call (the step function, the fold, the hash),
+where the whole benchmark is too slow and too noisy to tell 10% apart. One
+template database is migrated and loaded with due jobs once; every round then
+makes one copy of it per variant (CREATE DATABASE ... TEMPLATE), applies the
+variant's SQL file to its copy, and drains it with real ``runscheduledjobs``
+processes. Variants run interleaved, in a rotating order, so that the machine's
+drift falls on all of them alike. The baseline is the schema as migrated.
+
+    python3 dev.py compare [--jobs N] [--runners N] [--rounds N] [--batch N] VARIANT.sql ...
+
+Prints, per variant, the median over rounds of jobs/s (first claim to last
+completion, on the database's clock), the server's CPU per job (every
+PostgreSQL process, from /proc: Linux and a local server only) and the
+runners' CPU per job, each with its ratio to the baseline.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import statistics
+import sys
+import uuid
+from pathlib import Path
+
+import psycopg
+import psycopg.conninfo
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench import cpu, ours
+from bench.common import scratch_database
+
+BASELINE = "as migrated"
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _copy(admin_dsn: str, template: str) -> str:
+    name = f"cmp_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(admin_dsn, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+    return name
+
+
+def _drop(admin_dsn: str, name: str) -> None:
+    with psycopg.connect(admin_dsn, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def one_run(
+    admin_dsn: str, template: str, sql: str | None, *, jobs: int, runners: int, batch: int
+) -> dict[str, float]:
+    name = _copy(admin_dsn, template)
+    dsn = psycopg.conninfo.make_conninfo(admin_dsn, dbname=name)
+    try:
+        if sql:
+            with psycopg.connect(dsn, autocommit=True) as conn:
+                conn.execute(sql.encode())  # several statements: the simple query protocol
+        server = cpu.server_cpu(dsn)
+        client0, server0 = _children_cpu(), server()
+        ours.run_runners(dsn, jobs=jobs, runners=runners, batch_size=batch)
+        client, server_s = _children_cpu() - client0, server() - server0
+        return {
+            "jobs_s": jobs / ours.busy_seconds(dsn),
+            "server_us": server_s * 1e6 / jobs,
+            "client_us": client * 1e6 / jobs,
+        }
+    finally:
+        _drop(admin_dsn, name)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("variants", nargs="*", type=Path, help="SQL files, one per variant")
+    parser.add_argument("--jobs", type=int, default=10_000)
+    parser.add_argument("--runners", type=int, default=4)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--batch", type=int, default=1, help="runscheduledjobs --batch-size")
+    args = parser.parse_args()
+    admin_dsn = os.environ["DATABASE_URL"]
+    variants: dict[str, str | None] = {BASELINE: None}
+    for path in args.variants:
+        variants[path.name] = path.read_text()
+
+    figures: dict[str, list[dict[str, float]]] = {name: [] for name in variants}
+    with scratch_database(admin_dsn, prefix="cmp_template") as template_dsn:
+        ours.migrate(template_dsn)
+        ours.load(template_dsn, args.jobs)
+        with psycopg.connect(template_dsn, autocommit=True) as conn:
+            conn.execute("VACUUM ANALYZE")
+        template = psycopg.conninfo.conninfo_to_dict(template_dsn)["dbname"]
+        assert isinstance(template, str)
+        names = list(variants)
+        for rnd in range(args.rounds):
+            order = names[rnd % len(names) :] + names[: rnd % len(names)]
+            for name in order:
+                fig = one_run(
+                    admin_dsn,
+                    template,
+                    variants[name],
+                    jobs=args.jobs,
+                    runners=args.runners,
+                    batch=args.batch,
+                )
+                figures[name].append(fig)
+                print(
+                    f"round {rnd + 1}: {name:<40} {fig['jobs_s']:8,.0f} jobs/s"
+                    f"  server {fig['server_us']:5.0f} us/job  runners {fig['client_us']:5.0f} us/job",
+                    flush=True,
+                )
+
+    base = {k: statistics.median(f[k] for f in figures[BASELINE]) for k in figures[BASELINE][0]}
+    print(
+        f"\nmedians of {args.rounds} rounds; {args.jobs:,} jobs, {args.runners} runners,"
+        f" batch {args.batch}"
+    )
+    print(f"{'variant':<40} {'jobs/s':>14} {'server us/job':>20} {'runners us/job':>20}")
+    for name, figs in figures.items():
+        med = {k: statistics.median(f[k] for f in figs) for k in figs[0]}
+        print(
+            f"{name:<40} {med['jobs_s']:7,.0f} {med['jobs_s'] / base['jobs_s']:5.2f}x"
+            f" {med['server_us']:12.0f} {med['server_us'] / base['server_us']:5.2f}x"
+            f" {med['client_us']:12.0f} {med['client_us'] / base['client_us']:5.2f}x"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
