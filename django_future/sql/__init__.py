@@ -28,3 +28,19 @@ def query(name: str) -> str:
 def migration_sql(filename: str) -> str:
     """The text of a SQL file that a migration runs (``sql/NNNN_*.sql``)."""
     return (_HERE / filename).read_text()
+
+
+def migration_function(filename: str, name: str) -> str:
+    """The definition of function ``name`` in a migration's SQL file, as CREATE OR REPLACE.
+
+    For a later migration's reverse, which must put back the definition it replaced
+    without running the rest of that file again."""
+    text = migration_sql(filename)
+    found = re.search(
+        rf"^CREATE (?:OR REPLACE )?FUNCTION {name}\(.*?AS (\$\w+\$).*?^\1;$",
+        text,
+        re.MULTILINE | re.DOTALL,
+    )
+    if found is None:
+        raise LookupError(f"no function {name} in {filename}")
+    return re.sub(r"^CREATE FUNCTION", "CREATE OR REPLACE FUNCTION", found.group(0))

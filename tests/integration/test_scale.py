@@ -80,3 +80,47 @@ def test_claim_expiry_and_next_due_use_the_partial_indexes() -> None:
         assert "Seq Scan on django_future_scheduledjob" not in text, text
     assert "django_future_expirable" in plan(query("expire"), {"now": None, "runner": "x:1"})
     assert "django_future_claimable" in plan(query("next_due"), {})
+
+
+def step_statements() -> dict[str, str]:
+    """The runner's one-job step as its two statements (record the completion; start the
+    next job), taken from the function's source with its variables made literals."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT prosrc FROM pg_proc WHERE proname = 'django_future_complete_and_claim'"
+        )
+        (source,) = cursor.fetchone()
+    completion = re.search(r"(WITH completed AS \(.*?FROM completed c);", source, re.DOTALL)
+    start = re.search(r"(WITH started AS \(.*?SELECT \* FROM started);", source, re.DOTALL)
+    assert completion and start, source
+    literals = {
+        "finished": "'[1, 1, null, 0.5]'::jsonb",
+        "payload": "'{\"runner_id\": 1}'::jsonb",
+        "runner_name": "'host:1'",
+        "runner_pk": "1::bigint",
+        "cutoff": "statement_timestamp()",
+    }
+    statements = {"completion": completion.group(1), "start": start.group(1)}
+    for name, text in statements.items():
+        for variable, literal in literals.items():
+            text = re.sub(rf"\b{variable}\b", literal, text)
+        statements[name] = text
+    return statements
+
+
+@pytest.mark.parametrize("statement", ["completion", "start"])
+def test_the_step_computes_its_rows_in_line(statement: str) -> None:
+    """The one-job step's UPDATE computes the new row and the event's hash as plain
+    expressions in its own plan (0005): a PL/pgSQL fold or a SQL function the planner
+    cannot inline would cost a call, set up again for every job."""
+    with connection.cursor() as cursor:
+        cursor.execute("EXPLAIN VERBOSE " + step_statements()[statement])
+        text = "\n".join(row[0] for row in cursor.fetchall())
+    assert "sha256(" in text, text  # the hash, written into the plan
+    for function in (
+        "django_future_fold",
+        "django_future_event_hash",
+        "django_future_started",
+        "django_future_completed",
+    ):
+        assert function not in text, text
