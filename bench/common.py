@@ -179,6 +179,20 @@ class ReadyWorkers:
                 raise
         return started
 
+    def wait_all(self, timeout: float = 3600.0) -> None:
+        """After ``go``: wait until every worker has exited by itself (workers that stop
+        when nothing is left to do). Raises, with its output, if one failed."""
+        deadline = time.monotonic() + timeout
+        for i, proc in enumerate(self.procs):
+            try:
+                code = proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                raise TimeoutError(f"{self.label} workers did not finish in {timeout}s") from None
+            if code != 0:
+                raise RuntimeError(
+                    f"{self.label} worker {i} exited with code {code}; its output:\n{self.tail(i)}"
+                )
+
     def drain(
         self, conn: psycopg.Connection[Any], pending: Any, *, jobs: int, poll: float = 0.01
     ) -> tuple[float, float]:

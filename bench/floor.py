@@ -39,7 +39,7 @@ from pathlib import Path
 import psycopg
 import psycopg.conninfo
 
-from bench.common import Result, count
+from bench.common import ReadyWorkers, Result, count
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -202,7 +202,17 @@ FROM ev
 _REPLICA = "-c session_replication_role=replica"
 
 
-def _step_worker(dsn: str, kind: str) -> None:
+def _ready(path: str | None) -> bool:
+    """Say ready (write ``path``) and wait for the benchmark's "go" on stdin, as the
+    peers' workers do, so that no worker's start-up overlaps another's work. False if
+    the benchmark gave up instead."""
+    if path is None:
+        return True
+    Path(path).write_text("ready\n")
+    return bool(sys.stdin.readline())
+
+
+def _step_worker(dsn: str, kind: str, ready: str | None = None) -> None:
     """One prepared statement per job, as our runner sends: it records the previous
     job's completion and claims the next, in one transaction. ``kind`` is "rows"
     (our tables by hand), "bare" or "minimal" (the bare queue, without or with a
@@ -215,6 +225,8 @@ def _step_worker(dsn: str, kind: str) -> None:
     options = _REPLICA if kind == "rows" else ""
     with psycopg.connect(dsn, autocommit=True, options=options) as conn:
         params: dict[str, object] = {"done": None, "seconds": 0.0, "runner": f"floor:{os.getpid()}"}
+        if not _ready(ready):
+            return
         while True:
             row = conn.execute(statement, params, prepare=True).fetchone()
             if row is None:
@@ -225,10 +237,12 @@ def _step_worker(dsn: str, kind: str) -> None:
             params["seconds"] = time.perf_counter() - called
 
 
-def _worker(dsn: str, batch: int = 1) -> None:
+def _worker(dsn: str, batch: int = 1, ready: str | None = None) -> None:
     from bench.noop import noop
 
     with psycopg.connect(dsn, autocommit=True) as conn:
+        if not _ready(ready):
+            return
         if batch == 1:
             while True:
                 row = conn.execute(CLAIM).fetchone()
@@ -251,6 +265,17 @@ def _worker(dsn: str, batch: int = 1) -> None:
             )
 
 
+def _run_workers(dsn: str, mode: str, workers: int, label: str) -> None:
+    """Start ``workers`` floor workers, say go once all are ready, wait until all exit."""
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    command = [sys.executable, "-m", "bench.floor", dsn, mode]
+    with ReadyWorkers(
+        label, lambda ready: [*command, str(ready)], workers, env=env, cwd=ROOT
+    ) as pool:
+        pool.go()
+        pool.wait_all()
+
+
 def bare_queue(
     dsn: str, *, jobs: int, workers: int, batch: int = 1, step: str | None = None
 ) -> Result:
@@ -263,15 +288,7 @@ def bare_queue(
             "INSERT INTO bare_queue (payload) SELECT '{}' FROM generate_series(1, %s)", [jobs]
         )
         conn.execute("VACUUM ANALYZE bare_queue")
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
-    mode = step or str(batch)
-    procs = [
-        subprocess.Popen([sys.executable, "-m", "bench.floor", dsn, mode], cwd=ROOT, env=env)
-        for _ in range(workers)
-    ]
-    for p in procs:
-        if p.wait(timeout=3600) != 0:
-            raise RuntimeError("bare queue worker failed")
+    _run_workers(dsn, step or str(batch), workers, "bare queue")
 
     with psycopg.connect(dsn) as conn:
         done = conn.execute(
@@ -311,16 +328,8 @@ def our_rows(dsn: str, *, jobs: int, workers: int) -> Result:
     ours.load(dsn, jobs)
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute("VACUUM ANALYZE django_future_scheduledjob")
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
-    procs = [
-        subprocess.Popen([sys.executable, "-m", "bench.floor", dsn, "rows"], cwd=ROOT, env=env)
-        for _ in range(workers)
-    ]
-    for p in procs:
-        if p.wait(timeout=3600) != 0:
-            raise RuntimeError(
-                "our-rows worker failed (it needs to set session_replication_role: a superuser)"
-            )
+    # Its workers set session_replication_role: a superuser's privilege.
+    _run_workers(dsn, "rows", workers, "our-rows")
     left = count(dsn, "SELECT count(*) FROM django_future_scheduledjob WHERE status <> 'complete'")
     if left:
         raise RuntimeError(f"{left} of the {jobs} jobs did not complete")
@@ -431,7 +440,10 @@ def pgbench(dsn: str, *, clients: int, seconds: int, rows: int = 2_000_000) -> R
 
 
 if __name__ == "__main__":
-    if sys.argv[2] in ("rows", "bare", "minimal"):
-        _step_worker(sys.argv[1], sys.argv[2])
+    # python -m bench.floor DSN MODE [READY_FILE]
+    _dsn, _mode = sys.argv[1], sys.argv[2]
+    _ready_file = sys.argv[3] if len(sys.argv) > 3 else None
+    if _mode in ("rows", "bare", "minimal"):
+        _step_worker(_dsn, _mode, _ready_file)
     else:
-        _worker(sys.argv[1], int(sys.argv[2]) if len(sys.argv) > 2 else 1)
+        _worker(_dsn, int(_mode), _ready_file)
