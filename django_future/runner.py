@@ -35,7 +35,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import psycopg
-from django.db import DatabaseError, InterfaceError, OperationalError, connection, transaction
+from django.db import (
+    DatabaseError,
+    InterfaceError,
+    OperationalError,
+    connection,
+    models,
+    transaction,
+)
 from django.utils import timezone
 
 from django_future import config, ledger
@@ -48,6 +55,7 @@ __all__ = ["DatabaseLostError", "JobFailedError", "RunReport", "Runner", "run_jo
 logger = logging.getLogger("django_future.runner")
 
 _IDLE = psycopg.pq.TransactionStatus.IDLE
+_TIMESTAMPTZ = psycopg.adapters.types["timestamptz"].oid
 
 # In a batch, completions wait for the next claim, but not longer than this many
 # seconds when the batch's jobs are slow.
@@ -189,6 +197,7 @@ class Runner:
         self._stop = threading.Event()
         self._heartbeat: Heartbeat | None = None
         self._listener: psycopg.Connection[Any] | None = None
+        self._cursor: psycopg.Cursor[Any] | None = None  # see _send
         self._unstarted: list[int] = []  # started with the batch, not called yet
         self._in_hand: ScheduledJob | None = None
         # Plain jobs' completions, sent with the runner's next claim (one round trip
@@ -429,7 +438,17 @@ class Runner:
             # refuses prepare=True. A threshold never reached lets this runner prepare
             # its own statements while nothing else is prepared automatically.
             raw.prepare_threshold = sys.maxsize
-        cursor = psycopg.Cursor(raw)
+        cursor = self._cursor
+        if cursor is None or cursor.connection is not raw:
+            # One cursor per connection, reused for every statement (each statement's
+            # result is read before the next is sent).
+            cursor = self._cursor = psycopg.Cursor(raw)
+            # Django loads timestamps with its own subclass of psycopg's pure-Python
+            # loader; this cursor keeps psycopg's own (compiled with psycopg[binary]
+            # or [c]), and _jobs_from sets Django's time zone as Django's loader does.
+            loader = psycopg.adapters.get_loader(_TIMESTAMPTZ, psycopg.pq.Format.TEXT)
+            if loader is not None:  # else Django's stays, and _jobs_from changes nothing
+                cursor.adapters.register_loader(_TIMESTAMPTZ, loader)
         cursor.execute(query(name), params, prepare=self._prepare)
         return cursor
 
@@ -639,28 +658,45 @@ def _jobs_from(cursor: Any) -> list[ScheduledJob]:
         return []
     names = tuple(result.fname(i).decode() for i in range(result.nfields))
     order, attnames, convert = _row_layout(names)
+    # What Django's timestamp loader does after parsing: put the value in the
+    # connection's time zone (None, naive, without USE_TZ).
+    tz = connection.timezone
     jobs = []
     for row in cursor.fetchall():
         values = [
-            row[i] if fn is None else fn(row[i], None, connection)
+            row[i] if fn is None or row[i] is None else fn(row[i], tz)
             for i, fn in zip(order, convert, strict=True)
         ]
         jobs.append(ScheduledJob.from_db("default", attnames, values))
     return jobs
 
 
+def _in_time_zone(value: dt.datetime, tz: dt.tzinfo | None) -> dt.datetime:
+    return value.replace(tzinfo=tz)
+
+
 @functools.cache
 def _row_layout(
     names: tuple[str, ...],
-) -> tuple[list[int], list[str], list[Callable[..., Any] | None]]:
+) -> tuple[list[int], list[str], list[Callable[[Any, dt.tzinfo | None], Any] | None]]:
     """For result columns ``names``: where each model field is (table order is not model
-    order), the fields' names, and their own conversions (JSON decoding), as the ORM's
-    compiler would apply them. Cached: the runner reads the same shape each time."""
+    order), the fields' names, and the conversion each needs, as the ORM would apply
+    them: JSON decoding, and Django's time zone for timestamps (see _send). Cached: the
+    runner reads the same shape each time."""
     fields = ScheduledJob._meta.concrete_fields
+
+    def conversion(field: Any) -> Callable[[Any, dt.tzinfo | None], Any] | None:
+        if isinstance(field, models.DateTimeField):
+            return _in_time_zone
+        from_db_value = getattr(field, "from_db_value", None)
+        if from_db_value is None:
+            return None
+        return lambda value, tz: from_db_value(value, None, connection)
+
     return (
         [names.index(f.attname) for f in fields],
         [f.attname for f in fields],
-        [getattr(f, "from_db_value", None) for f in fields],
+        [conversion(f) for f in fields],
     )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 import pytest
 from django.core.management import call_command
@@ -199,6 +200,26 @@ def test_job_as_parameter_gets_the_job_first_then_the_object() -> None:
     (job1, arg), (job2, obj) = handlers.calls
     assert (job1.pk, arg, job1.status) == (plain.pk, "a", "running")
     assert (job2.pk, obj) == (bound.pk, order)
+
+
+@pytest.mark.parametrize(
+    ("use_tz", "time_zone"), [(True, "UTC"), (True, "America/New_York"), (False, "Europe/Paris")]
+)
+def test_the_job_a_handler_gets_is_the_row_as_the_orm_reads_it(
+    settings: Any, use_tz: bool, time_zone: str
+) -> None:
+    """The runner reads claimed rows itself (psycopg's compiled timestamp loader, then
+    Django's time zone): the instance must equal what the ORM reads, tzinfo included."""
+    settings.USE_TZ, settings.TIME_ZONE = use_tz, time_zone
+    job = schedule_job("0s", "tests.handlers.with_job", args=[{"a": [1, 2]}], expires="1d")
+    run_jobs()
+    ((received, *_),) = handlers.calls
+    orm = fresh(job)
+    for name in ("time_slot_start", "time_slot_end", "execution_start", "created_at"):
+        ours, theirs = getattr(received, name), getattr(orm, name)
+        assert (ours, ours.tzinfo) == (theirs, theirs.tzinfo), name
+        assert (ours.tzinfo is None) == (not use_tz), name
+    assert (received.args, received.kwargs) == (orm.args, orm.kwargs) == ([{"a": [1, 2]}], {})
 
 
 def test_a_handler_can_reschedule_its_own_job() -> None:
