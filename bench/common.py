@@ -49,6 +49,16 @@ def scratch_database(admin_dsn: str, prefix: str = "bench") -> Iterator[str]:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+def analyze(dsn: str) -> None:
+    """VACUUM ANALYZE the whole database: every system's queue is loaded, then this, then
+    its workers start. A table loaded in bulk and never analyzed gives the planner no
+    idea how many rows are due, and a claim planned on that guess can read every due row
+    for each job until autovacuum's first pass (seen with ours: about 350 jobs/s for the
+    first 4 seconds over 20,000 due jobs, then about 2,000)."""
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("VACUUM ANALYZE")
+
+
 def wait_for(
     predicate: Callable[[], bool], *, timeout: float, interval: float = 0.05, what: str = ""
 ) -> None:

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import psycopg
 
-from bench.common import ReadyWorkers, Result, count
+from bench.common import ReadyWorkers, Result, analyze, count
 
 ROOT = Path(__file__).resolve().parents[1]
 SETTINGS = "bench.settings"
@@ -56,6 +56,7 @@ def load(dsn: str, jobs: int, callable_name: str = "bench.noop.noop") -> float:
         capture_output=True,
         text=True,
     )
+    analyze(dsn)  # not timed, as for every system (see bench.common.analyze)
     return float(out.stdout.strip().splitlines()[-1])
 
 

@@ -31,7 +31,7 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 
-from bench.common import ReadyWorkers, Result
+from bench.common import ReadyWorkers, Result, analyze
 
 MODULE = "bench.peers.django_tasks_bench"
 SETTINGS_MODULE = "bench.peers.django_tasks_settings"
@@ -104,6 +104,7 @@ def throughput(dsn: str, *, jobs: int, workers: int) -> Result:
     found = versions()
     version = found["django-tasks-db"]
     table = _prepare(dsn, jobs=jobs)
+    analyze(dsn)
 
     tasks = sql.Identifier(table)
     pending = sql.SQL("SELECT EXISTS (SELECT FROM {} WHERE status IN ('READY', 'RUNNING'))").format(

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 import psycopg
 import psycopg.conninfo
 
-from bench.common import ReadyWorkers, Result
+from bench.common import ReadyWorkers, Result, analyze
 
 if TYPE_CHECKING:
     from pgqueuer.queries import Queries
@@ -122,6 +122,7 @@ def throughput(dsn: str, *, jobs: int, workers: int, batch_size: int = 1) -> Res
         raise ValueError("jobs, workers and batch_size must be positive")
     version = pgqueuer_version()
     asyncio.run(_prepare(dsn, jobs=jobs))
+    analyze(dsn)
 
     env = {
         **os.environ,

@@ -27,7 +27,7 @@ from pathlib import Path
 import procrastinate
 import psycopg
 
-from bench.common import ReadyWorkers, Result
+from bench.common import ReadyWorkers, Result, analyze
 
 MODULE = "bench.peers.procrastinate_bench"
 DSN_ENV = "PROCRASTINATE_BENCH_DSN"
@@ -68,6 +68,7 @@ def throughput(dsn: str, *, jobs: int, workers: int) -> Result:
         raise ValueError("jobs and workers must be positive")
     version = procrastinate_version()
     _prepare(dsn, jobs=jobs)
+    analyze(dsn)
 
     pythonpath = [str(REPO_ROOT), os.environ.get("PYTHONPATH", "")]
     env = {**os.environ, DSN_ENV: dsn, "PYTHONPATH": os.pathsep.join(filter(None, pythonpath))}
