@@ -131,12 +131,13 @@ def test_sigterm_mid_batch_finishes_the_job_in_hand_and_hands_back_the_rest() ->
 def test_second_signal_exits_at_once() -> None:
     job = schedule_job("0s", "tests.handlers.slow", args=[30])
     runner = start_runner(lease=30)
-    wait_until(lambda: status(job) == "running", what="the job to start")
+    # Its call recorded, not only its claim: a signal between the two hands it back.
+    wait_until(lambda: JobRun.objects.filter(job_id=job.pk).exists(), what="the job's call")
     runner.send_signal(signal.SIGINT)
     time.sleep(0.5)  # two signals before Python runs its handler count as one
     runner.send_signal(signal.SIGINT)
     code, _out, err = finish(runner, timeout=10)
-    assert code == 128 + signal.SIGINT
+    assert code == 128 + signal.SIGINT, err
     assert "second signal, exiting at once" in err
     assert status(job) == "running"  # left for recovery once its lease runs out
     # It did not sign off, so the job is recovered only when the lease runs out.
@@ -153,7 +154,7 @@ def test_second_signal_exits_at_once() -> None:
 def test_lost_database_connection_ends_the_runner_clearly_and_the_job_is_recovered() -> None:
     job = schedule_job("0s", "tests.handlers.slow", args=[1.5], retries=1, retry_delay="1s")
     runner = start_runner(lease=30)
-    wait_until(lambda: status(job) == "running", what="the job to start")
+    wait_until(lambda: JobRun.objects.filter(job_id=job.pk).exists(), what="the job's call")
     backend = started_event(job).data["backend_pid"]
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_terminate_backend(%s)", [backend])
