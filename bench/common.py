@@ -37,11 +37,15 @@ class Result:
 
 
 @contextlib.contextmanager
-def scratch_database(admin_dsn: str, prefix: str = "bench") -> Iterator[str]:
-    """A new empty database on the server of ``admin_dsn``; its conninfo. Dropped after."""
+def scratch_database(
+    admin_dsn: str, prefix: str = "bench", template: str | None = None
+) -> Iterator[str]:
+    """A new database on the server of ``admin_dsn``, empty or a copy of ``template``;
+    its conninfo. Dropped after."""
     name = f"{prefix}_{uuid.uuid4().hex[:8]}"
+    copy = f' TEMPLATE "{template}"' if template else ""
     with psycopg.connect(admin_dsn, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
+        conn.execute(f'CREATE DATABASE "{name}"{copy}')
     try:
         yield psycopg.conninfo.make_conninfo(admin_dsn, dbname=name)
     finally:

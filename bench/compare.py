@@ -20,10 +20,8 @@ from __future__ import annotations
 
 import argparse
 import os
-import resource
 import statistics
 import sys
-import uuid
 from pathlib import Path
 
 import psycopg
@@ -37,43 +35,21 @@ from bench.common import scratch_database
 BASELINE = "as migrated"
 
 
-def _children_cpu() -> float:
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
-
-
-def _copy(admin_dsn: str, template: str) -> str:
-    name = f"cmp_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(admin_dsn, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
-    return name
-
-
-def _drop(admin_dsn: str, name: str) -> None:
-    with psycopg.connect(admin_dsn, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
 def one_run(
     admin_dsn: str, template: str, sql: str | None, *, jobs: int, runners: int, batch: int
 ) -> dict[str, float]:
-    name = _copy(admin_dsn, template)
-    dsn = psycopg.conninfo.make_conninfo(admin_dsn, dbname=name)
-    try:
+    with scratch_database(admin_dsn, "cmp", template=template) as dsn:
         if sql:
             with psycopg.connect(dsn, autocommit=True) as conn:
                 conn.execute(sql.encode())  # several statements: the simple query protocol
-        server = cpu.server_cpu(dsn)
-        client0, server0 = _children_cpu(), server()
-        ours.run_runners(dsn, jobs=jobs, runners=runners, batch_size=batch)
-        client, server_s = _children_cpu() - client0, server() - server0
+        client, server_s = cpu.measure(
+            dsn, lambda: ours.run_runners(dsn, jobs=jobs, runners=runners, batch_size=batch)
+        )
         return {
             "jobs_s": jobs / ours.busy_seconds(dsn),
             "server_us": server_s * 1e6 / jobs,
             "client_us": client * 1e6 / jobs,
         }
-    finally:
-        _drop(admin_dsn, name)
 
 
 def main() -> int:
@@ -92,9 +68,7 @@ def main() -> int:
     figures: dict[str, list[dict[str, float]]] = {name: [] for name in variants}
     with scratch_database(admin_dsn, prefix="cmp_template") as template_dsn:
         ours.migrate(template_dsn)
-        ours.load(template_dsn, args.jobs)
-        with psycopg.connect(template_dsn, autocommit=True) as conn:
-            conn.execute("VACUUM ANALYZE")
+        ours.load(template_dsn, args.jobs)  # and analyzes it
         template = psycopg.conninfo.conninfo_to_dict(template_dsn)["dbname"]
         assert isinstance(template, str)
         names = list(variants)

@@ -60,7 +60,8 @@ def _children_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def _measure(dsn: str, run: Callable[[], object]) -> tuple[float, float]:
+def measure(dsn: str, run: Callable[[], object]) -> tuple[float, float]:
+    """CPU seconds used while ``run`` runs: (worker processes' own, the server's)."""
     server = server_cpu(dsn)
     client0, server0 = _children_cpu(), server()
     run()
@@ -71,16 +72,16 @@ def split(dsn: str, *, system: str, jobs: int, batch: int = 1) -> Result:
     """CPU per job of ``system`` ("ours" or "bare"), with 4 workers."""
     if system == "ours":
         ours.migrate(dsn)
-        idle_client, idle_server = _measure(
+        idle_client, idle_server = measure(
             dsn, lambda: ours.run_runners(dsn, jobs=0, runners=4, batch_size=batch)
         )
         ours.load(dsn, jobs)
-        client, server = _measure(
+        client, server = measure(
             dsn, lambda: ours.run_runners(dsn, jobs=jobs, runners=4, batch_size=batch)
         )
         client, server = client - idle_client, server - idle_server
     else:
-        client, server = _measure(
+        client, server = measure(
             dsn, lambda: floor.bare_queue(dsn, jobs=jobs, workers=4, batch=batch)
         )
     per_job = 1e6 / jobs  # microseconds per job

@@ -325,9 +325,7 @@ def our_rows(dsn: str, *, jobs: int, workers: int) -> Result:
     from bench import ours
 
     ours.migrate(dsn)
-    ours.load(dsn, jobs)
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        conn.execute("VACUUM ANALYZE django_future_scheduledjob")
+    ours.load(dsn, jobs)  # and analyzes it
     # Its workers set session_replication_role: a superuser's privilege.
     _run_workers(dsn, "rows", workers, "our-rows")
     left = count(dsn, "SELECT count(*) FROM django_future_scheduledjob WHERE status <> 'complete'")
