@@ -301,15 +301,16 @@ def _prepare(
         raise ValueError(f"atomic must be True or False, not {atomic!r}")
     name = _check_callable(callable_name, content_object)
     checked_args, checked_kwargs = _check_arguments(args, {} if kwargs is None else kwargs)
-    data: dict[str, Any] = {
-        "callable_name": name,
-        **_content_reference(content_object),
-        "args": checked_args,
-        "kwargs": checked_kwargs,
-        "atomic": atomic,
-        **policy,
-        **(origin or {}),
-    }
+    data: dict[str, Any] = {"callable_name": name, "args": checked_args, "kwargs": checked_kwargs}
+    # Left out at their defaults, which the fold supplies: no content object, not
+    # atomic, no retries. A smaller event is cheaper to parse, hash and keep.
+    if content_object is not None:
+        data.update(_content_reference(content_object))
+    if atomic:
+        data["atomic"] = True
+    if policy["retries"]:
+        data.update(policy)
+    data.update(origin or {})
     return start, end, data
 
 

@@ -9,7 +9,7 @@ import pytest
 from django.db import transaction
 from django.utils import timezone
 
-from django_future import schedule_job
+from django_future import ledger, schedule_job
 from django_future.models import JobEvent, LedgerOnlyError, ScheduledJob
 from django_future.scheduler import InvalidCallableError
 from tests.integration.conftest import counts, db_now, kinds
@@ -67,15 +67,49 @@ def test_scheduled_event_carries_everything_the_job_needs() -> None:
         "object_id": str(order.pk),
         "args": [2],
         "kwargs": {"x": [1]},
-        "atomic": False,
-        "retries": 0,
-        "retry_delay": None,
-        "retry_max_delay": None,
         "time_slot_start": event.data["time_slot_start"],
         "time_slot_end": event.data["time_slot_end"],
     }
     assert job.content_object == order
     assert dt.datetime.fromisoformat(event.data["time_slot_start"]) == job.time_slot_start
+
+
+def test_scheduled_event_leaves_out_only_defaults() -> None:
+    """No content object, not atomic and no retries are left out of the event (the
+    fold supplies them); anything else is recorded."""
+    plain = schedule_job("1d", "tests.handlers.record", expires=None)
+    data = JobEvent.objects.get(job_id=plain.pk).data
+    assert data == {
+        "callable_name": "tests.handlers.record",
+        "args": [],
+        "kwargs": {},
+        "time_slot_start": data["time_slot_start"],
+        "time_slot_end": None,
+    }
+    assert (plain.content_type_id, plain.object_id, plain.atomic) == (None, None, False)
+    assert (plain.max_attempts, plain.retry_delay, plain.retry_max_delay) == (1, None, None)
+
+    careful = schedule_job(
+        "1d",
+        "tests.handlers.record",
+        retries=2,
+        retry_delay="1m",
+        retry_max_delay="1h",
+        atomic=True,
+    )
+    data = JobEvent.objects.get(job_id=careful.pk).data
+    assert {k: data[k] for k in ("atomic", "retries", "retry_delay", "retry_max_delay")} == {
+        "atomic": True,
+        "retries": 2,
+        "retry_delay": 60.0,
+        "retry_max_delay": 3600.0,
+    }
+    assert (careful.atomic, careful.max_attempts) == (True, 3)
+    assert (careful.retry_delay, careful.retry_max_delay) == (
+        dt.timedelta(minutes=1),
+        dt.timedelta(hours=1),
+    )
+    assert ledger.verify() == []
 
 
 def test_text_primary_keys_work_as_content_objects() -> None:
