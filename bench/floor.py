@@ -174,9 +174,11 @@ RETURNING job_id
 
 # Every "scheduled" event and job row of a bulk load, in one statement.
 ROWS_BULK = """
-WITH ids AS (
-    SELECT nextval(pg_get_serial_sequence('django_future_scheduledjob', 'id')) AS id
-    FROM generate_series(1, %(jobs)s)
+WITH seq AS (  -- looked up once, not per row (its catalog lookups are not free)
+    SELECT pg_get_serial_sequence('django_future_scheduledjob', 'id')::regclass AS ids
+), ids AS (
+    SELECT nextval(seq.ids) AS id
+    FROM generate_series(1, %(jobs)s), seq
 ), ev AS (
     INSERT INTO django_future_jobevent (job_id, seq, kind, at, data, hash)
     SELECT id, 1, 'scheduled', statement_timestamp(),
