@@ -124,7 +124,10 @@ def bulk_schedule(dsn: str, *, jobs: int) -> Result:
         unit="jobs/s",
         jobs=jobs,
         seconds=seconds,
-        notes="COPY, then one statement appends the events and folds them into job rows",
+        notes=(
+            "streamed in chunks of 500 in pipeline mode; one statement per chunk appends "
+            "the events and creates the job rows while the next chunk is prepared"
+        ),
     )
 
 

@@ -27,11 +27,10 @@ FROM slot
 WHERE finish IS NULL OR finish >= start
 RETURNING job_id;
 
--- name: schedule_bulk
--- The "scheduled" events of schedule_jobs(), from the scratch table its COPY
--- filled: appended with their hashes and folded into job rows in one statement
--- (see 0003_writers_fold.sql). How many jobs it created.
-SELECT django_future_schedule_bulk();
+-- name: schedule_lines
+-- One chunk of schedule_jobs(): one job per line, the JSON data of its
+-- "scheduled" event. The new ids, in line order (see 0006_streamed_bulk.sql).
+SELECT django_future_schedule_lines(%s);
 
 -- name: append
 -- Append the next event of one live job; the new seq, or NULL if the job is

@@ -1,4 +1,4 @@
-"""schedule_jobs: many jobs in one COPY, checked like schedule_job first."""
+"""schedule_jobs: many jobs streamed in chunks, each checked as schedule_job checks it."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from django.db import transaction
 
 from django_future import ledger, run_jobs, schedule_job, schedule_jobs
 from django_future.models import JobEvent, ScheduledJob
+from django_future.scheduler import BULK_CHUNK
 from tests.integration.conftest import counts, db_now
 from tests.testapp.models import Order
 
@@ -107,7 +108,10 @@ def test_bulk_scheduling_rolls_back_with_the_transaction() -> None:
         raise RuntimeError
     assert counts() == before
     assert schedule_jobs([]) == []
+    assert schedule_jobs(iter(())) == []
     assert JobEvent.objects.count() == before[1]
+    with pytest.raises(TypeError, match=r"jobs\[0\]"):
+        schedule_jobs([None])  # type: ignore[list-item]
 
 
 def test_bulk_jobs_fold_as_their_events_say() -> None:
@@ -120,3 +124,54 @@ def test_bulk_jobs_fold_as_their_events_say() -> None:
     run_jobs()
     assert ScheduledJob.objects.filter(pk__in=ids, status="complete").count() == 20
     assert ledger.verify() == []
+
+
+def test_ids_follow_the_items_across_chunks() -> None:
+    n = 2 * BULK_CHUNK + 7
+    ids = schedule_jobs(
+        {"date": "0s", "callable_name": "tests.handlers.record", "args": [i]} for i in range(n)
+    )
+    assert len(ids) == len(set(ids)) == n
+    args = dict(ScheduledJob.objects.filter(pk__in=ids).values_list("pk", "args"))
+    assert [args[pk] for pk in ids] == [[i] for i in range(n)]
+    assert ledger.verify() == []
+
+
+def test_a_bad_job_after_chunks_were_sent_writes_nothing() -> None:
+    """The chunks before it were written in the call's transaction; the error rolls
+    them back with it."""
+    before = counts()
+    good = {"date": "0s", "callable_name": "tests.handlers.record"}
+    bad_at = 2 * BULK_CHUNK + 3
+    specs = [good] * bad_at + [{**good, "args": [dt.date(2030, 1, 1)]}] + [good] * 5
+    with pytest.raises(TypeError, match=rf"jobs\[{bad_at}\]: args\[0\] = datetime.date"):
+        schedule_jobs(specs)
+    assert counts() == before
+    assert schedule_jobs([good]) != []  # the connection is usable afterwards
+
+
+@pytest.mark.parametrize(
+    ("first", "then", "message"),
+    [
+        ({"retries": 1}, {"retries": True}, r"jobs\[1\]: retries must be a whole number"),
+        ({"date": "0s"}, {"date": "0 s!"}, r"jobs\[1\]: date: '0 s!' is not a duration"),
+        ({"expires": "1d"}, {"expires": [1]}, r"jobs\[1\]: expires: \[1\] is not a time"),
+    ],
+)
+def test_remembered_checks_refuse_what_they_refuse_alone(
+    first: dict[str, object], then: dict[str, object], message: str
+) -> None:
+    """The checks a bulk call remembers are keyed by type as well as value: True
+    equals 1, but retries=True is refused after retries=1 was accepted."""
+    base = {"date": "0s", "callable_name": "tests.handlers.record"}
+    with pytest.raises((TypeError, ValueError), match=message):
+        schedule_jobs([{**base, **first}, {**base, **then}])
+
+
+def test_arguments_with_line_breaks_survive_the_chunk_format() -> None:
+    """Each chunk goes to the database one job per line; JSON escapes line breaks."""
+    texts = ["a\nb", "c\r\nd", "e\u2028f", "tab\there", "back\\slash", "ünï"]
+    ids = schedule_jobs(
+        [{"date": "0s", "callable_name": "tests.handlers.record", "args": [t]} for t in texts]
+    )
+    assert [ScheduledJob.objects.get(pk=pk).args for pk in ids] == [[t] for t in texts]

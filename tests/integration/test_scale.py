@@ -124,3 +124,26 @@ def test_the_step_computes_its_rows_in_line(statement: str) -> None:
         "django_future_completed",
     ):
         assert function not in text, text
+
+
+def test_bulk_scheduling_creates_its_rows_in_line() -> None:
+    """schedule_jobs' statement (0006) computes each job's first row and its event's
+    hash as plain expressions in its own plan, as the step does: no PL/pgSQL fold or
+    SQL function call per job."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT prosrc FROM pg_proc WHERE proname = 'django_future_schedule_lines'")
+        (source,) = cursor.fetchone()
+    found = re.search(r"(WITH given AS MATERIALIZED \(.*?FROM given g);", source, re.DOTALL)
+    assert found, source
+    statement = (
+        found.group(1)
+        .replace(" INTO ids", "")
+        .replace("job_ids", "pg_get_serial_sequence('django_future_scheduledjob', 'id')::regclass")
+        .replace("lines,", '\'{"callable_name": "tests.handlers.record"}\',')
+    )
+    with connection.cursor() as cursor:
+        cursor.execute("EXPLAIN VERBOSE " + statement)
+        text = "\n".join(row[0] for row in cursor.fetchall())
+    assert "sha256(" in text and "time_slot_start" in text, text
+    for function in ("django_future_fold", "django_future_event_hash", "django_future_scheduled("):
+        assert function not in text, text
