@@ -19,9 +19,10 @@ Usage:
   python3 dev.py bench [--quick] [--only NAME ...]
       Run bench/run.py (our throughput against procrastinate, django-tasks-db, pgqueuer,
       a bare SKIP LOCKED queue and pgbench, in one run) in a venv with the bench group.
-  python3 dev.py compare [--rounds N] [--jobs N] VARIANT.sql ...
+  python3 dev.py compare [--rounds N] [--jobs N] VARIANT ...
       Run bench/compare.py: our runners on copies of one loaded database, one copy per
-      variant of the SQL functions (each SQL file applied to its copy), interleaved.
+      variant, interleaved: a SQL file (applied to its copy) or another source tree
+      (its runners' code).
   python3 dev.py shell-db
       Start a throwaway PostgreSQL server, print its URL, wait for Ctrl-C.
   python3 dev.py --help

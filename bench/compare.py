@@ -1,14 +1,17 @@
 """Side by side: our runners on variants of the database's functions.
 
 For work on the SQL the runners call (the step function, the fold, the hash),
-where the whole benchmark is too slow and too noisy to tell 10% apart. One
-template database is migrated and loaded with due jobs once; every round then
-makes one copy of it per variant (CREATE DATABASE ... TEMPLATE), applies the
-variant's SQL file to its copy, and drains it with real ``runscheduledjobs``
-processes. Variants run interleaved, in a rotating order, so that the machine's
-drift falls on all of them alike. The baseline is the schema as migrated.
+and for work on the runner's Python code, where the whole benchmark is too slow
+and too noisy to tell 10% apart. One template database is migrated and loaded
+with due jobs once; every round then makes one copy of it per variant (CREATE
+DATABASE ... TEMPLATE) and drains it with real ``runscheduledjobs`` processes.
+A variant is a SQL file, applied to its copy, or a directory: another source
+tree (``git worktree add /tmp/before HEAD~1``), whose code the runners import
+instead of this tree's; its migrations must match this tree's. Variants run
+interleaved, in a rotating order, so that the machine's drift falls on all of
+them alike. The baseline is this tree, with the schema as migrated.
 
-    python3 dev.py compare [--jobs N] [--runners N] [--rounds N] [--batch N] VARIANT.sql ...
+    python3 dev.py compare [--jobs N] [--runners N] [--rounds N] [--batch N] VARIANT ...
 
 Prints, per variant, the median over rounds of jobs/s (first claim to last
 completion, on the database's clock), the server's CPU per job (every
@@ -36,14 +39,19 @@ BASELINE = "as migrated"
 
 
 def one_run(
-    admin_dsn: str, template: str, sql: str | None, *, jobs: int, runners: int, batch: int
+    admin_dsn: str, template: str, variant: Path | None, *, jobs: int, runners: int, batch: int
 ) -> dict[str, float]:
     with scratch_database(admin_dsn, "cmp", template=template) as dsn:
-        if sql:
+        root = ours.ROOT
+        if variant is not None and variant.is_dir():
+            root = variant.resolve()
+        elif variant is not None:
             with psycopg.connect(dsn, autocommit=True) as conn:
-                conn.execute(sql.encode())  # several statements: the simple query protocol
+                # several statements: the simple query protocol
+                conn.execute(variant.read_text().encode())
         client, server_s = cpu.measure(
-            dsn, lambda: ours.run_runners(dsn, jobs=jobs, runners=runners, batch_size=batch)
+            dsn,
+            lambda: ours.run_runners(dsn, jobs=jobs, runners=runners, batch_size=batch, root=root),
         )
         return {
             "jobs_s": jobs / ours.busy_seconds(dsn),
@@ -54,16 +62,22 @@ def one_run(
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("variants", nargs="*", type=Path, help="SQL files, one per variant")
+    parser.add_argument(
+        "variants", nargs="*", type=Path, help="SQL files or source trees, one per variant"
+    )
     parser.add_argument("--jobs", type=int, default=10_000)
     parser.add_argument("--runners", type=int, default=4)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--batch", type=int, default=1, help="runscheduledjobs --batch-size")
     args = parser.parse_args()
     admin_dsn = os.environ["DATABASE_URL"]
-    variants: dict[str, str | None] = {BASELINE: None}
+    variants: dict[str, Path | None] = {BASELINE: None}
     for path in args.variants:
-        variants[path.name] = path.read_text()
+        if not path.exists():
+            parser.error(f"{path}: no such SQL file or source tree")
+        if path.is_dir() and not (path / "django_future" / "runner.py").is_file():
+            parser.error(f"{path}: not a source tree of django-future-ledger")
+        variants[str(path)] = path
 
     figures: dict[str, list[dict[str, float]]] = {name: [] for name in variants}
     with scratch_database(admin_dsn, prefix="cmp_template") as template_dsn:

@@ -23,9 +23,9 @@ ROOT = Path(__file__).resolve().parents[1]
 SETTINGS = "bench.settings"
 
 
-def _env(dsn: str) -> dict[str, str]:
+def _env(dsn: str, root: Path = ROOT) -> dict[str, str]:
     env = dict(os.environ)
-    env.update(DATABASE_URL=dsn, DJANGO_SETTINGS_MODULE=SETTINGS, PYTHONPATH=str(ROOT))
+    env.update(DATABASE_URL=dsn, DJANGO_SETTINGS_MODULE=SETTINGS, PYTHONPATH=str(root))
     return env
 
 
@@ -60,20 +60,23 @@ def load(dsn: str, jobs: int, callable_name: str = "bench.noop.noop") -> float:
     return float(out.stdout.strip().splitlines()[-1])
 
 
-def run_runners(dsn: str, *, jobs: int, runners: int, batch_size: int) -> tuple[float, int]:
+def run_runners(
+    dsn: str, *, jobs: int, runners: int, batch_size: int, root: Path = ROOT
+) -> tuple[float, int]:
     """Start ``runners`` processes; return (seconds until all exited, peak RSS KiB of one).
 
     Each runs ``runscheduledjobs`` once Django is set up and connected in every one of
     them (``bench.ours_worker``), as the peers' workers start work only once all are
     ready: a runner started the plain way spends about half a second of CPU importing
-    Django, which on two cores would slow the runners already at work."""
+    Django, which on two cores would slow the runners already at work. ``root`` is the
+    source tree the runners import (another checkout, for ``compare``)."""
     options = ["-i", "--batch-size", str(batch_size)]
     with ReadyWorkers(
         "django-future-ledger",
         lambda ready: [sys.executable, "-m", "bench.ours_worker", str(ready), *options],
         runners,
-        env=_env(dsn),
-        cwd=ROOT,
+        env=_env(dsn, root),
+        cwd=root,
     ) as pool:
         started = pool.go()
         pool.wait_all()
