@@ -205,9 +205,14 @@ class ScheduledJob(models.Model):
         ]
         triggers: ClassVar[list[pgtrigger.Trigger]] = [
             # Only the fold may write this table: the fold trigger (so depth >= 1),
-            # or a writer that folds its own events (see TRIGGER_FOLDS).
+            # or a writer that folds its own events (see TRIGGER_FOLDS). Once per
+            # statement, which refuses the same writes as once per row would: its
+            # condition reads no row. A row trigger also made PostgreSQL fetch and
+            # lock the old row again for every UPDATE, and cost the runner's one-job
+            # step 7% of its throughput (bench/compare.py, 6 rounds).
             pgtrigger.Trigger(
                 name="written_by_ledger_only",
+                level=pgtrigger.Statement,
                 when=pgtrigger.Before,
                 operation=pgtrigger.Insert | pgtrigger.Update | pgtrigger.Delete,
                 condition=pgtrigger.Condition(f"pg_trigger_depth() < 1 AND {TRIGGER_FOLDS}"),

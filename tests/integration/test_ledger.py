@@ -42,6 +42,10 @@ def sql(statement: str, params: object = None) -> list[tuple[object, ...]]:
             "UPDATE on django_future_scheduledjob refused",
         ),
         ("DELETE FROM django_future_scheduledjob", "DELETE on django_future_scheduledjob refused"),
+        (  # the guard fires per statement: a write that matches no row is refused too
+            "UPDATE django_future_scheduledjob SET status = 'complete' WHERE id < 0",
+            "UPDATE on django_future_scheduledjob refused",
+        ),
         (
             "TRUNCATE django_future_scheduledjob",
             "TRUNCATE refused: jobs change only by appending events",
