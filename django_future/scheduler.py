@@ -6,6 +6,7 @@ argument raises and leaves no row and no event behind.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import functools
 import itertools
@@ -454,7 +455,8 @@ def schedule_jobs(jobs: Iterable[Mapping[str, Any]]) -> list[int]:
 
     The jobs are sent ``BULK_CHUNK`` at a time in pipeline mode: while the
     database appends and folds one chunk's ``scheduled`` events, the next
-    chunk is checked and encoded.
+    chunk is checked and encoded. (With a libpq older than 14, which has no
+    pipeline mode, the chunks go one after another.)
     """
     items = iter(jobs)
     first = next(items, _NO_JOBS)
@@ -470,7 +472,10 @@ def schedule_jobs(jobs: Iterable[Mapping[str, Any]]) -> list[int]:
         raw = connection.connection
         sql = query("schedule_lines")
         lines: list[str] = []
-        with raw.pipeline():
+        # Pipeline mode needs libpq 14 or later (psycopg's binary wheels bring their
+        # own). With an older one the chunks go one after another, without overlap.
+        stream = raw.pipeline() if psycopg.Pipeline.is_supported() else contextlib.nullcontext()
+        with stream:
             for i, spec in enumerate(itertools.chain((first,), items)):
                 try:
                     start, end, data = _bulk_item(checks, spec)

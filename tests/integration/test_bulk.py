@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+import psycopg
 import pytest
 from django.db import transaction
 
@@ -175,3 +176,16 @@ def test_arguments_with_line_breaks_survive_the_chunk_format() -> None:
         [{"date": "0s", "callable_name": "tests.handlers.record", "args": [t]} for t in texts]
     )
     assert [ScheduledJob.objects.get(pk=pk).args for pk in ids] == [[t] for t in texts]
+
+
+def test_without_pipeline_mode_the_chunks_go_one_by_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A libpq older than 14 has no pipeline mode; schedule_jobs then sends each chunk
+    and waits for it, with the same result."""
+    monkeypatch.setattr(psycopg.Pipeline, "is_supported", classmethod(lambda cls: False))
+    monkeypatch.setattr(psycopg.Connection, "pipeline", lambda self: pytest.fail("pipelined"))
+    n = BULK_CHUNK + 3
+    ids = schedule_jobs(
+        {"date": "0s", "callable_name": "tests.handlers.record", "args": [i]} for i in range(n)
+    )
+    args = dict(ScheduledJob.objects.filter(pk__in=ids).values_list("pk", "args"))
+    assert [args[pk] for pk in ids] == [[i] for i in range(n)]
