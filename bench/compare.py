@@ -1,4 +1,4 @@
-"""Side by side: our runners on variants of the database's functions.
+"""Side by side: our runners on variants of the database's functions or of their own code.
 
 For work on the SQL the runners call (the step function, the fold, the hash),
 and for work on the runner's Python code, where the whole benchmark is too slow

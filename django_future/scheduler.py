@@ -282,6 +282,21 @@ def _content_reference(content_object: models.Model | None) -> dict[str, Any]:
 
 # --- the public calls ---------------------------------------------------------
 
+T = TypeVar("T")
+
+
+def _remembered(
+    found: dict[tuple[object, ...], T], key: tuple[object, ...], check: Callable[[], T]
+) -> T:
+    """``check()``, or what it returned before for ``key``; only successes are kept."""
+    try:
+        return found[key]
+    except KeyError:
+        result = found[key] = check()
+    except TypeError:  # an unhashable value: not a valid one, as check() will say
+        result = check()
+    return result
+
 
 class _Checks:
     """The checks of one call of ``schedule_job`` or ``schedule_jobs``.
@@ -300,23 +315,11 @@ class _Checks:
 
     def window(self, date: object, expires: object) -> tuple[_When, _When | None]:
         key = (type(date), date, type(expires), expires)
-        try:
-            return self._windows[key]
-        except KeyError:
-            found = self._windows[key] = _window(date, expires)
-        except TypeError:  # unhashable: not a time, as _window says
-            found = _window(date, expires)
-        return found
+        return _remembered(self._windows, key, lambda: _window(date, expires))
 
     def policy(self, retries: object, delay: object, cap: object) -> dict[str, Any]:
         key = (type(retries), retries, type(delay), delay, type(cap), cap)
-        try:
-            return self._policies[key]
-        except KeyError:
-            found = self._policies[key] = _retry_policy(retries, delay, cap)
-        except TypeError:
-            found = _retry_policy(retries, delay, cap)
-        return found
+        return _remembered(self._policies, key, lambda: _retry_policy(retries, delay, cap))
 
     def callable(self, callable_name: object, content_object: models.Model | None) -> str:
         if content_object is None and callable_name in self._callables:
@@ -495,7 +498,8 @@ def schedule_jobs(jobs: Iterable[Mapping[str, Any]]) -> list[int]:
                 sent.append(_send_lines(raw, sql, lines))
         ids: list[int] = []
         for chunk in sent:  # the pipeline has ended: every chunk's result is in
-            row = chunk.fetchone()
+            with chunk:
+                row = chunk.fetchone()
             assert row is not None  # noqa: S101 - the function returns one row
             ids.extend(row[0])
     return ids
