@@ -263,20 +263,25 @@ def import_callable(dotted_path: str) -> Any:
         ) from exc
 
 
-def _content_reference(content_object: models.Model | None) -> dict[str, Any]:
-    if content_object is None:
-        return {"content_type_id": None, "content_type": None, "object_id": None}
+def _content_reference(content_object: object) -> dict[str, Any]:
     if not isinstance(content_object, models.Model):
         raise TypeError(
             f"content_object must be a saved model instance, not {type(content_object).__name__}"
         )
     if content_object.pk is None:
         raise ValueError(f"content_object {content_object!r} is not saved (it has no primary key)")
+    object_id = str(content_object.pk)
+    limit = ScheduledJob._meta.get_field("object_id").max_length
+    if limit is not None and len(object_id) > limit:
+        raise ValueError(
+            f"content_object {type(content_object).__name__} has a primary key of "
+            f"{len(object_id)} characters; a job can point at keys of up to {limit}"
+        )
     ct = ContentType.objects.get_for_model(content_object, for_concrete_model=False)
     return {
         "content_type_id": ct.pk,
         "content_type": f"{ct.app_label}.{ct.model}",
-        "object_id": str(content_object.pk),
+        "object_id": object_id,
     }
 
 

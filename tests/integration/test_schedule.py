@@ -198,6 +198,11 @@ def test_repr_and_original_field_names() -> None:
             TypeError,
             "must be a saved model",
         ),
+        (  # longer than the job's object_id column holds (a model's pk is not limited to it)
+            lambda: schedule_job("1d", "tests.handlers.record", content_object=Document("d" * 256)),
+            ValueError,
+            "Document has a primary key of 256 characters; a job can point at keys of up to 255",
+        ),
     ],
 )
 def test_bad_input_raises_and_writes_nothing(call, error, message) -> None:  # type: ignore[no-untyped-def]
