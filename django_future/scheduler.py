@@ -483,7 +483,8 @@ def schedule_jobs(jobs: Iterable[Mapping[str, Any]]) -> list[int]:
         # Pipeline mode needs libpq 14 or later (psycopg's binary wheels bring their
         # own). With an older one the chunks go one after another, without overlap.
         stream = raw.pipeline() if psycopg.Pipeline.is_supported() else contextlib.nullcontext()
-        with stream:
+        # Django's exception classes for errors from these statements, as through its cursors.
+        with connection.wrap_database_errors, stream:
             for i, spec in enumerate(itertools.chain((first,), items)):
                 try:
                     start, end, data = _bulk_item(checks, spec)

@@ -6,7 +6,7 @@ import datetime as dt
 
 import psycopg
 import pytest
-from django.db import transaction
+from django.db import OperationalError, connection, transaction
 
 from django_future import ledger, run_jobs, schedule_job, schedule_jobs
 from django_future.models import JobEvent, ScheduledJob
@@ -189,3 +189,27 @@ def test_without_pipeline_mode_the_chunks_go_one_by_one(monkeypatch: pytest.Monk
     )
     args = dict(ScheduledJob.objects.filter(pk__in=ids).values_list("pk", "args"))
     assert [args[pk] for pk in ids] == [[i] for i in range(n)]
+
+
+def test_a_database_error_in_a_chunk_is_djangos_and_writes_nothing() -> None:
+    """The chunks bypass Django's cursors; their errors still come out as Django's
+    exception classes, and the whole call rolls back. Here another session holds a lock
+    on the events table that lets reads through but not inserts, and the chunk's INSERT
+    gives up waiting (lock_timeout)."""
+    before = counts()
+    blocker = connection.get_new_connection(connection.get_connection_params())
+    try:
+        blocker.execute("BEGIN")
+        blocker.execute("LOCK TABLE django_future_jobevent IN SHARE MODE")
+        with connection.cursor() as cursor:
+            cursor.execute("SET lock_timeout = '200ms'")
+        try:
+            spec = {"date": "0s", "callable_name": "tests.handlers.record"}
+            with pytest.raises(OperationalError, match="lock timeout"):
+                schedule_jobs([spec] * (BULK_CHUNK + 1))
+        finally:
+            with connection.cursor() as cursor:
+                cursor.execute("RESET lock_timeout")
+    finally:
+        blocker.close()
+    assert counts() == before
