@@ -147,3 +147,42 @@ def test_bulk_scheduling_creates_its_rows_in_line() -> None:
     assert "sha256(" in text and "time_slot_start" in text, text
     for function in ("django_future_fold", "django_future_event_hash", "django_future_scheduled("):
         assert function not in text, text
+
+
+@pytest.mark.parametrize(
+    ("function", "statement"),
+    [
+        ("django_future_start_due", r"(WITH due AS \(.*?WHERE j.id = \(due.job\).id);"),
+        ("django_future_complete", r"(WITH mine AS \(.*?RETURNING j.id);"),
+    ],
+)
+def test_batches_compute_their_rows_in_line(function: str, statement: str) -> None:
+    """A batch's start and its completions (0008) compute the new rows as plain
+    expressions, as the one-job step does: no PL/pgSQL fold per job."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT prosrc FROM pg_proc WHERE proname = %s", [function])
+        (source,) = cursor.fetchone()
+    found = re.search(statement, source, re.DOTALL)
+    assert found, source
+    text = found.group(1)
+    text = text.replace(
+        "unnest(ids, seqs, return_values, seconds)",
+        "unnest('{1,2}'::bigint[], '{2,2}'::integer[], '{a,b}'::text[], '{0.1,0.2}'::float8[])",
+    )
+    literals = {"runner_name": "'host:1'"}  # the completions' payload is a column of mine
+    if function == "django_future_start_due":
+        literals.update(
+            cutoff="statement_timestamp()",
+            how_many="50",
+            event_kind="'started'",
+            runner_pk="1::bigint",
+            payload="'{\"runner_id\": 1}'::jsonb",
+        )
+    for variable, literal in literals.items():
+        text = re.sub(rf"(?<![.\w']){variable}\b", literal, text)
+    with connection.cursor() as cursor:
+        cursor.execute("EXPLAIN VERBOSE " + text)
+        plan = "\n".join(row[0] for row in cursor.fetchall())
+    assert "sha256(" in plan, plan
+    for name in ("django_future_fold", "django_future_started", "django_future_completed"):
+        assert name not in plan, plan
