@@ -16,7 +16,8 @@ them alike. The baseline is this tree, with the schema as migrated.
 Prints, per variant, the median over rounds of jobs/s (first claim to last
 completion, on the database's clock), the server's CPU per job (every
 PostgreSQL process, from /proc: Linux and a local server only) and the
-runners' CPU per job, each with its ratio to the baseline.
+runners' CPU per job, each with its ratio to the baseline, and in how many
+rounds the variant beat the baseline's figure of the same round.
 """
 
 from __future__ import annotations
@@ -109,13 +110,28 @@ def main() -> int:
         f"\nmedians of {args.rounds} rounds; {args.jobs:,} jobs, {args.runners} runners,"
         f" batch {args.batch}"
     )
-    print(f"{'variant':<40} {'jobs/s':>14} {'server us/job':>20} {'runners us/job':>20}")
+    print(
+        f"{'variant':<40} {'jobs/s':>14} {'server us/job':>20} {'runners us/job':>20}"
+        "  faster than the baseline in the same round"
+    )
     for name, figs in figures.items():
         med = {k: statistics.median(f[k] for f in figs) for k in figs[0]}
+        # Round by round against the baseline's figure of the same round: how often the
+        # variant was ahead, and the spread of its ratio, which says how far to trust the
+        # ratio of the medians on a noisy machine.
+        ratios = [f["jobs_s"] / b["jobs_s"] for f, b in zip(figs, figures[BASELINE], strict=True)]
+        ahead = (
+            ""
+            if name == BASELINE
+            else (
+                f"  {sum(r > 1 for r in ratios)} of {len(ratios)} rounds"
+                f" ({min(ratios):.2f}x to {max(ratios):.2f}x)"
+            )
+        )
         print(
             f"{name:<40} {med['jobs_s']:7,.0f} {med['jobs_s'] / base['jobs_s']:5.2f}x"
             f" {med['server_us']:12.0f} {med['server_us'] / base['server_us']:5.2f}x"
-            f" {med['client_us']:12.0f} {med['client_us'] / base['client_us']:5.2f}x"
+            f" {med['client_us']:12.0f} {med['client_us'] / base['client_us']:5.2f}x{ahead}"
         )
     return 0
 
