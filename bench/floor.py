@@ -25,6 +25,12 @@
   statement inserts every "scheduled" event and job row. These are what our
   rows alone cost, whatever code writes them: ours/this is what our code costs
   on top of its rows, this/bare what the rows cost over a bare queue's.
+- Our runner's own step, the statement ``runscheduledjobs`` sends per job
+  (``complete_and_claim``: fold, hash chain, triggers and checks all on), sent by
+  the same bare psycopg loop as the floors above instead of by our runner. It
+  splits what the ledger costs between the database's side (rows by hand against
+  this) and our runner's Python and Django (this against ours): the most any
+  runner written in Python could get from our step.
 """
 
 from __future__ import annotations
@@ -223,6 +229,9 @@ def _step_worker(dsn: str, kind: str, ready: str | None = None) -> None:
 
     from bench.noop import noop
 
+    if kind == "step":
+        _our_step_worker(dsn, ready)
+        return
     statement = {"rows": ROWS_STEP, "bare": BARE_STEP, "minimal": MINIMAL_STEP}[kind]
     options = _REPLICA if kind == "rows" else ""
     with psycopg.connect(dsn, autocommit=True, options=options) as conn:
@@ -237,6 +246,53 @@ def _step_worker(dsn: str, kind: str, ready: str | None = None) -> None:
             noop()
             params["done"] = row[0]
             params["seconds"] = time.perf_counter() - called
+
+
+def _our_step_worker(dsn: str, ready: str | None = None) -> None:
+    """Our runner's step (see the module's docstring), one job at a time, registered as
+    a runner the way ours registers; the completion goes with the next claim, as ours
+    sends it. Reads only the claimed job's id and seq, and checks that the job is
+    still this worker's, as ours does."""
+    import json
+    import socket
+    import time
+
+    from bench.noop import noop
+    from django_future.sql import query
+
+    identity = f"floor-step:{socket.gethostname()}:{os.getpid()}"
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        row = conn.execute(
+            query("register_runner"),
+            {
+                "hostname": socket.gethostname(),
+                "pid": os.getpid(),
+                "identity": identity,
+                "lease": "5 minutes",
+            },
+        ).fetchone()
+        assert row is not None
+        params: dict[str, object] = {
+            "done": "[]",
+            "now": None,
+            "runner": identity,
+            "runner_id": row[0],
+            "limit": 1,
+        }
+        statement = query("complete_and_claim").replace(
+            "SELECT *", "SELECT id, last_seq, status, runner_process_id", 1
+        )
+        if not _ready(ready):
+            return
+        while True:
+            rows = conn.execute(statement, params, prepare=True).fetchall()
+            mine = [r for r in rows if r[2] == "running" and r[3] == params["runner_id"]]
+            if not mine:
+                return
+            job_id, seq = mine[0][:2]
+            called = time.perf_counter()
+            noop()
+            params["done"] = json.dumps([[job_id, seq, None, time.perf_counter() - called]])
 
 
 def _worker(dsn: str, batch: int = 1, ready: str | None = None) -> None:
@@ -344,6 +400,27 @@ def our_rows(dsn: str, *, jobs: int, workers: int) -> Result:
     )
 
 
+def our_step(dsn: str, *, jobs: int, workers: int) -> Result:
+    """Our runner's step sent by a bare psycopg loop, one job per claim: see the docstring."""
+    from bench import ours
+
+    ours.migrate(dsn)
+    ours.load(dsn, jobs)  # and analyzes it
+    _run_workers(dsn, "step", workers, "our-step")
+    left = count(dsn, "SELECT count(*) FROM django_future_scheduledjob WHERE status <> 'complete'")
+    if left:
+        raise RuntimeError(f"{left} of the {jobs} jobs did not complete")
+    seconds = ours.busy_seconds(dsn)
+    return Result(
+        name=f"our step by a bare client, {workers} worker(s), 1 job per claim",
+        value=jobs / seconds,
+        unit="jobs/s",
+        jobs=jobs,
+        seconds=seconds,
+        notes="our runner's statement, ledger whole, sent by a bare psycopg loop (no Django)",
+    )
+
+
 def our_rows_bulk(dsn: str, *, jobs: int) -> Result:
     """Every "scheduled" event and job row of a bulk load, by hand: see the docstring."""
     import time
@@ -443,7 +520,7 @@ if __name__ == "__main__":
     # python -m bench.floor DSN MODE [READY_FILE]
     _dsn, _mode = sys.argv[1], sys.argv[2]
     _ready_file = sys.argv[3] if len(sys.argv) > 3 else None
-    if _mode in ("rows", "bare", "minimal"):
+    if _mode in ("rows", "bare", "minimal", "step"):
         _step_worker(_dsn, _mode, _ready_file)
     else:
         _worker(_dsn, int(_mode), _ready_file)

@@ -183,6 +183,11 @@ def main() -> int:
                 lambda d: floor.our_rows(d, jobs=jobs, workers=4),
             )
             h.measure(
+                "step_4",
+                "our step by a bare client, 4 workers",
+                lambda d: floor.our_step(d, jobs=jobs, workers=4),
+            )
+            h.measure(
                 "pgbench_4",
                 "pgbench, 4 clients",
                 lambda d: floor.pgbench(d, clients=4, seconds=5 if q else 10),
@@ -297,6 +302,27 @@ TARGETS: list[tuple[str, str, str | list[str], str, float]] = [
         "ours_4",
         "<=",
         1.3,
+    ),
+    (
+        "for information: our rows by hand vs our step by a bare client (the step's SQL)",
+        "rows_4",
+        "step_4",
+        "<=",
+        1.3,
+    ),
+    (
+        "for information: our step by a bare client vs ours (our runner's Python, Django)",
+        "step_4",
+        "ours_4",
+        "<=",
+        1.3,
+    ),
+    (
+        "for information: our step by a bare client vs the better peer (any Python runner's most)",
+        "step_4",
+        ["procrastinate_4", "django_tasks_4"],
+        ">=",
+        4.0,
     ),
     ("throughput with 1M historical events vs with 10k", "history_1m", "history_10k", ">=", 0.9),
     ("bulk scheduling vs pgqueuer batch enqueue", "bulk", "pgqueuer_enqueue", ">=", 1.0),
