@@ -101,7 +101,12 @@ def main() -> int:
         sys.exit("bench: set DATABASE_URL, or run it with `python3 dev.py bench`")
 
     q = options.quick
+    # One process working one job at a time takes several seconds over 5,000 jobs. Four
+    # take 2-3 s, where one burst of the machine's other work moves a figure by up to
+    # 1.4x: they get 20,000 jobs (in 3 interleaved rounds, ours ran 1,508-2,115 jobs/s
+    # over 5,000 and 1,919-1,948 over 20,000; procrastinate 495-570 and 527-571).
     jobs = 1_000 if q else 5_000
+    jobs_4 = 2_000 if q else 20_000
     batched_jobs = 5_000 if q else 30_000
     bulk_jobs = 5_000 if q else 50_000
     history_big = 100_000 if q else 1_000_000
@@ -120,7 +125,7 @@ def main() -> int:
                 "ours_1", "ours, 1 runner", lambda d: ours.throughput(d, jobs=jobs, runners=1)
             )
             h.measure(
-                "ours_4", "ours, 4 runners", lambda d: ours.throughput(d, jobs=jobs, runners=4)
+                "ours_4", "ours, 4 runners", lambda d: ours.throughput(d, jobs=jobs_4, runners=4)
             )
             h.measure(
                 "ours_4_batched",
@@ -134,12 +139,16 @@ def main() -> int:
                 h.measure(
                     f"procrastinate_{n}",
                     f"procrastinate, {n} worker(s)",
-                    lambda d, n=n: procrastinate_bench.throughput(d, jobs=jobs, workers=n),
+                    lambda d, n=n: procrastinate_bench.throughput(
+                        d, jobs=jobs if n == 1 else jobs_4, workers=n
+                    ),
                 )
                 h.measure(
                     f"django_tasks_{n}",
                     f"django-tasks-db, {n} worker(s)",
-                    lambda d, n=n: django_tasks_bench.throughput(d, jobs=jobs, workers=n),
+                    lambda d, n=n: django_tasks_bench.throughput(
+                        d, jobs=jobs if n == 1 else jobs_4, workers=n
+                    ),
                 )
             h.measure(
                 "pgqueuer_1",
@@ -160,7 +169,7 @@ def main() -> int:
             h.measure(
                 "bare_4",
                 "bare SKIP LOCKED queue, 4 workers",
-                lambda d: floor.bare_queue(d, jobs=jobs, workers=4),
+                lambda d: floor.bare_queue(d, jobs=jobs_4, workers=4),
             )
             h.measure(
                 "bare_4_batched",
@@ -170,22 +179,22 @@ def main() -> int:
             h.measure(
                 "bare_4_step",
                 "bare queue, 4 workers, 1 statement per job",
-                lambda d: floor.bare_queue(d, jobs=jobs, workers=4, step="bare"),
+                lambda d: floor.bare_queue(d, jobs=jobs_4, workers=4, step="bare"),
             )
             h.measure(
                 "minimal_4",
                 "bare queue + minimal ledger, 4 workers",
-                lambda d: floor.bare_queue(d, jobs=jobs, workers=4, step="minimal"),
+                lambda d: floor.bare_queue(d, jobs=jobs_4, workers=4, step="minimal"),
             )
             h.measure(
                 "rows_4",
                 "our rows by hand, 4 workers",
-                lambda d: floor.our_rows(d, jobs=jobs, workers=4),
+                lambda d: floor.our_rows(d, jobs=jobs_4, workers=4),
             )
             h.measure(
                 "step_4",
                 "our step by a bare client, 4 workers",
-                lambda d: floor.our_step(d, jobs=jobs, workers=4),
+                lambda d: floor.our_step(d, jobs=jobs_4, workers=4),
             )
             h.measure(
                 "pgbench_4",
@@ -207,7 +216,7 @@ def main() -> int:
                     key,
                     f"ours with {size:,} historical events, 4 runners",
                     lambda d, size=size: ours.with_history(
-                        d, history=size, jobs=jobs, runners=4, batch_size=1
+                        d, history=size, jobs=jobs_4, runners=4, batch_size=1
                     ),
                 )
         if "memory" in only:
@@ -225,7 +234,7 @@ def main() -> int:
 
         if "cpu" in only:
             for system in ("ours", "bare"):
-                for batch, count in ((1, jobs), (50, batched_jobs)):
+                for batch, count in ((1, jobs_4), (50, batched_jobs)):
                     h.measure(
                         f"cpu_{system}_{batch}",
                         f"CPU per job, {system}, batch {batch}",
