@@ -459,7 +459,7 @@ class Runner:
             loader = psycopg.adapters.get_loader(_TIMESTAMPTZ, psycopg.pq.Format.TEXT)
             if loader is not None:  # else Django's stays, and _jobs_from changes nothing
                 cursor.adapters.register_loader(_TIMESTAMPTZ, loader)
-        cursor.execute(query(name), params, prepare=self._prepare)
+        cursor.execute(_statement(name), params, prepare=self._prepare)
         return cursor
 
     def _completion_params(
@@ -662,52 +662,75 @@ class Runner:
 
 
 def _jobs_from(cursor: Any, tz: dt.tzinfo | None) -> list[ScheduledJob]:
-    """Model instances from the current result set of ``SELECT * FROM ..._scheduledjob``;
-    ``tz`` is the connection's time zone (``connection.timezone``)."""
+    """Model instances from the current result set of one of the statements that return
+    jobs (see _statement: the job table's columns, in model field order); ``tz`` is the
+    connection's time zone (``connection.timezone``)."""
     result = cursor.pgresult
     if result is None or result.nfields == 0:
         return []
-    names = tuple(result.fname(i).decode() for i in range(result.nfields))
-    order, attnames, convert = _row_layout(names)
-    # What Django's timestamp loader does after parsing: put the value in the
-    # connection's time zone (None, naive, without USE_TZ).
+    layout = _job_layout()
+    if result.nfields != len(layout.attnames):
+        raise RuntimeError(
+            f"expected the {len(layout.attnames)} columns of the job model, got {result.nfields}"
+        )
     jobs = []
     for row in cursor.fetchall():
-        values = [
-            row[i] if fn is None or row[i] is None else fn(row[i], tz)
-            for i, fn in zip(order, convert, strict=True)
-        ]
-        jobs.append(ScheduledJob.from_db("default", attnames, values))
+        values = list(row)
+        for i, from_db_value in layout.decoded:
+            if (value := values[i]) is not None:
+                values[i] = from_db_value(value, None, connection)
+        for i in layout.timestamps:
+            # What Django's timestamp loader does after parsing: put the value in the
+            # connection's time zone (None, naive, without USE_TZ).
+            if (value := values[i]) is not None and value.tzinfo is not tz:
+                values[i] = value.replace(tzinfo=tz)
+        jobs.append(ScheduledJob.from_db(DEFAULT_DB_ALIAS, layout.attnames, values))
     return jobs
 
 
-def _in_time_zone(value: dt.datetime, tz: dt.tzinfo | None) -> dt.datetime:
-    return value.replace(tzinfo=tz)
+@dataclass(frozen=True)
+class _JobLayout:
+    columns: str  # the job table's columns in model field order, as a SELECT list
+    attnames: list[str]
+    decoded: list[tuple[int, Callable[[Any, Any, Any], Any]]]  # (index, from_db_value)
+    timestamps: list[int]
 
 
 @functools.cache
-def _row_layout(
-    names: tuple[str, ...],
-) -> tuple[list[int], list[str], list[Callable[[Any, dt.tzinfo | None], Any] | None]]:
-    """For result columns ``names``: where each model field is (table order is not model
-    order), the fields' names, and the conversion each needs, as the ORM would apply
-    them: JSON decoding, and Django's time zone for timestamps (see _send). Cached: the
-    runner reads the same shape each time."""
+def _job_layout() -> _JobLayout:
+    """How the runner reads job rows: which columns, in what order, and the conversions
+    the ORM would apply to them (JSON decoding, and Django's time zone for timestamps:
+    see _send). Worked out once: reading a claimed job is on every job's path."""
     fields = ScheduledJob._meta.concrete_fields
-
-    def conversion(field: Any) -> Callable[[Any, dt.tzinfo | None], Any] | None:
-        if isinstance(field, models.DateTimeField):
-            return _in_time_zone
-        from_db_value = getattr(field, "from_db_value", None)
-        if from_db_value is None:
-            return None
-        return lambda value, tz: from_db_value(value, None, connection)
-
-    return (
-        [names.index(f.attname) for f in fields],
-        [f.attname for f in fields],
-        [conversion(f) for f in fields],
+    decoded = []
+    for i, f in enumerate(fields):
+        from_db_value = getattr(f, "from_db_value", None)
+        if from_db_value is not None and not isinstance(f, models.DateTimeField):
+            decoded.append((i, from_db_value))
+    return _JobLayout(
+        columns=", ".join(f'"{f.column}"' for f in fields),
+        attnames=[f.attname for f in fields],
+        decoded=decoded,
+        timestamps=[i for i, f in enumerate(fields) if isinstance(f, models.DateTimeField)],
     )
+
+
+# The runner's statements that return job rows (as SELECT * FROM a function).
+_RETURNS_JOBS = frozenset({"claim", "complete_and_claim"})
+
+
+@functools.cache
+def _statement(name: str) -> str:
+    """The named query; where it returns jobs, with the job table's columns listed in
+    the model's field order in place of ``*``, so that _jobs_from reads them as they
+    come, without looking each column up by name for every claim."""
+    text = query(name)
+    if name in _RETURNS_JOBS:
+        listed = text.replace("SELECT * FROM", f"SELECT {_job_layout().columns} FROM", 1)
+        if listed == text:
+            raise RuntimeError(f"query {name!r} no longer starts with SELECT * FROM")
+        text = listed
+    return text
 
 
 def _raw_connection(db: BaseDatabaseWrapper) -> psycopg.Connection[Any]:
