@@ -282,10 +282,11 @@ def _our_step_worker(dsn: str, ready: str | None = None) -> None:
         statement = query("complete_and_claim").replace(
             "SELECT *", "SELECT id, last_seq, status, runner_process_id", 1
         )
+        cursor = conn.cursor()  # one for the whole run, as our runner keeps one
         if not _ready(ready):
             return
         while True:
-            rows = conn.execute(statement, params, prepare=True).fetchall()
+            rows = cursor.execute(statement, params, prepare=True).fetchall()
             mine = [r for r in rows if r[2] == "running" and r[3] == params["runner_id"]]
             if not mine:
                 return
