@@ -30,7 +30,7 @@ import sys
 import threading
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -53,7 +53,7 @@ from django_future.models import EventKind, ScheduledJob
 from django_future.scheduler import backoff, import_callable
 from django_future.sql import query
 
-__all__ = ["DatabaseLostError", "JobFailedError", "RunReport", "Runner", "run_jobs"]
+__all__ = ["DatabaseLostError", "JobFailedError", "JobIds", "RunReport", "Runner", "run_jobs"]
 
 logger = logging.getLogger("django_future.runner")
 
@@ -89,31 +89,69 @@ class DatabaseLostError(Exception):
         super().__init__(f"lost the database connection{where} ({_one_line(cause)})")
 
 
+# How many ids a RunReport keeps per outcome (the most recent); it counts all of them.
+REPORT_IDS = 1_000
+
+
+class JobIds(list[int]):
+    """The ids of the last ``REPORT_IDS`` jobs with one outcome, and how many jobs had it
+    in all (``total``). A runner may work for weeks: a list of every id would grow by
+    about 40 bytes per job for as long as it runs."""
+
+    __slots__ = ("total",)
+
+    def __init__(self, ids: Iterable[int] = ()) -> None:
+        super().__init__()
+        self.total = 0
+        self.extend(ids)
+
+    def append(self, job_id: int) -> None:
+        super().append(job_id)
+        self.total += 1
+        if len(self) > REPORT_IDS:
+            del self[0]
+
+    def extend(self, ids: Iterable[int]) -> None:
+        for job_id in ids:
+            self.append(job_id)
+
+    def __iadd__(self, ids: Iterable[int]) -> JobIds:  # type: ignore[override,misc]
+        self.extend(ids)
+        return self
+
+    def withdraw(self, job_id: int) -> None:
+        """Take back one job counted here (its id too, if it is still kept)."""
+        self.total -= 1
+        if job_id in self:
+            self.remove(job_id)
+
+
 @dataclass(slots=True)
 class RunReport:
-    """What one run did, by job id."""
+    """What one run did: for each outcome, how many jobs had it (``report.completed.total``)
+    and the ids of the last ``REPORT_IDS`` of them (``report.completed``, oldest first)."""
 
-    completed: list[int] = field(default_factory=list)
-    failed: list[int] = field(default_factory=list)
-    retried: list[int] = field(default_factory=list)
-    expired: list[int] = field(default_factory=list)
-    deleted: list[int] = field(default_factory=list)
-    abandoned: list[int] = field(default_factory=list)  # found from dead runners
-    released: list[int] = field(default_factory=list)
+    completed: JobIds = field(default_factory=JobIds)
+    failed: JobIds = field(default_factory=JobIds)
+    retried: JobIds = field(default_factory=JobIds)
+    expired: JobIds = field(default_factory=JobIds)
+    deleted: JobIds = field(default_factory=JobIds)
+    abandoned: JobIds = field(default_factory=JobIds)  # found from dead runners
+    released: JobIds = field(default_factory=JobIds)
 
     @property
     def ran(self) -> int:
-        return len(self.completed) + len(self.failed) + len(self.retried)
+        return self.completed.total + self.failed.total + self.retried.total
 
     def __str__(self) -> str:
         parts = [
-            f"{len(self.completed)} completed",
-            f"{len(self.failed)} failed",
-            f"{len(self.expired)} expired",
+            f"{self.completed.total} completed",
+            f"{self.failed.total} failed",
+            f"{self.expired.total} expired",
         ]
         for name in ("retried", "deleted", "abandoned", "released"):
-            if ids := getattr(self, name):
-                parts.append(f"{len(ids)} {name}")
+            if total := getattr(self, name).total:
+                parts.append(f"{total} {name}")
         return ", ".join(parts)
 
 
@@ -483,8 +521,7 @@ class Runner:
                 continue
             # The attempt was recovered elsewhere after this runner's lease lapsed
             # (a completion is appended only at the seq this runner saw).
-            if job.pk in self._report.completed:
-                self._report.completed.remove(job.pk)
+            self._report.completed.withdraw(job.pk)  # counted when its call returned
             logger.warning(
                 "job %s (%s): the attempt was taken from this runner (its lease lapsed) "
                 "and recovered elsewhere; its completion is not recorded",

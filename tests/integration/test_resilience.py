@@ -11,6 +11,7 @@ import pytest
 from django.db import connection, transaction
 
 from django_future import ledger, run_jobs, schedule_job
+from django_future import runner as runner_module
 from django_future.ledger import JobStateError
 from django_future.models import JobEvent, RunnerProcess, ScheduledJob
 from django_future.runner import JobFailedError, Runner
@@ -238,6 +239,20 @@ def test_max_jobs_never_claims_more_than_it_may_run() -> None:
     report = Runner(batch_size=4, max_jobs=2).run()
     assert report.completed == [jobs[0].pk, jobs[1].pk]
     assert kinds(jobs[2]) == ["scheduled"]
+
+
+def test_max_jobs_counts_every_job_when_the_report_keeps_only_the_last_ids(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A long run keeps the ids of its last REPORT_IDS jobs only; its budget and its
+    # summary still count them all.
+    monkeypatch.setattr(runner_module, "REPORT_IDS", 2)
+    jobs = [schedule_job("0s", "tests.handlers.record", args=[i]) for i in range(6)]
+    report = Runner(max_jobs=5).run()
+    assert report.completed == [jobs[3].pk, jobs[4].pk]
+    assert report.completed.total == report.ran == 5
+    assert str(report).startswith("5 completed")
+    assert kinds(jobs[5]) == ["scheduled"]
 
 
 def test_a_stop_mid_batch_hands_back_what_was_not_started() -> None:
