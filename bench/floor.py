@@ -379,18 +379,24 @@ def bare_queue(
     )
 
 
-def our_rows(dsn: str, *, jobs: int, workers: int) -> Result:
-    """Our job and event rows written by hand, one job per claim: see the docstring."""
+def _drain_ours(dsn: str, mode: str, *, jobs: int, workers: int) -> float:
+    """Migrate, load ``jobs`` and drain them with floor workers of ``mode``; the seconds
+    from the first claim to the last completion."""
     from bench import ours
 
     ours.migrate(dsn)
     ours.load(dsn, jobs)  # and analyzes it
-    # Its workers set session_replication_role: a superuser's privilege.
-    _run_workers(dsn, "rows", workers, "our-rows")
+    _run_workers(dsn, mode, workers, f"our-{mode}")
     left = count(dsn, "SELECT count(*) FROM django_future_scheduledjob WHERE status <> 'complete'")
     if left:
         raise RuntimeError(f"{left} of the {jobs} jobs did not complete")
-    seconds = ours.busy_seconds(dsn)
+    return ours.busy_seconds(dsn)
+
+
+def our_rows(dsn: str, *, jobs: int, workers: int) -> Result:
+    """Our job and event rows written by hand, one job per claim: see the docstring.
+    Its workers set session_replication_role: a superuser's privilege."""
+    seconds = _drain_ours(dsn, "rows", jobs=jobs, workers=workers)
     return Result(
         name=f"our rows by hand, {workers} worker(s), 1 job per claim",
         value=jobs / seconds,
@@ -403,15 +409,7 @@ def our_rows(dsn: str, *, jobs: int, workers: int) -> Result:
 
 def our_step(dsn: str, *, jobs: int, workers: int) -> Result:
     """Our runner's step sent by a bare psycopg loop, one job per claim: see the docstring."""
-    from bench import ours
-
-    ours.migrate(dsn)
-    ours.load(dsn, jobs)  # and analyzes it
-    _run_workers(dsn, "step", workers, "our-step")
-    left = count(dsn, "SELECT count(*) FROM django_future_scheduledjob WHERE status <> 'complete'")
-    if left:
-        raise RuntimeError(f"{left} of the {jobs} jobs did not complete")
-    seconds = ours.busy_seconds(dsn)
+    seconds = _drain_ours(dsn, "step", jobs=jobs, workers=workers)
     return Result(
         name=f"our step by a bare client, {workers} worker(s), 1 job per claim",
         value=jobs / seconds,
