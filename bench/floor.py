@@ -379,9 +379,9 @@ def bare_queue(
     )
 
 
-def _drain_ours(dsn: str, mode: str, *, jobs: int, workers: int) -> float:
-    """Migrate, load ``jobs`` and drain them with floor workers of ``mode``; the seconds
-    from the first claim to the last completion."""
+def _drain_ours(dsn: str, mode: str, *, jobs: int, workers: int, name: str, notes: str) -> Result:
+    """Migrate, load ``jobs`` and drain them with ``workers`` floor workers of ``mode``,
+    timed from the first claim to the last completion."""
     from bench import ours
 
     ours.migrate(dsn)
@@ -390,32 +390,38 @@ def _drain_ours(dsn: str, mode: str, *, jobs: int, workers: int) -> float:
     left = count(dsn, "SELECT count(*) FROM django_future_scheduledjob WHERE status <> 'complete'")
     if left:
         raise RuntimeError(f"{left} of the {jobs} jobs did not complete")
-    return ours.busy_seconds(dsn)
+    seconds = ours.busy_seconds(dsn)
+    return Result(
+        name=f"{name}, {workers} worker(s), 1 job per claim",
+        value=jobs / seconds,
+        unit="jobs/s",
+        jobs=jobs,
+        seconds=seconds,
+        notes=notes,
+    )
 
 
 def our_rows(dsn: str, *, jobs: int, workers: int) -> Result:
     """Our job and event rows written by hand, one job per claim: see the docstring.
     Its workers set session_replication_role: a superuser's privilege."""
-    seconds = _drain_ours(dsn, "rows", jobs=jobs, workers=workers)
-    return Result(
-        name=f"our rows by hand, {workers} worker(s), 1 job per claim",
-        value=jobs / seconds,
-        unit="jobs/s",
+    return _drain_ours(
+        dsn,
+        "rows",
         jobs=jobs,
-        seconds=seconds,
+        workers=workers,
+        name="our rows by hand",
         notes="our job row and event per step, triggers off: no fold, no hash, no checks",
     )
 
 
 def our_step(dsn: str, *, jobs: int, workers: int) -> Result:
     """Our runner's step sent by a bare psycopg loop, one job per claim: see the docstring."""
-    seconds = _drain_ours(dsn, "step", jobs=jobs, workers=workers)
-    return Result(
-        name=f"our step by a bare client, {workers} worker(s), 1 job per claim",
-        value=jobs / seconds,
-        unit="jobs/s",
+    return _drain_ours(
+        dsn,
+        "step",
         jobs=jobs,
-        seconds=seconds,
+        workers=workers,
+        name="our step by a bare client",
         notes="our runner's statement, ledger whole, sent by a bare psycopg loop (no Django)",
     )
 

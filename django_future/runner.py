@@ -105,15 +105,18 @@ class JobIds(list[int]):
         self.total = 0
         self.extend(ids)
 
-    def append(self, job_id: int) -> None:
+    def append(self, job_id: int) -> None:  # once per job: kept apart from extend
         super().append(job_id)
         self.total += 1
         if len(self) > REPORT_IDS:
             del self[0]
 
     def extend(self, ids: Iterable[int]) -> None:
-        for job_id in ids:
-            self.append(job_id)
+        before = len(self)
+        super().extend(ids)
+        self.total += len(self) - before
+        if len(self) > REPORT_IDS:
+            del self[:-REPORT_IDS]
 
     def __iadd__(self, ids: Iterable[int]) -> JobIds:  # type: ignore[override,misc]
         self.extend(ids)
