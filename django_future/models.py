@@ -160,15 +160,19 @@ class ScheduledJob(models.Model):
     )
 
     # Policy, fixed at scheduling time (see schedule_job).
+    # The counters below are IntegerFields, not PositiveIntegerFields: those add a
+    # CHECK constraint, which PostgreSQL parses and plans again for every statement
+    # that writes the table, and the fold already keeps them in range (migration
+    # 0009: "scheduled" refuses negative retries, and the rest only count up).
     atomic = models.BooleanField(default=False)
-    max_attempts = models.PositiveIntegerField(default=1)
+    max_attempts = models.IntegerField(default=1)
     retry_delay = models.DurationField(null=True, blank=True)
     retry_max_delay = models.DurationField(null=True, blank=True)
-    attempts = models.PositiveIntegerField(default=0)  # "started" events so far
+    attempts = models.IntegerField(default=0)  # "started" events so far
 
     created_at = models.DateTimeField()
     # seq of the last event folded into this row; the next event must be last_seq + 1.
-    last_seq = models.PositiveIntegerField()
+    last_seq = models.IntegerField()
     # hash of that event: the next event's hash is chained to it.
     last_hash = models.CharField(max_length=64)
 
@@ -196,13 +200,9 @@ class ScheduledJob(models.Model):
                 name="django_future_in_hand",
             ),
         ]
-        constraints: ClassVar[list[models.BaseConstraint]] = [
-            models.CheckConstraint(
-                condition=models.Q(time_slot_end__isnull=True)
-                | models.Q(time_slot_end__gte=models.F("time_slot_start")),
-                name="django_future_window_not_reversed",
-            ),
-        ]
+        # No CHECK constraints, for the reason given above max_attempts: a window
+        # that closes before it opens is refused by "scheduled" and "retry" in the
+        # fold (sql/0009_checks_at_creation.sql).
         triggers: ClassVar[list[pgtrigger.Trigger]] = [
             # Only the fold may write this table: the fold trigger (so depth >= 1),
             # or a writer that folds its own events (see TRIGGER_FOLDS). Once per
@@ -312,7 +312,8 @@ class JobEvent(models.Model):
     """
 
     job_id = models.BigIntegerField()
-    seq = models.PositiveIntegerField()
+    # 1 for "scheduled", then the job's last_seq + 1 (the fold); no CHECK, as above.
+    seq = models.IntegerField()
     kind = models.CharField(max_length=20, choices=EventKind.choices)
     at = models.DateTimeField(db_default=Now())
     runner = models.CharField(max_length=255, null=True, blank=True)  # noqa: DJ001

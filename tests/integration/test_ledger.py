@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 
 import pgtrigger
@@ -106,6 +107,64 @@ def test_a_whole_job_can_be_scheduled_from_sql() -> None:
         {},
         None,
     )
+
+
+_NEW_ID = "nextval(pg_get_serial_sequence('django_future_scheduledjob', 'id'))"
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (
+            {"time_slot_start": "2030-01-02T00:00Z", "time_slot_end": "2030-01-01T00:00Z"},
+            r"a job cannot expire \(2030-01-01T00:00Z\) before it is due \(2030-01-02T00:00Z\)",
+        ),
+        ({"time_slot_start": "2030-01-02T00:00Z", "retries": -1}, "retries must be 0 or more"),
+    ],
+)
+@pytest.mark.parametrize("writer", ["fold", "bulk"])
+def test_scheduled_refuses_a_reversed_window_and_negative_retries(
+    data: dict[str, object], message: str, writer: str
+) -> None:
+    """What the table's CHECK constraints refused before migration 0009, "scheduled"
+    refuses now, by either road a job is created: an event folded by the trigger, or
+    the bulk writer, which inlines the same transition."""
+    data = {"callable_name": "tests.handlers.record", **data}
+    with pytest.raises(DatabaseError, match=message), transaction.atomic():
+        if writer == "fold":
+            sql(
+                "INSERT INTO django_future_jobevent (job_id, seq, kind, data)"
+                f" VALUES ({_NEW_ID}, 1, 'scheduled', %s)",
+                [json.dumps(data)],
+            )
+        else:
+            sql("SELECT django_future_schedule_lines(%s)", [json.dumps(data)])
+    assert not JobEvent.objects.exists() and not ScheduledJob.objects.exists()
+
+
+def test_a_retry_due_after_the_window_is_refused() -> None:
+    # A retry two hours on would fall after the window: the runner leaves the job failed,
+    # with an attempt left, and a retry written by hand must stay inside the window too.
+    job = schedule_job("0s", "tests.handlers.boom", expires="1h", retries=1, retry_delay="2h")
+    run_jobs(ignore_errors=True)
+    job = ScheduledJob.objects.get(pk=job.pk)
+    assert (job.status, job.attempts, job.max_attempts) == ("failed", 1, 2)
+    assert job.time_slot_end is not None
+
+    def retry(due: dt.datetime) -> None:
+        sql(
+            "INSERT INTO django_future_jobevent (job_id, seq, kind, data)"
+            " VALUES (%s, %s, 'retry', %s)",
+            [job.pk, job.last_seq + 1, json.dumps({"due": due.isoformat()})],
+        )
+
+    with pytest.raises(DatabaseError, match=r"cannot be retried at .*: its window closed at"):
+        with transaction.atomic():
+            retry(job.time_slot_end + dt.timedelta(seconds=1))
+    assert kinds(job) == ["scheduled", "started", "failed"]
+    retry(job.time_slot_end)  # the last moment of the window is inside it
+    job = ScheduledJob.objects.get(pk=job.pk)
+    assert (job.status, job.time_slot_start) == ("scheduled", job.time_slot_end)
 
 
 @pytest.mark.parametrize(
