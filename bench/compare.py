@@ -18,6 +18,13 @@ completion, on the database's clock), the server's CPU per job (every
 PostgreSQL process, from /proc: Linux and a local server only) and the
 runners' CPU per job, each with its ratio to the baseline, and in how many
 rounds the variant beat the baseline's figure of the same round.
+
+With ``--step``, each copy is drained instead by one bare psycopg loop sending our
+runner's step (``bench.floor.OurStep``), and the figures are that one backend's
+own CPU per step, user and system, read from /proc. No runners and no other
+client share the machine's two cores with it, so it tells the cost of a change
+to the SQL apart to a few per cent, where four runners' jobs/s cannot; it says
+nothing of the runner's Python, and source-tree variants are refused.
 """
 
 from __future__ import annotations
@@ -26,6 +33,7 @@ import argparse
 import os
 import statistics
 import sys
+import time
 from pathlib import Path
 
 import psycopg
@@ -33,14 +41,21 @@ import psycopg.conninfo
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench import cpu, ours
+from bench import cpu, floor, ours
 from bench.common import scratch_database
 
 BASELINE = "as migrated"
 
 
 def one_run(
-    admin_dsn: str, template: str, variant: Path | None, *, jobs: int, runners: int, batch: int
+    admin_dsn: str,
+    template: str,
+    variant: Path | None,
+    *,
+    jobs: int,
+    runners: int,
+    batch: int,
+    step: bool = False,
 ) -> dict[str, float]:
     with scratch_database(admin_dsn, "cmp", template=template) as dsn:
         root = ours.ROOT
@@ -50,6 +65,8 @@ def one_run(
             with psycopg.connect(dsn, autocommit=True) as conn:
                 # several statements: the simple query protocol
                 conn.execute(variant.read_text().encode())
+        if step:
+            return step_cpu(dsn)
         client, server_s = cpu.measure(
             dsn,
             lambda: ours.run_runners(dsn, jobs=jobs, runners=runners, batch_size=batch, root=root),
@@ -61,6 +78,28 @@ def one_run(
         }
 
 
+def step_cpu(dsn: str) -> dict[str, float]:
+    """Drain ``dsn`` with one bare loop sending our step: steps/s and the backend's own
+    CPU per step (``server_us`` user plus system, ``client_us`` user alone)."""
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        step = floor.OurStep(conn)
+        row = conn.execute("SELECT pg_backend_pid()").fetchone()
+        assert row is not None
+        backend = int(row[0])
+        user0, system0 = cpu.process_cpu(backend)
+        started = time.perf_counter()
+        ran = step.drain()
+        seconds = time.perf_counter() - started
+        user, system = cpu.process_cpu(backend)
+    if not ran:
+        raise RuntimeError("no job was due")
+    return {
+        "jobs_s": ran / seconds,
+        "server_us": (user - user0 + system - system0) * 1e6 / ran,
+        "client_us": (user - user0) * 1e6 / ran,
+    }
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
@@ -70,6 +109,11 @@ def main() -> int:
     parser.add_argument("--runners", type=int, default=4)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--batch", type=int, default=1, help="runscheduledjobs --batch-size")
+    parser.add_argument(
+        "--step",
+        action="store_true",
+        help="one bare loop sending our step; the backend's own CPU per step (SQL variants)",
+    )
     args = parser.parse_args()
     admin_dsn = os.environ["DATABASE_URL"]
     variants: dict[str, Path | None] = {BASELINE: None}
@@ -78,8 +122,14 @@ def main() -> int:
             parser.error(f"{path}: no such SQL file or source tree")
         if path.is_dir() and not (path / "django_future" / "runner.py").is_file():
             parser.error(f"{path}: not a source tree of django-future-ledger")
+        if path.is_dir() and args.step:
+            parser.error(f"{path}: --step sends this tree's step; it takes SQL variants only")
         variants[str(path)] = path
 
+    if args.step:
+        server, client, how = "backend", "user", "one bare loop sending our step"
+    else:
+        server, client, how = "server", "runners", f"{args.runners} runners, batch {args.batch}"
     figures: dict[str, list[dict[str, float]]] = {name: [] for name in variants}
     with scratch_database(admin_dsn, prefix="cmp_template") as template_dsn:
         ours.migrate(template_dsn)
@@ -97,29 +147,32 @@ def main() -> int:
                     jobs=args.jobs,
                     runners=args.runners,
                     batch=args.batch,
+                    step=args.step,
                 )
                 figures[name].append(fig)
                 print(
                     f"round {rnd + 1}: {name:<40} {fig['jobs_s']:8,.0f} jobs/s"
-                    f"  server {fig['server_us']:5.0f} us/job  runners {fig['client_us']:5.0f} us/job",
+                    f"  {server} {fig['server_us']:5.0f} us  {client} {fig['client_us']:5.0f} us",
                     flush=True,
                 )
 
     base = {k: statistics.median(f[k] for f in figures[BASELINE]) for k in figures[BASELINE][0]}
+    print(f"\nmedians of {args.rounds} rounds; {args.jobs:,} jobs, {how}")
     print(
-        f"\nmedians of {args.rounds} rounds; {args.jobs:,} jobs, {args.runners} runners,"
-        f" batch {args.batch}"
-    )
-    print(
-        f"{'variant':<40} {'jobs/s':>14} {'server us/job':>20} {'runners us/job':>20}"
-        "  faster than the baseline in the same round"
+        f"{'variant':<40} {'jobs/s':>14} {server + ' us/job':>20} {client + ' us/job':>20}"
+        f"  {'cheaper' if args.step else 'faster'} than the baseline in the same round"
     )
     for name, figs in figures.items():
         med = {k: statistics.median(f[k] for f in figs) for k in figs[0]}
         # Round by round against the baseline's figure of the same round: how often the
         # variant was ahead, and the spread of its ratio, which says how far to trust the
         # ratio of the medians on a noisy machine.
-        ratios = [f["jobs_s"] / b["jobs_s"] for f, b in zip(figs, figures[BASELINE], strict=True)]
+        # With --step, by the backend's CPU: one client's jobs/s is mostly waiting for
+        # its commits to reach the disk.
+        ratios = [
+            b["server_us"] / f["server_us"] if args.step else f["jobs_s"] / b["jobs_s"]
+            for f, b in zip(figs, figures[BASELINE], strict=True)
+        ]
         ahead = (
             ""
             if name == BASELINE

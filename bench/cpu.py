@@ -30,6 +30,12 @@ def _stat(pid: int) -> list[str]:
     return text.rsplit(")", 1)[1].split()
 
 
+def process_cpu(pid: int) -> tuple[float, float]:
+    """The user and system CPU seconds used so far by process ``pid`` alone."""
+    fields = _stat(pid)
+    return int(fields[11]) / _TICK, int(fields[12]) / _TICK
+
+
 def server_cpu(dsn: str) -> Callable[[], float]:
     """A reader of the CPU seconds used so far by the server behind ``dsn``."""
     with psycopg.connect(dsn) as conn:

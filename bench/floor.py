@@ -41,6 +41,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import psycopg.conninfo
@@ -249,19 +250,27 @@ def _step_worker(dsn: str, kind: str, ready: str | None = None) -> None:
 
 
 def _our_step_worker(dsn: str, ready: str | None = None) -> None:
-    """Our runner's step (see the module's docstring), one job at a time, registered as
-    a runner the way ours registers; the completion goes with the next claim, as ours
-    sends it. Reads only the claimed job's id and seq, and checks that the job is
-    still this worker's, as ours does."""
-    import json
-    import socket
-    import time
-
-    from bench.noop import noop
-    from django_future.sql import query
-
-    identity = f"floor-step:{socket.gethostname()}:{os.getpid()}"
+    """Our runner's step (see the module's docstring), one job at a time, as a floor
+    worker: registered, ready, then run until nothing is due."""
     with psycopg.connect(dsn, autocommit=True) as conn:
+        step = OurStep(conn)
+        if _ready(ready):
+            step.drain()
+
+
+class OurStep:
+    """Our runner's step sent by a bare psycopg loop on ``conn`` (autocommit), registered
+    as a runner the way ours registers; the completion goes with the next claim, as ours
+    sends it. Reads only the claimed job's id and seq, and checks that the job is still
+    this loop's, as ours does. Also used by ``bench/compare.py --step``."""
+
+    def __init__(self, conn: psycopg.Connection[Any]) -> None:
+        import socket
+
+        from django_future.sql import query
+
+        self.conn = conn
+        identity = f"floor-step:{socket.gethostname()}:{os.getpid()}"
         row = conn.execute(
             query("register_runner"),
             {
@@ -272,28 +281,37 @@ def _our_step_worker(dsn: str, ready: str | None = None) -> None:
             },
         ).fetchone()
         assert row is not None
-        params: dict[str, object] = {
+        self.runner_id = row[0]
+        self.statement = query("complete_and_claim").replace(
+            "SELECT *", "SELECT id, last_seq, status, runner_process_id", 1
+        )
+        self.params: dict[str, object] = {
             "done": "[]",
             "now": None,
             "runner": identity,
-            "runner_id": row[0],
+            "runner_id": self.runner_id,
             "limit": 1,
         }
-        statement = query("complete_and_claim").replace(
-            "SELECT *", "SELECT id, last_seq, status, runner_process_id", 1
-        )
-        cursor = conn.cursor()  # one for the whole run, as our runner keeps one
-        if not _ready(ready):
-            return
+
+    def drain(self) -> int:
+        """Run jobs until none is due; return how many ran."""
+        import json
+        import time
+
+        from bench.noop import noop
+
+        cursor = self.conn.cursor()  # one for the whole run, as our runner keeps one
+        ran = 0
         while True:
-            rows = cursor.execute(statement, params, prepare=True).fetchall()
-            mine = [r for r in rows if r[2] == "running" and r[3] == params["runner_id"]]
+            rows = cursor.execute(self.statement, self.params, prepare=True).fetchall()
+            mine = [r for r in rows if r[2] == "running" and r[3] == self.runner_id]
             if not mine:
-                return
+                return ran
             job_id, seq = mine[0][:2]
             called = time.perf_counter()
             noop()
-            params["done"] = json.dumps([[job_id, seq, None, time.perf_counter() - called]])
+            self.params["done"] = json.dumps([[job_id, seq, None, time.perf_counter() - called]])
+            ran += 1
 
 
 def _worker(dsn: str, batch: int = 1, ready: str | None = None) -> None:
