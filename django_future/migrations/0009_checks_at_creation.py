@@ -2,8 +2,8 @@
 
 The job table's CHECK constraints (and the ledger's on seq) were parsed and planned
 again by PostgreSQL for every statement that wrote the table, twice per job in the
-runner's step. "scheduled" and "retry" now refuse what they refused, in the fold,
-and the counters become plain integer columns. The runner's step also sets its
+runner's step. "scheduled" (in the fold and in the bulk writer) and "retry" now
+refuse what they refused, and the counters become plain integer columns. The runner's step also sets its
 flag by assignment, not PERFORM.
 """
 
@@ -20,11 +20,11 @@ class Migration(migrations.Migration):
     operations = [
         migrations.RunSQL(
             migration_sql("0009_checks_at_creation.sql"),
-            # Back to 0006's "scheduled" and fold and 0005's step; the constraints come
+            # Back to 0006's fold and bulk writer and 0005's step; the constraints come
             # back with the operations below.
             reverse_sql=[
-                migration_function("0006_streamed_bulk.sql", "django_future_scheduled"),
                 migration_function("0006_streamed_bulk.sql", "django_future_fold"),
+                migration_function("0006_streamed_bulk.sql", "django_future_schedule_lines"),
                 migration_function(
                     "0005_inlined_transitions.sql", "django_future_complete_and_claim"
                 ),

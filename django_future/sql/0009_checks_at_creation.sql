@@ -12,9 +12,9 @@
 -- the same transitions (the guard refuses anything else), so the checks move
 -- to where a value can first go wrong:
 --
--- * "scheduled" (django_future_scheduled, which the fold calls and bulk
---   scheduling inlines) refuses a negative number of retries and a window
---   that closes before it opens;
+-- * "scheduled" refuses a negative number of retries and a window that
+--   closes before it opens, both in the fold and in the bulk writer
+--   (django_future_schedule_lines), each on the values as parsed once;
 -- * "retry" (the fold) refuses a due time after the window closed;
 -- * attempts and last_seq only ever count up from 0 and 1 in the transitions,
 --   and an event's seq must follow its job's last (the fold, and the
@@ -27,11 +27,11 @@
 --
 -- The commit that added this file gives the measurements.
 
--- Raise check_violation with ``message``; its type is ``value``'s, so that it can
--- stand in a CASE branch of any type. STABLE, not VOLATILE: a STABLE SQL function
--- that calls it can still be inlined (see 0005), and the planner does not run a
--- STABLE function while it folds constants, which would raise at plan time for a
--- branch never taken.
+-- Raise check_violation with ``message``, from inside a query; its type is
+-- ``value``'s, so that it fits wherever a value is expected. STABLE, not
+-- VOLATILE: a STABLE SQL function that calls it can still be inlined (see
+-- 0005), and the planner does not run a STABLE function while it folds
+-- constants, which would raise at plan time for a row that never comes.
 CREATE FUNCTION django_future_refuse(message text, value anyelement)
 RETURNS anyelement
 LANGUAGE plpgsql STABLE AS $refuse$
@@ -40,38 +40,8 @@ BEGIN
 END
 $refuse$;
 
--- 0006's "scheduled", checking the retries and the window it is given.
-CREATE OR REPLACE FUNCTION django_future_scheduled(data jsonb, at timestamptz, hash text)
-RETURNS django_future_created
-LANGUAGE sql STABLE AS $scheduled$
-    SELECT ROW(data->>'callable_name', (data->>'content_type_id')::integer,
-               data->>'object_id', COALESCE(data->'args', '[]'::jsonb),
-               COALESCE(data->'kwargs', '{}'::jsonb), (data->>'time_slot_start')::timestamptz,
-               CASE
-                   WHEN data->>'time_slot_end' IS NULL OR data->>'time_slot_start' IS NULL
-                        OR (data->>'time_slot_end')::timestamptz
-                           >= (data->>'time_slot_start')::timestamptz
-                   THEN (data->>'time_slot_end')::timestamptz
-                   ELSE django_future_refuse(
-                       format('django_future: a job cannot expire (%s) before it is due (%s)',
-                              data->>'time_slot_end', data->>'time_slot_start'),
-                       (data->>'time_slot_end')::timestamptz)
-               END,
-               COALESCE((data->>'atomic')::boolean, false),
-               CASE
-                   WHEN COALESCE((data->>'retries')::integer, 0) >= 0
-                   THEN COALESCE((data->>'retries')::integer, 0) + 1
-                   ELSE django_future_refuse(
-                       format('django_future: retries must be 0 or more, got %s',
-                              data->>'retries'),
-                       0)
-               END,
-               make_interval(secs => (data->>'retry_delay')::double precision),
-               make_interval(secs => (data->>'retry_max_delay')::double precision),
-               0, 'scheduled', at, 1, hash)::django_future_created
-$scheduled$;
-
--- 0006's fold, with "retry" checking its due time against the job's window.
+-- 0006's fold: "scheduled" checks the new job's retries and window, and "retry"
+-- its due time against the window.
 CREATE OR REPLACE FUNCTION django_future_fold(
     s django_future_scheduledjob, e django_future_jobevent
 ) RETURNS django_future_scheduledjob
@@ -86,6 +56,14 @@ BEGIN
                 e.job_id, e.seq USING ERRCODE = 'serialization_failure';
         END IF;
         n := django_future_scheduled(e.data, e.at, e.hash);
+        IF n.max_attempts < 1 THEN
+            RAISE EXCEPTION 'django_future: job %: retries must be 0 or more, got %',
+                e.job_id, n.max_attempts - 1 USING ERRCODE = 'check_violation';
+        END IF;
+        IF n.time_slot_end < n.time_slot_start THEN
+            RAISE EXCEPTION 'django_future: job % cannot expire (%) before it is due (%)',
+                e.job_id, n.time_slot_end, n.time_slot_start USING ERRCODE = 'check_violation';
+        END IF;
         s.id := e.job_id;
         s.callable_name := n.callable_name;
         s.content_type_id := n.content_type_id;
@@ -212,6 +190,67 @@ BEGIN
     RETURN s;
 END
 $fold$;
+
+-- 0006's bulk writer, checking the jobs it creates as "scheduled" does in the fold.
+CREATE OR REPLACE FUNCTION django_future_schedule_lines(lines text)
+RETURNS bigint[]
+LANGUAGE plpgsql AS $schedule_lines$
+DECLARE
+    -- Looked up once: per row, pg_get_serial_sequence's catalog lookups were a
+    -- tenth of this function's time.
+    job_ids regclass := pg_get_serial_sequence('django_future_scheduledjob', 'id')::regclass;
+    ids bigint[];
+BEGIN
+    PERFORM set_config('django_future.folded', 'on', true);
+    -- Each job's id, data and hash once; both INSERTs read them from here.
+    WITH given AS MATERIALIZED (
+        SELECT j.id, j.data, j.n,
+               django_future_event_hash(NULL, j.id, 1, 'scheduled', statement_timestamp(),
+                                        NULL, j.data) AS hash
+        FROM (SELECT nextval(job_ids) AS id, line.data::jsonb AS data, line.n
+              FROM string_to_table(lines, E'\n') WITH ORDINALITY AS line(data, n)) j
+    ), appended AS (
+        INSERT INTO django_future_jobevent (job_id, seq, kind, at, runner, data, hash)
+        SELECT g.id, 1, 'scheduled', statement_timestamp(), NULL, g.data, g.hash
+        FROM given g
+    ), created AS (
+        INSERT INTO django_future_scheduledjob
+            (id, callable_name, content_type_id, object_id, args, kwargs, time_slot_start,
+             time_slot_end, atomic, max_attempts, retry_delay, retry_max_delay, attempts,
+             status, created_at, last_seq, last_hash)
+        SELECT g.id, (c.n).callable_name, (c.n).content_type_id, (c.n).object_id, (c.n).args,
+               (c.n).kwargs, (c.n).time_slot_start, (c.n).time_slot_end, (c.n).atomic,
+               (c.n).max_attempts, (c.n).retry_delay, (c.n).retry_max_delay, (c.n).attempts,
+               (c.n).status, (c.n).created_at, (c.n).last_seq, (c.n).last_hash
+        FROM given g
+        CROSS JOIN LATERAL (
+            SELECT django_future_scheduled(g.data, statement_timestamp(), g.hash) AS n) c
+        RETURNING id, max_attempts, time_slot_start, time_slot_end
+    ), refused AS (
+        -- The rows as stored: checking them here reads each value once, where checking
+        -- the event's data again would parse its times a second time. The call is in
+        -- the WHERE clause, after the cheap test, because EXISTS below drops a
+        -- subquery's select list unevaluated.
+        SELECT FROM created r
+        WHERE (r.max_attempts < 1 OR r.time_slot_end < r.time_slot_start)
+          AND django_future_refuse(
+                  CASE WHEN r.max_attempts < 1
+                  THEN format('django_future: job %s: retries must be 0 or more, got %s',
+                              r.id, r.max_attempts - 1)
+                  ELSE format('django_future: job %s cannot expire (%s) before it is due (%s)',
+                              r.id, r.time_slot_end, r.time_slot_start)
+                  END, true)
+    )
+    SELECT array_agg(g.id ORDER BY g.n) INTO ids
+    FROM given g
+    WHERE NOT EXISTS (SELECT FROM refused);  -- reads refused, so that it runs
+    PERFORM set_config('django_future.folded', '', true);
+    IF ids IS NOT NULL THEN
+        PERFORM pg_notify('django_future', '');  -- wake sleeping workers at commit
+    END IF;
+    RETURN ids;
+END
+$schedule_lines$;
 
 -- 0005's step, with its flag set by assignment (see the top of this file).
 CREATE OR REPLACE FUNCTION django_future_complete_and_claim(

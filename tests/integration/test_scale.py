@@ -133,7 +133,7 @@ def test_bulk_scheduling_creates_its_rows_in_line() -> None:
     with connection.cursor() as cursor:
         cursor.execute("SELECT prosrc FROM pg_proc WHERE proname = 'django_future_schedule_lines'")
         (source,) = cursor.fetchone()
-    found = re.search(r"(WITH given AS MATERIALIZED \(.*?FROM given g);", source, re.DOTALL)
+    found = re.search(r"(WITH given AS MATERIALIZED \(.*?);", source, re.DOTALL)
     assert found, source
     statement = (
         found.group(1)
