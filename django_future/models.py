@@ -201,8 +201,8 @@ class ScheduledJob(models.Model):
             ),
         ]
         # No CHECK constraints, for the reason given above max_attempts: a window
-        # that closes before it opens is refused by "scheduled" and "retry" in the
-        # fold (sql/0009_checks_at_creation.sql).
+        # that closes before it opens is refused by "scheduled" (in the fold and in
+        # the bulk writer) and by "retry" (sql/0009_checks_at_creation.sql).
         triggers: ClassVar[list[pgtrigger.Trigger]] = [
             # Only the fold may write this table: the fold trigger (so depth >= 1),
             # or a writer that folds its own events (see TRIGGER_FOLDS). Once per
