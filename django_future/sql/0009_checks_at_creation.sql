@@ -29,9 +29,8 @@
 
 -- Raise check_violation with ``message``, from inside a query; its type is
 -- ``value``'s, so that it fits wherever a value is expected. STABLE, not
--- VOLATILE: a STABLE SQL function that calls it can still be inlined (see
--- 0005), and the planner does not run a STABLE function while it folds
--- constants, which would raise at plan time for a row that never comes.
+-- IMMUTABLE: the planner runs an IMMUTABLE function whose arguments are
+-- constants while it plans, which would raise for a row that never comes.
 CREATE FUNCTION django_future_refuse(message text, value anyelement)
 RETURNS anyelement
 LANGUAGE plpgsql STABLE AS $refuse$
