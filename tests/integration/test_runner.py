@@ -9,6 +9,7 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.db import transaction
+from django.db.models.signals import post_init
 
 from django_future import ledger, run_jobs, schedule_job
 from django_future.models import JobEvent, ScheduledJob
@@ -220,6 +221,39 @@ def test_the_job_a_handler_gets_is_the_row_as_the_orm_reads_it(
         assert (ours, ours.tzinfo) == (theirs, theirs.tzinfo), name
         assert (ours.tzinfo is None) == (not use_tz), name
     assert (received.args, received.kwargs) == (orm.args, orm.kwargs) == ([{"a": [1, 2]}], {})
+
+
+def test_the_job_a_handler_gets_is_a_saved_instance_with_every_field() -> None:
+    """The runner builds claimed jobs without Model.__init__ when no init signal is
+    connected: the instance must still be what from_db makes."""
+    job = schedule_job("0s", "tests.handlers.with_job", args=["a"], retries=2)
+    run_jobs()
+    ((received, *_),) = handlers.calls
+    assert (received._state.adding, received._state.db) == (False, "default")
+    orm = ScheduledJob.objects.get(pk=job.pk)
+    orm.status, orm.last_seq, orm.last_hash = received.status, received.last_seq, received.last_hash
+    orm.execution_end = orm.return_value = None  # completed after the handler returned
+    for field in ScheduledJob._meta.concrete_fields:
+        assert getattr(received, field.attname) == getattr(orm, field.attname), field.name
+    assert received.content_object is None and received.get_status_display() == "Running"
+
+
+def test_init_signals_still_see_the_jobs_the_runner_claims() -> None:
+    """With a pre_init or post_init receiver on ScheduledJob, the runner builds its jobs
+    through Model.__init__, so that the receivers see every one."""
+    seen: list[int] = []
+
+    def on_init(sender: Any, instance: ScheduledJob, **kwargs: Any) -> None:
+        seen.append(instance.pk)
+
+    first = schedule_job("0s", "tests.handlers.returns_none")
+    second = schedule_job("0s", "tests.handlers.returns_none")
+    post_init.connect(on_init, sender=ScheduledJob)
+    try:
+        run_jobs()
+    finally:
+        post_init.disconnect(on_init, sender=ScheduledJob)
+    assert seen == [first.pk, second.pk]
 
 
 def test_a_handler_can_reschedule_its_own_job() -> None:
