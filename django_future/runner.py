@@ -772,7 +772,7 @@ _json_string = json.encoder.encode_basestring_ascii
 
 def _json_value(text: str) -> Any:
     """json.loads(text), with the arguments most jobs have (PostgreSQL writes an empty
-    jsonb array or object just so) made without the parser, which takes 1.5 us even
+    jsonb array or object just so) made without the parser, which takes 1.5 µs even
     for those."""
     if text == "[]":
         return []
