@@ -411,10 +411,9 @@ class Runner:
             # Besides the jobs it claimed, the statement returns the row of each job
             # whose completion it refused (recovered elsewhere meanwhile).
             jobs = [job for job in rows if self._holds(job)]
+            # Nearly always none: look again only if some row was not kept.
             refused = (
-                set()
-                if len(jobs) == len(rows)
-                else {job.pk for job in rows} - {job.pk for job in jobs}
+                {job.pk for job in rows if not self._holds(job)} if len(jobs) < len(rows) else set()
             )
             self._settle(done, refused)
         if not jobs:

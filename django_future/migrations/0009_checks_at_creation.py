@@ -3,8 +3,8 @@
 The job table's CHECK constraints (and the ledger's on seq) were parsed and planned
 again by PostgreSQL for every statement that wrote the table, twice per job in the
 runner's step. "scheduled" (in the fold and in the bulk writer) and "retry" now
-refuse what they refused, and the counters become plain integer columns. The runner's step also sets its
-flag by assignment, not PERFORM.
+refuse what they refused, and the counters become plain integer columns. The
+runner's step also sets its flag by assignment, not PERFORM.
 """
 
 from django.db import migrations, models
