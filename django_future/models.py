@@ -19,6 +19,7 @@ from typing import Any, ClassVar
 import pgtrigger
 from django.contrib.contenttypes.fields import GenericForeignKey
 from django.contrib.contenttypes.models import ContentType
+from django.contrib.postgres.indexes import BrinIndex
 from django.db import models
 from django.db.models import Value
 from django.db.models.functions import Now
@@ -330,7 +331,12 @@ class JobEvent(models.Model):
             models.UniqueConstraint(fields=["job_id", "seq"], name="django_future_event_job_seq"),
         ]
         indexes: ClassVar[list[models.Index]] = [
-            models.Index(fields=["at"], name="django_future_event_at"),
+            # For the auditor's "what happened since ..." (docs/audit.md). BRIN, not
+            # B-tree: events are appended in time order, so a range of pages knows its
+            # span of times, and an insert does not touch the index until its range
+            # is full and summarised. A B-tree here took two index insertions per job
+            # in the runner's step (0.95x backend CPU without them; migration 0010).
+            BrinIndex(fields=["at"], autosummarize=True, name="django_future_event_at"),
         ]
         triggers: ClassVar[list[pgtrigger.Trigger]] = [
             pgtrigger.Trigger(

@@ -83,3 +83,22 @@ def test_wait_and_run_times_per_callable(history: dict[str, int]) -> None:
 def test_no_job_started_twice(history: dict[str, int]) -> None:
     _, rows = fetch(QUERIES[5])
     assert rows == []
+
+
+def test_a_time_window_is_served_by_the_ledgers_time_index(history: dict[str, int]) -> None:
+    """The ledger's events of the last day are found through its BRIN index on
+    ``at``, which a large ledger's planner prefers. This ledger is tiny, so
+    sequential scans are priced out for the plan."""
+    window = (
+        "SELECT job_id, kind FROM django_future_jobevent "
+        "WHERE at > statement_timestamp() - interval '1 day'"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute("SET LOCAL enable_seqscan = off")
+        cursor.execute("EXPLAIN " + window)
+        plan = "\n".join(row[0] for row in cursor.fetchall())
+        cursor.execute(window + " ORDER BY id")
+        events = cursor.fetchall()
+    assert "Bitmap Index Scan on django_future_event_at" in plan, plan
+    assert (history["gone"], "deleted") in events
+    assert len(events) == 10  # three jobs' scheduled, started, outcome; one deletion
