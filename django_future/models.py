@@ -19,10 +19,11 @@ from typing import Any, ClassVar
 import pgtrigger
 from django.contrib.contenttypes.fields import GenericForeignKey
 from django.contrib.contenttypes.models import ContentType
-from django.contrib.postgres.indexes import BrinIndex
 from django.db import models
 from django.db.models import Value
 from django.db.models.functions import Now
+
+from django_future.indexes import BrinIndex
 
 # Names of the triggers, also used by ``pgtrigger.ignore`` in the one place
 # that is allowed to bypass them (``ledger.rebuild``).
@@ -336,7 +337,7 @@ class JobEvent(models.Model):
             # span of times, and an insert does not touch the index until its range
             # is full and summarised. A B-tree here took two index insertions per job
             # in the runner's step (0.95x backend CPU without them; migration 0010).
-            BrinIndex(fields=["at"], autosummarize=True, name="django_future_event_at"),
+            BrinIndex(fields=["at"], name="django_future_event_at"),
         ]
         triggers: ClassVar[list[pgtrigger.Trigger]] = [
             pgtrigger.Trigger(

@@ -11,9 +11,10 @@ them, or in the build, which leaves an invalid index), running it again drops
 whatever is there and builds the index.
 """
 
-from django.contrib.postgres.indexes import BrinIndex
 from django.contrib.postgres.operations import AddIndexConcurrently, RemoveIndexConcurrently
 from django.db import migrations
+
+from django_future.indexes import BrinIndex
 
 
 class Migration(migrations.Migration):
@@ -30,6 +31,6 @@ class Migration(migrations.Migration):
         ),
         AddIndexConcurrently(
             model_name="jobevent",
-            index=BrinIndex(fields=["at"], autosummarize=True, name="django_future_event_at"),
+            index=BrinIndex(fields=["at"], name="django_future_event_at"),
         ),
     ]
