@@ -332,11 +332,9 @@ class JobEvent(models.Model):
             models.UniqueConstraint(fields=["job_id", "seq"], name="django_future_event_job_seq"),
         ]
         indexes: ClassVar[list[models.Index]] = [
-            # For the auditor's "what happened since ..." (docs/audit.md). BRIN, not
-            # B-tree: events are appended in time order, so a range of pages knows its
-            # span of times, and an insert does not touch the index until its range
-            # is full and summarised. A B-tree here took two index insertions per job
-            # in the runner's step (0.95x backend CPU without them; migration 0010).
+            # For the auditor's "what happened since ..." (docs/audit.md). BRIN, since
+            # events are appended in time order (see django_future.indexes): a B-tree
+            # here took two index insertions per job in the runner's step (migration 0010).
             BrinIndex(fields=["at"], name="django_future_event_at"),
         ]
         triggers: ClassVar[list[pgtrigger.Trigger]] = [
