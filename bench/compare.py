@@ -17,7 +17,12 @@ Prints, per variant, the median over rounds of jobs/s (first claim to last
 completion, on the database's clock), the server's CPU per job (every
 PostgreSQL process, from /proc: Linux and a local server only) and the
 runners' CPU per job, each with its ratio to the baseline, and in how many
-rounds the variant beat the baseline's figure of the same round.
+rounds the variant beat the baseline's figure of the same round. Then the
+server's WAL flushes per job and how long each took (the whole server's,
+read from its statistics around each drain; timed where the benchmark may
+set ``track_wal_io_timing`` on its copies, which takes a superuser, as on
+the embedded server). ``bench/variants/asynchronous_commit.sql`` is a
+variant for measuring only: what waiting for those flushes costs.
 
 With ``--step``, each copy is drained instead by one bare psycopg loop sending our
 runner's step (``bench.floor.OurStep``), and the figures are that one backend's
@@ -65,17 +70,38 @@ def one_run(
             with psycopg.connect(dsn, autocommit=True) as conn:
                 # several statements: the simple query protocol
                 conn.execute(variant.read_text().encode())
+        _time_wal_flushes(dsn)
+        flushes = cpu.wal_flushes(dsn)
+        flushes0, flush_ms0 = flushes()
         if step:
-            return step_cpu(dsn)
-        client, server_s = cpu.measure(
-            dsn,
-            lambda: ours.run_runners(dsn, jobs=jobs, runners=runners, batch_size=batch, root=root),
-        )
-        return {
-            "jobs_s": jobs / ours.busy_seconds(dsn),
-            "server_us": server_s * 1e6 / jobs,
-            "client_us": client * 1e6 / jobs,
-        }
+            fig = step_cpu(dsn)
+        else:
+            client, server_s = cpu.measure(
+                dsn,
+                lambda: ours.run_runners(
+                    dsn, jobs=jobs, runners=runners, batch_size=batch, root=root
+                ),
+            )
+            fig = {
+                "jobs_s": jobs / ours.busy_seconds(dsn),
+                "server_us": server_s * 1e6 / jobs,
+                "client_us": client * 1e6 / jobs,
+            }
+        count, flush_ms = flushes()
+        fig["flushes_per_job"] = (count - flushes0) / jobs
+        if flush_ms is not None and flush_ms0 is not None and count > flushes0:
+            fig["us_per_flush"] = (flush_ms - flush_ms0) * 1e3 / (count - flushes0)
+        return fig
+
+
+def _time_wal_flushes(dsn: str) -> None:
+    """Have the server time the WAL flushes of this copy's sessions, where we may."""
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        name = conn.info.dbname
+        try:
+            conn.execute(f'ALTER DATABASE "{name}" SET track_wal_io_timing = on')
+        except psycopg.errors.InsufficientPrivilege:
+            pass  # counted, not timed
 
 
 def step_cpu(dsn: str) -> dict[str, float]:
@@ -152,18 +178,19 @@ def main() -> int:
                 figures[name].append(fig)
                 print(
                     f"round {rnd + 1}: {name:<40} {fig['jobs_s']:8,.0f} jobs/s"
-                    f"  {server} {fig['server_us']:5.0f} us  {client} {fig['client_us']:5.0f} us",
+                    f"  {server} {fig['server_us']:5.0f} us  {client} {fig['client_us']:5.0f} us"
+                    f"  {_flushes(fig)}",
                     flush=True,
                 )
 
-    base = {k: statistics.median(f[k] for f in figures[BASELINE]) for k in figures[BASELINE][0]}
+    base = _medians(figures[BASELINE])
     print(f"\nmedians of {args.rounds} rounds; {args.jobs:,} jobs, {how}")
     print(
         f"{'variant':<40} {'jobs/s':>14} {server + ' us/job':>20} {client + ' us/job':>20}"
         f"  {'cheaper' if args.step else 'faster'} than the baseline in the same round"
     )
     for name, figs in figures.items():
-        med = {k: statistics.median(f[k] for f in figs) for k in figs[0]}
+        med = _medians(figs)
         # Round by round against the baseline's figure of the same round: how often the
         # variant was ahead, and the spread of its ratio, which says how far to trust the
         # ratio of the medians on a noisy machine.
@@ -186,7 +213,21 @@ def main() -> int:
             f" {med['server_us']:12.0f} {med['server_us'] / base['server_us']:5.2f}x"
             f" {med['client_us']:12.0f} {med['client_us'] / base['client_us']:5.2f}x{ahead}"
         )
+    print("\nWAL flushes (medians): how many per job, and how long each took")
+    for name, figs in figures.items():
+        med = _medians(figs)
+        print(f"{name:<40} {_flushes(med)}")
     return 0
+
+
+def _medians(figs: list[dict[str, float]]) -> dict[str, float]:
+    """Each figure's median over the rounds that have it (every round, or none)."""
+    return {k: statistics.median(f[k] for f in figs) for k in figs[0] if all(k in f for f in figs)}
+
+
+def _flushes(fig: dict[str, float]) -> str:
+    took = f", {fig['us_per_flush']:4.0f} us each" if "us_per_flush" in fig else ""
+    return f"WAL flushes {fig['flushes_per_job']:.2f}/job{took}"
 
 
 if __name__ == "__main__":
