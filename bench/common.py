@@ -41,16 +41,69 @@ def scratch_database(
     admin_dsn: str, prefix: str = "bench", template: str | None = None
 ) -> Iterator[str]:
     """A new database on the server of ``admin_dsn``, empty or a copy of ``template``;
-    its conninfo. Dropped after."""
+    its conninfo. Dropped after. Its sessions time their WAL flushes where the server
+    lets us say so (``track_wal_io_timing``: a superuser's setting)."""
     name = f"{prefix}_{uuid.uuid4().hex[:8]}"
     copy = f' TEMPLATE "{template}"' if template else ""
     with psycopg.connect(admin_dsn, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"{copy}')
+        try:  # every session on it, so that bench.cpu.wal_flushes can say how long they took
+            conn.execute(f'ALTER DATABASE "{name}" SET track_wal_io_timing = on')
+        except psycopg.errors.InsufficientPrivilege:
+            pass  # a superuser's setting: the flushes are then counted, not timed
     try:
         yield psycopg.conninfo.make_conninfo(admin_dsn, dbname=name)
     finally:
         with psycopg.connect(admin_dsn, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def wal_flushes(dsn: str) -> Callable[[], tuple[int, float | None]]:
+    """A reader of the server's WAL flushes so far: how many, and the milliseconds they
+    took, or None where the server does not time them (``track_wal_io_timing`` off).
+
+    Cluster-wide: read it around a run with nothing else writing. PostgreSQL 18 counts
+    them in ``pg_stat_io`` (object ``wal``), 14 to 17 in ``pg_stat_wal``. A backend
+    reports its counts when it exits or goes idle, so read after the workers are gone.
+    """
+    with psycopg.connect(dsn) as conn:
+        row = conn.execute("SHOW server_version_num").fetchone()
+        assert row is not None
+        version = int(row[0])
+    if version >= 180000:
+        sql = (
+            "SELECT sum(fsyncs)::bigint, sum(fsync_time), current_setting('track_wal_io_timing')"
+            " FROM pg_stat_io WHERE object = 'wal'"
+        )
+    else:
+        sql = "SELECT wal_sync, wal_sync_time, current_setting('track_wal_io_timing')"
+        sql += " FROM pg_stat_wal"
+
+    def read() -> tuple[int, float | None]:
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            row = conn.execute(sql).fetchone()
+        assert row is not None
+        count, ms, timed = row
+        return int(count or 0), (float(ms or 0) if timed == "on" else None)
+
+    return read
+
+
+def flushes_per_job(
+    before: tuple[int, float | None], after: tuple[int, float | None], jobs: int
+) -> dict[str, float]:
+    """From two readings of ``wal_flushes`` around a drain of ``jobs`` jobs: WAL flushes
+    per job and, where timed, the microseconds each took."""
+    count = after[0] - before[0]
+    figures = {"flushes_per_job": count / jobs}
+    if after[1] is not None and before[1] is not None and count > 0:
+        figures["us_per_flush"] = (after[1] - before[1]) * 1e3 / count
+    return figures
+
+
+def describe_flushes(figures: dict[str, float]) -> str:
+    took = f", {figures['us_per_flush']:.0f} us each" if "us_per_flush" in figures else ""
+    return f"WAL flushes {figures['flushes_per_job']:.2f}/job{took}"
 
 
 def analyze(dsn: str) -> None:

@@ -47,7 +47,7 @@ import psycopg.conninfo
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench import cpu, floor, ours
-from bench.common import scratch_database
+from bench.common import describe_flushes, flushes_per_job, scratch_database, wal_flushes
 
 BASELINE = "as migrated"
 
@@ -70,9 +70,8 @@ def one_run(
             with psycopg.connect(dsn, autocommit=True) as conn:
                 # several statements: the simple query protocol
                 conn.execute(variant.read_text().encode())
-        _time_wal_flushes(dsn)
-        flushes = cpu.wal_flushes(dsn)
-        flushes0, flush_ms0 = flushes()
+        flushes = wal_flushes(dsn)
+        before = flushes()
         if step:
             fig = step_cpu(dsn)
         else:
@@ -87,21 +86,8 @@ def one_run(
                 "server_us": server_s * 1e6 / jobs,
                 "client_us": client * 1e6 / jobs,
             }
-        count, flush_ms = flushes()
-        fig["flushes_per_job"] = (count - flushes0) / jobs
-        if flush_ms is not None and flush_ms0 is not None and count > flushes0:
-            fig["us_per_flush"] = (flush_ms - flush_ms0) * 1e3 / (count - flushes0)
+        fig.update(flushes_per_job(before, flushes(), jobs))
         return fig
-
-
-def _time_wal_flushes(dsn: str) -> None:
-    """Have the server time the WAL flushes of this copy's sessions, where we may."""
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        name = conn.info.dbname
-        try:
-            conn.execute(f'ALTER DATABASE "{name}" SET track_wal_io_timing = on')
-        except psycopg.errors.InsufficientPrivilege:
-            pass  # counted, not timed
 
 
 def step_cpu(dsn: str) -> dict[str, float]:
@@ -226,8 +212,7 @@ def _medians(figs: list[dict[str, float]]) -> dict[str, float]:
 
 
 def _flushes(fig: dict[str, float]) -> str:
-    took = f", {fig['us_per_flush']:4.0f} us each" if "us_per_flush" in fig else ""
-    return f"WAL flushes {fig['flushes_per_job']:.2f}/job{took}"
+    return describe_flushes(fig)
 
 
 if __name__ == "__main__":

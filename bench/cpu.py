@@ -66,37 +66,6 @@ def _children_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def wal_flushes(dsn: str) -> Callable[[], tuple[int, float | None]]:
-    """A reader of the server's WAL flushes so far: how many, and the milliseconds they
-    took, or None where the server does not time them (``track_wal_io_timing`` off).
-
-    Cluster-wide: read it around a run with nothing else writing. PostgreSQL 18 counts
-    them in ``pg_stat_io`` (object ``wal``), 14 to 17 in ``pg_stat_wal``. A backend
-    reports its counts when it exits or goes idle, so read after the workers are gone.
-    """
-    with psycopg.connect(dsn) as conn:
-        row = conn.execute("SHOW server_version_num").fetchone()
-        assert row is not None
-        version = int(row[0])
-    if version >= 180000:
-        sql = (
-            "SELECT sum(fsyncs)::bigint, sum(fsync_time), current_setting('track_wal_io_timing')"
-            " FROM pg_stat_io WHERE object = 'wal'"
-        )
-    else:
-        sql = "SELECT wal_sync, wal_sync_time, current_setting('track_wal_io_timing')"
-        sql += " FROM pg_stat_wal"
-
-    def read() -> tuple[int, float | None]:
-        with psycopg.connect(dsn, autocommit=True) as conn:
-            row = conn.execute(sql).fetchone()
-        assert row is not None
-        count, ms, timed = row
-        return int(count or 0), (float(ms or 0) if timed == "on" else None)
-
-    return read
-
-
 def measure(dsn: str, run: Callable[[], object]) -> tuple[float, float]:
     """CPU seconds used while ``run`` runs: (worker processes' own, the server's)."""
     server = server_cpu(dsn)

@@ -46,7 +46,14 @@ from typing import Any
 import psycopg
 import psycopg.conninfo
 
-from bench.common import ReadyWorkers, Result, count
+from bench.common import (
+    ReadyWorkers,
+    Result,
+    count,
+    describe_flushes,
+    flushes_per_job,
+    wal_flushes,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -365,7 +372,10 @@ def bare_queue(
             "INSERT INTO bare_queue (payload) SELECT '{}' FROM generate_series(1, %s)", [jobs]
         )
         conn.execute("VACUUM ANALYZE bare_queue")
+    flushes = wal_flushes(dsn)
+    before = flushes()
     _run_workers(dsn, step or str(batch), workers, "bare queue")
+    wal = flushes_per_job(before, flushes(), jobs)
 
     with psycopg.connect(dsn) as conn:
         done = conn.execute(
@@ -393,7 +403,13 @@ def bare_queue(
         ),
     }[step]
     return Result(
-        name=name, value=jobs / seconds, unit="jobs/s", jobs=jobs, seconds=seconds, notes=notes
+        name=name,
+        value=jobs / seconds,
+        unit="jobs/s",
+        jobs=jobs,
+        seconds=seconds,
+        notes=f"{notes}; {describe_flushes(wal)}",
+        extra=wal,
     )
 
 
@@ -404,7 +420,10 @@ def _drain_ours(dsn: str, mode: str, *, jobs: int, workers: int, name: str, note
 
     ours.migrate(dsn)
     ours.load(dsn, jobs)  # and analyzes it
+    flushes = wal_flushes(dsn)
+    before = flushes()
     _run_workers(dsn, mode, workers, f"our-{mode}")
+    wal = flushes_per_job(before, flushes(), jobs)
     left = count(dsn, "SELECT count(*) FROM django_future_scheduledjob WHERE status <> 'complete'")
     if left:
         raise RuntimeError(f"{left} of the {jobs} jobs did not complete")
@@ -415,7 +434,8 @@ def _drain_ours(dsn: str, mode: str, *, jobs: int, workers: int, name: str, note
         unit="jobs/s",
         jobs=jobs,
         seconds=seconds,
-        notes=notes,
+        notes=f"{notes}; {describe_flushes(wal)}",
+        extra=wal,
     )
 
 

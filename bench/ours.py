@@ -17,7 +17,15 @@ from pathlib import Path
 
 import psycopg
 
-from bench.common import ReadyWorkers, Result, analyze, count
+from bench.common import (
+    ReadyWorkers,
+    Result,
+    analyze,
+    count,
+    describe_flushes,
+    flushes_per_job,
+    wal_flushes,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 SETTINGS = "bench.settings"
@@ -105,7 +113,10 @@ def busy_seconds(dsn: str) -> float:
 def throughput(dsn: str, *, jobs: int, runners: int, batch_size: int = 1) -> Result:
     migrate(dsn)
     load(dsn, jobs)
+    flushes = wal_flushes(dsn)
+    before = flushes()
     run_runners(dsn, jobs=jobs, runners=runners, batch_size=batch_size)
+    wal = flushes_per_job(before, flushes(), jobs)
     seconds = busy_seconds(dsn)
     per = "1 job per claim" if batch_size == 1 else f"batches of {batch_size}"
     return Result(
@@ -114,7 +125,9 @@ def throughput(dsn: str, *, jobs: int, runners: int, batch_size: int = 1) -> Res
         unit="jobs/s",
         jobs=jobs,
         seconds=seconds,
-        notes="every start and outcome an event; first claim to last completion",
+        notes="every start and outcome an event; first claim to last completion; "
+        + describe_flushes(wal),
+        extra=wal,
     )
 
 
