@@ -3,8 +3,8 @@
 -- then lose the last claims and completions its runners were told had committed,
 -- and a job would run again with no record of its first start. What
 -- `dev.py compare` gains on this variant is what waiting for the disk at every
--- commit costs our runners on this machine (see the README, "Where the first
--- target stands").
+-- commit costs our runners on this machine (see docs/benchmarks.md, "The durable
+-- commit").
 DO $$
 BEGIN
     EXECUTE format('ALTER DATABASE %I SET synchronous_commit = off', current_database());
