@@ -101,6 +101,30 @@ def flushes_per_job(
     return figures
 
 
+def count_wal_flushes(dsn: str, jobs: int, run: Callable[[], object]) -> dict[str, float]:
+    """Call ``run``, a drain of ``jobs`` jobs, and return what ``flushes_per_job`` makes of
+    the server's WAL flushes around it."""
+    read = wal_flushes(dsn)
+    before = read()
+    run()
+    return flushes_per_job(before, read(), jobs)
+
+
+def drain_result(
+    name: str, *, jobs: int, seconds: float, notes: str, flushes: dict[str, float]
+) -> Result:
+    """The jobs/s figure of a drain, with its WAL flushes in the notes and the extras."""
+    return Result(
+        name=name,
+        value=jobs / seconds,
+        unit="jobs/s",
+        jobs=jobs,
+        seconds=seconds,
+        notes=f"{notes}; {describe_flushes(flushes)}",
+        extra=flushes,
+    )
+
+
 def describe_flushes(figures: dict[str, float]) -> str:
     took = f", {figures['us_per_flush']:.0f} us each" if "us_per_flush" in figures else ""
     return f"WAL flushes {figures['flushes_per_job']:.2f}/job{took}"

@@ -46,14 +46,7 @@ from typing import Any
 import psycopg
 import psycopg.conninfo
 
-from bench.common import (
-    ReadyWorkers,
-    Result,
-    count,
-    describe_flushes,
-    flushes_per_job,
-    wal_flushes,
-)
+from bench.common import ReadyWorkers, Result, count, count_wal_flushes, drain_result
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -372,10 +365,9 @@ def bare_queue(
             "INSERT INTO bare_queue (payload) SELECT '{}' FROM generate_series(1, %s)", [jobs]
         )
         conn.execute("VACUUM ANALYZE bare_queue")
-    flushes = wal_flushes(dsn)
-    before = flushes()
-    _run_workers(dsn, step or str(batch), workers, "bare queue")
-    wal = flushes_per_job(before, flushes(), jobs)
+    wal = count_wal_flushes(
+        dsn, jobs, lambda: _run_workers(dsn, step or str(batch), workers, "bare queue")
+    )
 
     with psycopg.connect(dsn) as conn:
         done = conn.execute(
@@ -402,15 +394,7 @@ def bare_queue(
             "as above, plus a started and a completed event (id, job, seq, kind, at, runner)",
         ),
     }[step]
-    return Result(
-        name=name,
-        value=jobs / seconds,
-        unit="jobs/s",
-        jobs=jobs,
-        seconds=seconds,
-        notes=f"{notes}; {describe_flushes(wal)}",
-        extra=wal,
-    )
+    return drain_result(name, jobs=jobs, seconds=seconds, notes=notes, flushes=wal)
 
 
 def _drain_ours(dsn: str, mode: str, *, jobs: int, workers: int, name: str, notes: str) -> Result:
@@ -420,22 +404,17 @@ def _drain_ours(dsn: str, mode: str, *, jobs: int, workers: int, name: str, note
 
     ours.migrate(dsn)
     ours.load(dsn, jobs)  # and analyzes it
-    flushes = wal_flushes(dsn)
-    before = flushes()
-    _run_workers(dsn, mode, workers, f"our-{mode}")
-    wal = flushes_per_job(before, flushes(), jobs)
+    wal = count_wal_flushes(dsn, jobs, lambda: _run_workers(dsn, mode, workers, f"our-{mode}"))
     left = count(dsn, "SELECT count(*) FROM django_future_scheduledjob WHERE status <> 'complete'")
     if left:
         raise RuntimeError(f"{left} of the {jobs} jobs did not complete")
     seconds = ours.busy_seconds(dsn)
-    return Result(
-        name=f"{name}, {workers} worker(s), 1 job per claim",
-        value=jobs / seconds,
-        unit="jobs/s",
+    return drain_result(
+        f"{name}, {workers} worker(s), 1 job per claim",
         jobs=jobs,
         seconds=seconds,
-        notes=f"{notes}; {describe_flushes(wal)}",
-        extra=wal,
+        notes=notes,
+        flushes=wal,
     )
 
 

@@ -17,15 +17,7 @@ from pathlib import Path
 
 import psycopg
 
-from bench.common import (
-    ReadyWorkers,
-    Result,
-    analyze,
-    count,
-    describe_flushes,
-    flushes_per_job,
-    wal_flushes,
-)
+from bench.common import ReadyWorkers, Result, analyze, count, count_wal_flushes, drain_result
 
 ROOT = Path(__file__).resolve().parents[1]
 SETTINGS = "bench.settings"
@@ -113,21 +105,16 @@ def busy_seconds(dsn: str) -> float:
 def throughput(dsn: str, *, jobs: int, runners: int, batch_size: int = 1) -> Result:
     migrate(dsn)
     load(dsn, jobs)
-    flushes = wal_flushes(dsn)
-    before = flushes()
-    run_runners(dsn, jobs=jobs, runners=runners, batch_size=batch_size)
-    wal = flushes_per_job(before, flushes(), jobs)
-    seconds = busy_seconds(dsn)
+    wal = count_wal_flushes(
+        dsn, jobs, lambda: run_runners(dsn, jobs=jobs, runners=runners, batch_size=batch_size)
+    )
     per = "1 job per claim" if batch_size == 1 else f"batches of {batch_size}"
-    return Result(
-        name=f"django-future-ledger, {runners} runner(s), {per}",
-        value=jobs / seconds,
-        unit="jobs/s",
+    return drain_result(
+        f"django-future-ledger, {runners} runner(s), {per}",
         jobs=jobs,
-        seconds=seconds,
-        notes="every start and outcome an event; first claim to last completion; "
-        + describe_flushes(wal),
-        extra=wal,
+        seconds=busy_seconds(dsn),
+        notes="every start and outcome an event; first claim to last completion",
+        flushes=wal,
     )
 
 
