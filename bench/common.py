@@ -47,7 +47,7 @@ def scratch_database(
     copy = f' TEMPLATE "{template}"' if template else ""
     with psycopg.connect(admin_dsn, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"{copy}')
-        try:  # every session on it, so that bench.cpu.wal_flushes can say how long they took
+        try:  # every session on it, so that wal_flushes can say how long they took
             conn.execute(f'ALTER DATABASE "{name}" SET track_wal_io_timing = on')
         except psycopg.errors.InsufficientPrivilege:
             pass  # a superuser's setting: the flushes are then counted, not timed

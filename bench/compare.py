@@ -47,7 +47,7 @@ import psycopg.conninfo
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench import cpu, floor, ours
-from bench.common import describe_flushes, flushes_per_job, scratch_database, wal_flushes
+from bench.common import count_wal_flushes, describe_flushes, scratch_database
 
 BASELINE = "as migrated"
 
@@ -70,23 +70,23 @@ def one_run(
             with psycopg.connect(dsn, autocommit=True) as conn:
                 # several statements: the simple query protocol
                 conn.execute(variant.read_text().encode())
-        flushes = wal_flushes(dsn)
-        before = flushes()
-        if step:
-            fig = step_cpu(dsn)
-        else:
+        fig: dict[str, float] = {}
+
+        def drain() -> None:
+            if step:
+                fig.update(step_cpu(dsn))
+                return
             client, server_s = cpu.measure(
                 dsn,
                 lambda: ours.run_runners(
                     dsn, jobs=jobs, runners=runners, batch_size=batch, root=root
                 ),
             )
-            fig = {
-                "jobs_s": jobs / ours.busy_seconds(dsn),
-                "server_us": server_s * 1e6 / jobs,
-                "client_us": client * 1e6 / jobs,
-            }
-        fig.update(flushes_per_job(before, flushes(), jobs))
+            fig["jobs_s"] = jobs / ours.busy_seconds(dsn)
+            fig["server_us"] = server_s * 1e6 / jobs
+            fig["client_us"] = client * 1e6 / jobs
+
+        fig.update(count_wal_flushes(dsn, jobs, drain))
         return fig
 
 
@@ -165,7 +165,7 @@ def main() -> int:
                 print(
                     f"round {rnd + 1}: {name:<40} {fig['jobs_s']:8,.0f} jobs/s"
                     f"  {server} {fig['server_us']:5.0f} us  {client} {fig['client_us']:5.0f} us"
-                    f"  {_flushes(fig)}",
+                    f"  {describe_flushes(fig)}",
                     flush=True,
                 )
 
@@ -202,17 +202,13 @@ def main() -> int:
     print("\nWAL flushes (medians): how many per job, and how long each took")
     for name, figs in figures.items():
         med = _medians(figs)
-        print(f"{name:<40} {_flushes(med)}")
+        print(f"{name:<40} {describe_flushes(med)}")
     return 0
 
 
 def _medians(figs: list[dict[str, float]]) -> dict[str, float]:
     """Each figure's median over the rounds that have it (every round, or none)."""
     return {k: statistics.median(f[k] for f in figs) for k in figs[0] if all(k in f for f in figs)}
-
-
-def _flushes(fig: dict[str, float]) -> str:
-    return describe_flushes(fig)
 
 
 if __name__ == "__main__":
