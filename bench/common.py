@@ -14,7 +14,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import psycopg
 import psycopg.conninfo
@@ -47,7 +47,7 @@ def scratch_database(
     copy = f' TEMPLATE "{template}"' if template else ""
     with psycopg.connect(admin_dsn, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"{copy}')
-        try:  # every session on it, so that wal_flushes can say how long they took
+        try:  # every session on it, so that wal_stats can say how long flushes took
             conn.execute(f'ALTER DATABASE "{name}" SET track_wal_io_timing = on')
         except psycopg.errors.InsufficientPrivilege:
             pass  # a superuser's setting: the flushes are then counted, not timed
@@ -58,76 +58,101 @@ def scratch_database(
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-def wal_flushes(dsn: str) -> Callable[[], tuple[int, float | None]]:
-    """A reader of the server's WAL flushes so far: how many, and the milliseconds they
-    took, or None where the server does not time them (``track_wal_io_timing`` off).
+class WalReading(NamedTuple):
+    """The server's WAL statistics at one moment (see ``wal_stats``)."""
 
-    Cluster-wide: read it around a run with nothing else writing. PostgreSQL 18 counts
-    them in ``pg_stat_io`` (object ``wal``), 14 to 17 in ``pg_stat_wal``. A backend
-    reports its counts when it exits or goes idle, so read after the workers are gone.
+    flushes: int
+    flush_ms: float | None  # None where the server does not time them
+    records: int
+    bytes: int
+
+
+def wal_stats(dsn: str) -> Callable[[], WalReading]:
+    """A reader of the server's WAL so far: how many flushes and the milliseconds they
+    took (None where the server does not time them: ``track_wal_io_timing`` off), and
+    how many records and bytes were written.
+
+    Cluster-wide: read it around a run with nothing else writing (autovacuum's work
+    during the run counts, as part of the run's). PostgreSQL 18 counts the flushes in
+    ``pg_stat_io`` (object ``wal``), 14 to 17 in ``pg_stat_wal``; the records and bytes
+    are in ``pg_stat_wal`` on all of them. A backend reports its counts when it exits
+    or goes idle, so read after the workers are gone.
     """
     with psycopg.connect(dsn) as conn:
         row = conn.execute("SHOW server_version_num").fetchone()
         assert row is not None
         version = int(row[0])
     if version >= 180000:
-        sql = (
-            "SELECT sum(fsyncs)::bigint, sum(fsync_time), current_setting('track_wal_io_timing')"
-            " FROM pg_stat_io WHERE object = 'wal'"
-        )
+        flushes = "SELECT sum(fsyncs)::bigint, sum(fsync_time) FROM pg_stat_io WHERE object = 'wal'"
     else:
-        sql = "SELECT wal_sync, wal_sync_time, current_setting('track_wal_io_timing')"
-        sql += " FROM pg_stat_wal"
+        flushes = "SELECT wal_sync, wal_sync_time FROM pg_stat_wal"
+    sql = (
+        f"SELECT f.*, w.wal_records, w.wal_bytes, current_setting('track_wal_io_timing')"
+        f" FROM ({flushes}) f, pg_stat_wal w"
+    )
 
-    def read() -> tuple[int, float | None]:
+    def read() -> WalReading:
         with psycopg.connect(dsn, autocommit=True) as conn:
             row = conn.execute(sql).fetchone()
         assert row is not None
-        count, ms, timed = row
-        return int(count or 0), (float(ms or 0) if timed == "on" else None)
+        count, ms, records, size, timed = row
+        return WalReading(
+            int(count or 0), float(ms or 0) if timed == "on" else None, int(records), int(size)
+        )
 
     return read
 
 
-def flushes_per_job(
-    before: tuple[int, float | None], after: tuple[int, float | None], jobs: int
-) -> dict[str, float]:
-    """From two readings of ``wal_flushes`` around a drain of ``jobs`` jobs: WAL flushes
-    per job and, where timed, the microseconds each took."""
-    count = after[0] - before[0]
-    figures = {"flushes_per_job": count / jobs}
-    if after[1] is not None and before[1] is not None and count > 0:
-        figures["us_per_flush"] = (after[1] - before[1]) * 1e3 / count
+def wal_per_job(before: WalReading, after: WalReading, jobs: int) -> dict[str, float]:
+    """From two readings of ``wal_stats`` around a drain of ``jobs`` jobs: the WAL
+    records and bytes written per job, the flushes per job and, where timed, the
+    microseconds each took."""
+    count = after.flushes - before.flushes
+    figures = {
+        "wal_records_per_job": (after.records - before.records) / jobs,
+        "wal_bytes_per_job": (after.bytes - before.bytes) / jobs,
+        "flushes_per_job": count / jobs,
+    }
+    if after.flush_ms is not None and before.flush_ms is not None and count > 0:
+        figures["us_per_flush"] = (after.flush_ms - before.flush_ms) * 1e3 / count
     return figures
 
 
-def count_wal_flushes(dsn: str, jobs: int, run: Callable[[], object]) -> dict[str, float]:
-    """Call ``run``, a drain of ``jobs`` jobs, and return what ``flushes_per_job`` makes of
-    the server's WAL flushes around it."""
-    read = wal_flushes(dsn)
+def count_wal(dsn: str, jobs: int, run: Callable[[], object]) -> dict[str, float]:
+    """Call ``run``, a drain of ``jobs`` jobs, and return what ``wal_per_job`` makes of
+    the server's WAL around it."""
+    read = wal_stats(dsn)
     before = read()
     run()
-    return flushes_per_job(before, read(), jobs)
+    return wal_per_job(before, read(), jobs)
 
 
 def drain_result(
-    name: str, *, jobs: int, seconds: float, notes: str, flushes: dict[str, float]
+    name: str, *, jobs: int, seconds: float, notes: str, wal: dict[str, float]
 ) -> Result:
-    """The jobs/s figure of a drain, with its WAL flushes in the notes and the extras."""
+    """The jobs/s figure of a drain, with what it wrote to the WAL and how often it
+    flushed in the notes and the extras."""
     return Result(
         name=name,
         value=jobs / seconds,
         unit="jobs/s",
         jobs=jobs,
         seconds=seconds,
-        notes=f"{notes}; {describe_flushes(flushes)}",
-        extra=flushes,
+        notes=f"{notes}; {describe_wal(wal)}",
+        extra=wal,
     )
 
 
-def describe_flushes(figures: dict[str, float]) -> str:
+def describe_wal(figures: dict[str, float]) -> str:
+    """One line of what ``wal_per_job`` measured."""
     took = f", {figures['us_per_flush']:.0f} us each" if "us_per_flush" in figures else ""
-    return f"WAL flushes {figures['flushes_per_job']:.2f}/job{took}"
+    written = ""
+    if "wal_bytes_per_job" in figures:
+        written = (
+            f"WAL {figures['wal_bytes_per_job']:,.0f} B in"
+            f" {figures['wal_records_per_job']:.1f} records/job; "
+        )
+    return f"{written}WAL flushes {figures['flushes_per_job']:.2f}/job{took}"
 
 
 def analyze(dsn: str) -> None:

@@ -17,11 +17,11 @@ Prints, per variant, the median over rounds of jobs/s (first claim to last
 completion, on the database's clock), the server's CPU per job (every
 PostgreSQL process, from /proc: Linux and a local server only) and the
 runners' CPU per job, each with its ratio to the baseline, and in how many
-rounds the variant beat the baseline's figure of the same round. Then the
-server's WAL flushes per job and how long each took (the whole server's,
-read from its statistics around each drain; timed where the benchmark may
-set ``track_wal_io_timing`` on its copies, which takes a superuser, as on
-the embedded server). ``bench/variants/asynchronous_commit.sql`` is a
+rounds the variant beat the baseline's figure of the same round. Then what
+the server wrote to its WAL per job, in bytes and records, and its flushes per
+job and how long each took (the whole server's, read from its statistics
+around each drain; timed where the benchmark may set ``track_wal_io_timing``
+on its copies, which takes a superuser, as on the embedded server). ``bench/variants/asynchronous_commit.sql`` is a
 variant for measuring only: what waiting for those flushes costs.
 
 With ``--step``, each copy is drained instead by one bare psycopg loop sending our
@@ -47,7 +47,7 @@ import psycopg.conninfo
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench import cpu, floor, ours
-from bench.common import count_wal_flushes, describe_flushes, scratch_database
+from bench.common import count_wal, describe_wal, scratch_database
 
 BASELINE = "as migrated"
 
@@ -86,7 +86,7 @@ def one_run(
             fig["server_us"] = server_s * 1e6 / jobs
             fig["client_us"] = client * 1e6 / jobs
 
-        fig.update(count_wal_flushes(dsn, jobs, drain))
+        fig.update(count_wal(dsn, jobs, drain))
         return fig
 
 
@@ -165,7 +165,7 @@ def main() -> int:
                 print(
                     f"round {rnd + 1}: {name:<40} {fig['jobs_s']:8,.0f} jobs/s"
                     f"  {server} {fig['server_us']:5.0f} us  {client} {fig['client_us']:5.0f} us"
-                    f"  {describe_flushes(fig)}",
+                    f"  {describe_wal(fig)}",
                     flush=True,
                 )
 
@@ -199,10 +199,10 @@ def main() -> int:
             f" {med['server_us']:12.0f} {med['server_us'] / base['server_us']:5.2f}x"
             f" {med['client_us']:12.0f} {med['client_us'] / base['client_us']:5.2f}x{ahead}"
         )
-    print("\nWAL flushes (medians): how many per job, and how long each took")
+    print("\nWAL (medians): written per job, flushes per job and how long each took")
     for name, figs in figures.items():
         med = _medians(figs)
-        print(f"{name:<40} {describe_flushes(med)}")
+        print(f"{name:<40} {describe_wal(med)}")
     return 0
 
 

@@ -46,7 +46,7 @@ from typing import Any
 import psycopg
 import psycopg.conninfo
 
-from bench.common import ReadyWorkers, Result, count, count_wal_flushes, drain_result
+from bench.common import ReadyWorkers, Result, count, count_wal, drain_result
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -365,9 +365,7 @@ def bare_queue(
             "INSERT INTO bare_queue (payload) SELECT '{}' FROM generate_series(1, %s)", [jobs]
         )
         conn.execute("VACUUM ANALYZE bare_queue")
-    wal = count_wal_flushes(
-        dsn, jobs, lambda: _run_workers(dsn, step or str(batch), workers, "bare queue")
-    )
+    wal = count_wal(dsn, jobs, lambda: _run_workers(dsn, step or str(batch), workers, "bare queue"))
 
     with psycopg.connect(dsn) as conn:
         done = conn.execute(
@@ -394,7 +392,7 @@ def bare_queue(
             "as above, plus a started and a completed event (id, job, seq, kind, at, runner)",
         ),
     }[step]
-    return drain_result(name, jobs=jobs, seconds=seconds, notes=notes, flushes=wal)
+    return drain_result(name, jobs=jobs, seconds=seconds, notes=notes, wal=wal)
 
 
 def _drain_ours(dsn: str, mode: str, *, jobs: int, workers: int, name: str, notes: str) -> Result:
@@ -404,7 +402,7 @@ def _drain_ours(dsn: str, mode: str, *, jobs: int, workers: int, name: str, note
 
     ours.migrate(dsn)
     ours.load(dsn, jobs)  # and analyzes it
-    wal = count_wal_flushes(dsn, jobs, lambda: _run_workers(dsn, mode, workers, f"our-{mode}"))
+    wal = count_wal(dsn, jobs, lambda: _run_workers(dsn, mode, workers, f"our-{mode}"))
     left = count(dsn, "SELECT count(*) FROM django_future_scheduledjob WHERE status <> 'complete'")
     if left:
         raise RuntimeError(f"{left} of the {jobs} jobs did not complete")
@@ -414,7 +412,7 @@ def _drain_ours(dsn: str, mode: str, *, jobs: int, workers: int, name: str, note
         jobs=jobs,
         seconds=seconds,
         notes=notes,
-        flushes=wal,
+        wal=wal,
     )
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import psycopg
 
-from bench.common import ReadyWorkers, Result, analyze, count, count_wal_flushes, drain_result
+from bench.common import ReadyWorkers, Result, analyze, count, count_wal, drain_result
 
 ROOT = Path(__file__).resolve().parents[1]
 SETTINGS = "bench.settings"
@@ -105,7 +105,7 @@ def busy_seconds(dsn: str) -> float:
 def throughput(dsn: str, *, jobs: int, runners: int, batch_size: int = 1) -> Result:
     migrate(dsn)
     load(dsn, jobs)
-    wal = count_wal_flushes(
+    wal = count_wal(
         dsn, jobs, lambda: run_runners(dsn, jobs=jobs, runners=runners, batch_size=batch_size)
     )
     per = "1 job per claim" if batch_size == 1 else f"batches of {batch_size}"
@@ -114,7 +114,7 @@ def throughput(dsn: str, *, jobs: int, runners: int, batch_size: int = 1) -> Res
         jobs=jobs,
         seconds=busy_seconds(dsn),
         notes="every start and outcome an event; first claim to last completion",
-        flushes=wal,
+        wal=wal,
     )
 
 
