@@ -21,8 +21,9 @@ rounds the variant beat the baseline's figure of the same round. Then what
 the server wrote to its WAL per job, in bytes and records, and its flushes per
 job and how long each took (the whole server's, read from its statistics
 around each drain; timed where the benchmark may set ``track_wal_io_timing``
-on its copies, which takes a superuser, as on the embedded server). ``bench/variants/asynchronous_commit.sql`` is a
-variant for measuring only: what waiting for those flushes costs.
+on its copies, which takes a superuser, as on the embedded server).
+``bench/variants/asynchronous_commit.sql`` is a variant for measuring only:
+what waiting for those flushes costs.
 
 With ``--step``, each copy is drained instead by one bare psycopg loop sending our
 runner's step (``bench.floor.OurStep``), and the figures are that one backend's
