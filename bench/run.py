@@ -45,8 +45,7 @@ class Harness:
     def __init__(self, admin_dsn: str) -> None:
         self.admin_dsn = admin_dsn
         self.results: dict[str, Result] = {}
-        self.samples: dict[str, list[Result]] = {}
-        self.by_round: dict[str, dict[int, float]] = {}  # key -> {round: figure}
+        self.samples: dict[str, dict[int, Result]] = {}  # key -> {round: result}
         self.round = 1
         self.skipped: dict[str, str] = {}
 
@@ -66,14 +65,14 @@ class Harness:
             self.skipped[key] = f"failed: {type(exc).__name__}: {str(exc)[:300]}"
             print(self.skipped[key])
             return
-        self.samples.setdefault(key, []).append(result)
-        self.by_round.setdefault(key, {})[self.round] = result.value
-        runs = sorted(self.samples[key], key=lambda r: r.value)
+        rounds = self.samples.setdefault(key, {})
+        rounds[self.round] = result
+        runs = sorted(rounds.values(), key=lambda r: r.value)
         self.results[key] = runs[len(runs) // 2]
         if len(runs) > 1:
             self.results[key].extra["all_runs"] = [round(r.value, 1) for r in runs]
             self.results[key].extra["rounds"] = {
-                str(n): round(v, 1) for n, v in sorted(self.by_round[key].items())
+                str(n): round(r.value, 1) for n, r in sorted(rounds.items())
             }
         if key in self.skipped:
             # An earlier round failed; the figure stands on the rounds that worked.
@@ -94,10 +93,10 @@ class Harness:
         these says how far the ratio of the medians can be trusted on a noisy machine."""
         keys = [b] if isinstance(b, str) else b
         ratios = {}
-        for n, value in self.by_round.get(a, {}).items():
-            against = [self.by_round[k][n] for k in keys if n in self.by_round.get(k, {})]
+        for n, result in self.samples.get(a, {}).items():
+            against = [self.samples[k][n].value for k in keys if n in self.samples.get(k, {})]
             if against:
-                ratios[n] = value / max(against)
+                ratios[n] = result.value / max(against)
         return ratios
 
 
@@ -365,6 +364,10 @@ TARGETS: list[tuple[str, str, str | list[str], str, float]] = [
 ]
 
 
+def _meets(ratio: float, op: str, bound: float) -> bool:
+    return ratio >= bound if op == ">=" else ratio <= bound
+
+
 def report(h: Harness, path: Path, *, quick: bool) -> None:
     rows = [
         (r.name, f"{r.value:,.1f}", r.unit, f"{r.seconds:.1f}", r.notes) for r in h.results.values()
@@ -385,12 +388,12 @@ def report(h: Harness, path: Path, *, quick: bool) -> None:
     targets = []
     for label, a, b, op, bound in TARGETS:
         value, against = h.ratio(a, b)
-        ok = None if value is None else (value >= bound if op == ">=" else value <= bound)
+        ok = None if value is None else _meets(value, op, bound)
         mark = "n/a" if ok is None else ("met" if ok else "NOT met")
         shown = "n/a" if value is None else f"{value:.2f}x"
         print(f"{mark:>8}  {shown:>7}  (target {op} {bound}x)  {label} [{a} / {against}]")
         rounds = h.ratios_by_round(a, b)
-        met_in = sum(1 for r in rounds.values() if (r >= bound if op == ">=" else r <= bound))
+        met_in = sum(1 for r in rounds.values() if _meets(r, op, bound))
         if len(rounds) > 1:
             each = ", ".join(f"{r:.2f}" for _, r in sorted(rounds.items()))
             print(f"{'':>19}round by round: {each}; met in {met_in} of {len(rounds)}")
