@@ -36,6 +36,36 @@ class Result:
         return asdict(self)
 
 
+def machine_cpu() -> tuple[int, int, int] | None:
+    """The whole machine's CPU time since boot, in clock ticks: (idle, stolen, total), from
+    the first line of ``/proc/stat``; None where there is none (not Linux). Idle counts the
+    time waiting on the disk too; stolen is what the hypervisor gave to other guests while
+    one of ours wanted to run, as far as it tells."""
+    try:
+        with open("/proc/stat") as stat:
+            ticks = [int(x) for x in stat.readline().split()[1:9]]
+    except (OSError, ValueError):
+        return None
+    if len(ticks) < 8:
+        return None
+    # user nice system idle iowait irq softirq steal (guest time is already in user)
+    return ticks[3] + ticks[4], ticks[7], sum(ticks)
+
+
+def machine_share(
+    before: tuple[int, int, int] | None, after: tuple[int, int, int] | None
+) -> dict[str, float] | None:
+    """What share of the machine's CPU time between two ``machine_cpu()`` readings was
+    idle and what share was stolen by the host (0.0 to 1.0)."""
+    if before is None or after is None or after[2] <= before[2]:
+        return None
+    total = after[2] - before[2]
+    return {
+        "idle": round((after[0] - before[0]) / total, 3),
+        "steal": round((after[1] - before[1]) / total, 3),
+    }
+
+
 @contextlib.contextmanager
 def scratch_database(
     admin_dsn: str, prefix: str = "bench", template: str | None = None

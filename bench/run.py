@@ -15,21 +15,24 @@ and writes everything as JSON (``.bench/results.json`` unless ``--json``).
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import os
 import platform
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from bench import cpu, floor, ours  # noqa: E402
-from bench.common import Result, scratch_database  # noqa: E402
+from bench.common import Result, machine_cpu, machine_share, scratch_database  # noqa: E402
 
 GROUPS = ("ours", "peers", "floor", "bulk", "history", "memory", "cpu")
 
@@ -54,6 +57,7 @@ class Harness:
         main(); the figure kept is the median, so that one noisy moment does not decide."""
         print(f"- {label} ...", end=" ", flush=True)
         started = time.perf_counter()
+        cpu_before = machine_cpu()
         try:
             with scratch_database(self.admin_dsn) as dsn:
                 result = fn(dsn)
@@ -65,6 +69,11 @@ class Harness:
             self.skipped[key] = f"failed: {type(exc).__name__}: {str(exc)[:300]}"
             print(self.skipped[key])
             return
+        # How busy the machine was, its set-up included: a figure measured while the host
+        # took CPU from us (steal) is not the code's figure.
+        share = machine_share(cpu_before, machine_cpu())
+        if share is not None:
+            result.extra["machine"] = share
         rounds = self.samples.setdefault(key, {})
         rounds[self.round] = result
         runs = sorted(rounds.values(), key=lambda r: r.value)
@@ -77,7 +86,10 @@ class Harness:
         if key in self.skipped:
             # An earlier round failed; the figure stands on the rounds that worked.
             self.results[key].extra["failed_rounds"] = self.skipped.pop(key)
-        print(f"{result.value:,.1f} {result.unit} ({time.perf_counter() - started:.0f} s)")
+        took = f"{time.perf_counter() - started:.0f} s"
+        if share is not None:
+            took += f"; CPU idle {share['idle']:.0%}, stolen {share['steal']:.0%}"
+        print(f"{result.value:,.1f} {result.unit} ({took})")
 
     def ratio(self, a: str, b: str | list[str]) -> tuple[float | None, str]:
         keys = [b] if isinstance(b, str) else b
@@ -98,6 +110,184 @@ class Harness:
             if against:
                 ratios[n] = result.value / max(against)
         return ratios
+
+
+@dataclass(frozen=True)
+class Figure:
+    label: str
+    group: str  # what --only selects it by
+    run: Callable[[str], Result]
+
+
+def _peer(module: str) -> Any:
+    """A peer's benchmark module, imported when its figure is measured: a peer that is not
+    installed makes its figures "skipped", not the whole run fail."""
+    return importlib.import_module(f"bench.peers.{module}")
+
+
+def plan(
+    *,
+    jobs: int,
+    jobs_4: int,
+    batched_jobs: int,
+    bulk_jobs: int,
+    history_big: int,
+    memory_jobs: tuple[int, int],
+    pgbench_seconds: int,
+) -> dict[str, Figure]:
+    """Every figure of the bench, by key, in the order of the printed table."""
+    small, big = memory_jobs
+    figures = {
+        "ours_1": Figure(
+            "ours, 1 runner", "ours", lambda d: ours.throughput(d, jobs=jobs, runners=1)
+        ),
+        "ours_4": Figure(
+            "ours, 4 runners", "ours", lambda d: ours.throughput(d, jobs=jobs_4, runners=4)
+        ),
+        "ours_4_batched": Figure(
+            "ours, 4 runners, batches of 50",
+            "ours",
+            lambda d: ours.throughput(d, jobs=batched_jobs, runners=4, batch_size=50),
+        ),
+    }
+    for n in (1, 4):
+        count = jobs if n == 1 else jobs_4
+        figures[f"procrastinate_{n}"] = Figure(
+            f"procrastinate, {n} worker(s)",
+            "peers",
+            lambda d, n=n, count=count: _peer("procrastinate_bench").throughput(
+                d, jobs=count, workers=n
+            ),
+        )
+        figures[f"django_tasks_{n}"] = Figure(
+            f"django-tasks-db, {n} worker(s)",
+            "peers",
+            lambda d, n=n, count=count: _peer("django_tasks_bench").throughput(
+                d, jobs=count, workers=n
+            ),
+        )
+    figures.update(
+        {
+            "pgqueuer_1": Figure(
+                "pgqueuer, 1 manager, batch 1",
+                "peers",
+                lambda d: _peer("pgqueuer_bench").throughput(d, jobs=jobs, workers=1, batch_size=1),
+            ),
+            "pgqueuer_4_batched": Figure(
+                "pgqueuer, 4 managers, batch 10",
+                "peers",
+                lambda d: _peer("pgqueuer_bench").throughput(
+                    d, jobs=batched_jobs, workers=4, batch_size=10
+                ),
+            ),
+            "pgqueuer_enqueue": Figure(
+                "pgqueuer batch enqueue",
+                "peers",
+                lambda d: _peer("pgqueuer_bench").enqueue_rate(d, jobs=bulk_jobs),
+            ),
+            "bare_4": Figure(
+                "bare SKIP LOCKED queue, 4 workers",
+                "floor",
+                lambda d: floor.bare_queue(d, jobs=jobs_4, workers=4),
+            ),
+            "bare_4_batched": Figure(
+                "bare SKIP LOCKED queue, 4 workers, batches of 50",
+                "floor",
+                lambda d: floor.bare_queue(d, jobs=batched_jobs, workers=4, batch=50),
+            ),
+            "bare_4_step": Figure(
+                "bare queue, 4 workers, 1 statement per job",
+                "floor",
+                lambda d: floor.bare_queue(d, jobs=jobs_4, workers=4, step="bare"),
+            ),
+            "minimal_4": Figure(
+                "bare queue + minimal ledger, 4 workers",
+                "floor",
+                lambda d: floor.bare_queue(d, jobs=jobs_4, workers=4, step="minimal"),
+            ),
+            "rows_4": Figure(
+                "our rows by hand, 4 workers",
+                "floor",
+                lambda d: floor.our_rows(d, jobs=jobs_4, workers=4),
+            ),
+            "step_4": Figure(
+                "our step by a bare client, 4 workers",
+                "floor",
+                lambda d: floor.our_step(d, jobs=jobs_4, workers=4),
+            ),
+            "pgbench_4": Figure(
+                "pgbench, 4 clients",
+                "floor",
+                lambda d: floor.pgbench(d, clients=4, seconds=pgbench_seconds),
+            ),
+            "bulk": Figure(
+                "ours, schedule_jobs", "bulk", lambda d: ours.bulk_schedule(d, jobs=bulk_jobs)
+            ),
+            "bulk_rows": Figure(
+                "our rows by hand, bulk",
+                "bulk",
+                lambda d: floor.our_rows_bulk(d, jobs=bulk_jobs),
+            ),
+        }
+    )
+    for key, size in (("history_10k", 10_000), ("history_1m", history_big)):
+        figures[key] = Figure(
+            f"ours with {size:,} historical events, 4 runners",
+            "history",
+            lambda d, size=size: ours.with_history(
+                d, history=size, jobs=jobs_4, runners=4, batch_size=1
+            ),
+        )
+    figures["memory_small"] = Figure(
+        f"runner memory over {small:,} jobs", "memory", lambda d: ours.memory(d, jobs=small)
+    )
+    figures["memory_big"] = Figure(
+        f"runner memory over {big:,} jobs", "memory", lambda d: ours.memory(d, jobs=big)
+    )
+    for system in ("ours", "bare"):
+        for batch, count in ((1, jobs_4), (50, batched_jobs)):
+            figures[f"cpu_{system}_{batch}"] = Figure(
+                f"CPU per job, {system}, batch {batch}",
+                "cpu",
+                lambda d, s=system, b=batch, n=count: cpu.split(d, system=s, jobs=n, batch=b),
+            )
+    if sorted(figures) != sorted(key for block in BLOCKS for key in block):
+        raise RuntimeError("bench/run.py: BLOCKS must name every figure of plan() once")
+    return figures
+
+
+# The order of measurement within a round. The figures that a target (or a layer of the
+# ledger's cost) sets against each other are measured one right after the other, in a
+# block; on this shared machine a figure can move by 1.5x within minutes, and a ratio
+# of two figures taken minutes apart measures the minutes as much as the code. In
+# every other round each block runs backwards, so that no figure always goes first.
+# ours_4 serves two targets: it sits between the peers it is set against and the bare
+# queue, and the floors follow in the order of the ledger's layers (docs/benchmarks.md).
+BLOCKS: tuple[tuple[str, ...], ...] = (
+    ("ours_1", "procrastinate_1", "django_tasks_1", "pgqueuer_1"),
+    (
+        "django_tasks_4",
+        "procrastinate_4",
+        "ours_4",
+        "bare_4",
+        "step_4",
+        "rows_4",
+        "minimal_4",
+        "bare_4_step",
+        "pgbench_4",
+    ),
+    ("pgqueuer_4_batched", "ours_4_batched", "bare_4_batched"),
+    ("pgqueuer_enqueue", "bulk", "bulk_rows"),
+    ("history_10k", "history_1m"),
+    ("memory_small", "memory_big"),
+    ("cpu_ours_1", "cpu_bare_1", "cpu_ours_50", "cpu_bare_50"),
+)
+
+
+def measuring_order(round_: int) -> list[str]:
+    """The keys in the order round ``round_`` (from 1) measures them: BLOCKS, each block
+    forwards in odd rounds and backwards in even ones."""
+    return [key for block in BLOCKS for key in (block if round_ % 2 else block[::-1])]
 
 
 def main() -> int:
@@ -130,6 +320,15 @@ def main() -> int:
     memory_jobs = (500, 5_000) if q else (1_000, 100_000)
     h = Harness(admin)
     only = set(options.only)
+    figures = plan(
+        jobs=jobs,
+        jobs_4=jobs_4,
+        batched_jobs=batched_jobs,
+        bulk_jobs=bulk_jobs,
+        history_big=history_big,
+        memory_jobs=memory_jobs,
+        pgbench_seconds=5 if q else 10,
+    )
     print(
         f"benchmarks on {platform.node()}: {os.cpu_count()} CPUs, Python {platform.python_version()}"
     )
@@ -138,130 +337,12 @@ def main() -> int:
         h.round = round_
         if options.repeat > 1:
             print(f"round {round_} of {options.repeat}")
-        if "ours" in only:
-            h.measure(
-                "ours_1", "ours, 1 runner", lambda d: ours.throughput(d, jobs=jobs, runners=1)
-            )
-            h.measure(
-                "ours_4", "ours, 4 runners", lambda d: ours.throughput(d, jobs=jobs_4, runners=4)
-            )
-            h.measure(
-                "ours_4_batched",
-                "ours, 4 runners, batches of 50",
-                lambda d: ours.throughput(d, jobs=batched_jobs, runners=4, batch_size=50),
-            )
-        if "peers" in only:
-            from bench.peers import django_tasks_bench, pgqueuer_bench, procrastinate_bench
+        for key in measuring_order(round_):
+            figure = figures[key]
+            if figure.group in only:
+                h.measure(key, figure.label, figure.run)
 
-            for n in (1, 4):
-                h.measure(
-                    f"procrastinate_{n}",
-                    f"procrastinate, {n} worker(s)",
-                    lambda d, n=n: procrastinate_bench.throughput(
-                        d, jobs=jobs if n == 1 else jobs_4, workers=n
-                    ),
-                )
-                h.measure(
-                    f"django_tasks_{n}",
-                    f"django-tasks-db, {n} worker(s)",
-                    lambda d, n=n: django_tasks_bench.throughput(
-                        d, jobs=jobs if n == 1 else jobs_4, workers=n
-                    ),
-                )
-            h.measure(
-                "pgqueuer_1",
-                "pgqueuer, 1 manager, batch 1",
-                lambda d: pgqueuer_bench.throughput(d, jobs=jobs, workers=1, batch_size=1),
-            )
-            h.measure(
-                "pgqueuer_4_batched",
-                "pgqueuer, 4 managers, batch 10",
-                lambda d: pgqueuer_bench.throughput(d, jobs=batched_jobs, workers=4, batch_size=10),
-            )
-            h.measure(
-                "pgqueuer_enqueue",
-                "pgqueuer batch enqueue",
-                lambda d: pgqueuer_bench.enqueue_rate(d, jobs=bulk_jobs),
-            )
-        if "floor" in only:
-            h.measure(
-                "bare_4",
-                "bare SKIP LOCKED queue, 4 workers",
-                lambda d: floor.bare_queue(d, jobs=jobs_4, workers=4),
-            )
-            h.measure(
-                "bare_4_batched",
-                "bare SKIP LOCKED queue, 4 workers, batches of 50",
-                lambda d: floor.bare_queue(d, jobs=batched_jobs, workers=4, batch=50),
-            )
-            h.measure(
-                "bare_4_step",
-                "bare queue, 4 workers, 1 statement per job",
-                lambda d: floor.bare_queue(d, jobs=jobs_4, workers=4, step="bare"),
-            )
-            h.measure(
-                "minimal_4",
-                "bare queue + minimal ledger, 4 workers",
-                lambda d: floor.bare_queue(d, jobs=jobs_4, workers=4, step="minimal"),
-            )
-            h.measure(
-                "rows_4",
-                "our rows by hand, 4 workers",
-                lambda d: floor.our_rows(d, jobs=jobs_4, workers=4),
-            )
-            h.measure(
-                "step_4",
-                "our step by a bare client, 4 workers",
-                lambda d: floor.our_step(d, jobs=jobs_4, workers=4),
-            )
-            h.measure(
-                "pgbench_4",
-                "pgbench, 4 clients",
-                lambda d: floor.pgbench(d, clients=4, seconds=5 if q else 10),
-            )
-        if "bulk" in only:
-            h.measure(
-                "bulk", "ours, schedule_jobs", lambda d: ours.bulk_schedule(d, jobs=bulk_jobs)
-            )
-            h.measure(
-                "bulk_rows",
-                "our rows by hand, bulk",
-                lambda d: floor.our_rows_bulk(d, jobs=bulk_jobs),
-            )
-        if "history" in only:
-            for key, size in (("history_10k", 10_000), ("history_1m", history_big)):
-                h.measure(
-                    key,
-                    f"ours with {size:,} historical events, 4 runners",
-                    lambda d, size=size: ours.with_history(
-                        d, history=size, jobs=jobs_4, runners=4, batch_size=1
-                    ),
-                )
-        if "memory" in only:
-            small, big = memory_jobs
-            h.measure(
-                "memory_small",
-                f"runner memory over {small:,} jobs",
-                lambda d, small=small: ours.memory(d, jobs=small),
-            )
-            h.measure(
-                "memory_big",
-                f"runner memory over {big:,} jobs",
-                lambda d, big=big: ours.memory(d, jobs=big),
-            )
-
-        if "cpu" in only:
-            for system in ("ours", "bare"):
-                for batch, count in ((1, jobs_4), (50, batched_jobs)):
-                    h.measure(
-                        f"cpu_{system}_{batch}",
-                        f"CPU per job, {system}, batch {batch}",
-                        lambda d, s=system, b=batch, n=count: cpu.split(
-                            d, system=s, jobs=n, batch=b
-                        ),
-                    )
-
-    report(h, options.json, quick=q)
+    report(h, options.json, quick=q, order=list(figures))
     return 0
 
 
@@ -368,9 +449,12 @@ def _meets(ratio: float, op: str, bound: float) -> bool:
     return ratio >= bound if op == ">=" else ratio <= bound
 
 
-def report(h: Harness, path: Path, *, quick: bool) -> None:
+def report(h: Harness, path: Path, *, quick: bool, order: list[str]) -> None:
+    """Print the table (figures in ``order``, not in the order measured) and the targets,
+    and write both as JSON to ``path``."""
+    results = {key: h.results[key] for key in order if key in h.results}
     rows = [
-        (r.name, f"{r.value:,.1f}", r.unit, f"{r.seconds:.1f}", r.notes) for r in h.results.values()
+        (r.name, f"{r.value:,.1f}", r.unit, f"{r.seconds:.1f}", r.notes) for r in results.values()
     ]
     print()
     widths = [
@@ -433,7 +517,7 @@ def report(h: Harness, path: Path, *, quick: bool) -> None:
                         "asyncpg",
                     )
                 },
-                "results": {k: r.as_dict() for k, r in h.results.items()},
+                "results": {k: r.as_dict() for k, r in results.items()},
                 "skipped": h.skipped,
                 "targets": targets,
             },
