@@ -419,6 +419,13 @@ TARGETS: list[tuple[str, str, str | list[str], str, float]] = [
         1.3,
     ),
     (
+        "for information: bare queue vs our step by a bare client (the step, with no runner)",
+        "bare_4",
+        "step_4",
+        "<=",
+        1.3,
+    ),
+    (
         "for information: our step by a bare client vs ours (our runner's Python, Django)",
         "step_4",
         "ours_4",
