@@ -125,18 +125,20 @@ def _peer(module: str) -> Any:
     return importlib.import_module(f"bench.peers.{module}")
 
 
-def plan(
-    *,
-    jobs: int,
-    jobs_4: int,
-    batched_jobs: int,
-    bulk_jobs: int,
-    history_big: int,
-    memory_jobs: tuple[int, int],
-    pgbench_seconds: int,
-) -> dict[str, Figure]:
-    """Every figure of the bench, by key, in the order of the printed table."""
-    small, big = memory_jobs
+def plan(*, quick: bool) -> dict[str, Figure]:
+    """Every figure of the bench, by key, in the order of the printed table; ``quick``
+    for smaller numbers (a smoke test)."""
+    # One process working one job at a time takes several seconds over 5,000 jobs. Four
+    # take 2-3 s, where one burst of the machine's other work moves a figure by up to
+    # 1.4x: they get 20,000 jobs (in 3 interleaved rounds, ours ran 1,508-2,115 jobs/s
+    # over 5,000 and 1,919-1,948 over 20,000; procrastinate 495-570 and 527-571).
+    jobs = 1_000 if quick else 5_000
+    jobs_4 = 2_000 if quick else 20_000
+    batched_jobs = 5_000 if quick else 30_000
+    bulk_jobs = 5_000 if quick else 50_000
+    history_big = 100_000 if quick else 1_000_000
+    small, big = (500, 5_000) if quick else (1_000, 100_000)
+    pgbench_seconds = 5 if quick else 10
     figures = {
         "ours_1": Figure(
             "ours, 1 runner", "ours", lambda d: ours.throughput(d, jobs=jobs, runners=1)
@@ -307,28 +309,9 @@ def main() -> int:
     if not admin:
         sys.exit("bench: set DATABASE_URL, or run it with `python3 dev.py bench`")
 
-    q = options.quick
-    # One process working one job at a time takes several seconds over 5,000 jobs. Four
-    # take 2-3 s, where one burst of the machine's other work moves a figure by up to
-    # 1.4x: they get 20,000 jobs (in 3 interleaved rounds, ours ran 1,508-2,115 jobs/s
-    # over 5,000 and 1,919-1,948 over 20,000; procrastinate 495-570 and 527-571).
-    jobs = 1_000 if q else 5_000
-    jobs_4 = 2_000 if q else 20_000
-    batched_jobs = 5_000 if q else 30_000
-    bulk_jobs = 5_000 if q else 50_000
-    history_big = 100_000 if q else 1_000_000
-    memory_jobs = (500, 5_000) if q else (1_000, 100_000)
     h = Harness(admin)
     only = set(options.only)
-    figures = plan(
-        jobs=jobs,
-        jobs_4=jobs_4,
-        batched_jobs=batched_jobs,
-        bulk_jobs=bulk_jobs,
-        history_big=history_big,
-        memory_jobs=memory_jobs,
-        pgbench_seconds=5 if q else 10,
-    )
+    figures = plan(quick=options.quick)
     print(
         f"benchmarks on {platform.node()}: {os.cpu_count()} CPUs, Python {platform.python_version()}"
     )
@@ -342,7 +325,7 @@ def main() -> int:
             if figure.group in only:
                 h.measure(key, figure.label, figure.run)
 
-    report(h, options.json, quick=q, order=list(figures))
+    report(h, options.json, quick=options.quick, order=list(figures))
     return 0
 
 
