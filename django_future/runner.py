@@ -20,18 +20,21 @@ other runner touches its jobs, however long they run.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import functools
 import json
 import logging
 import os
+import signal
 import socket
 import sys
 import threading
 import time
 import traceback
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from types import FrameType
 from typing import Any
 
 import psycopg
@@ -200,6 +203,47 @@ class Heartbeat(threading.Thread):
             self._conn.close()
 
 
+@contextlib.contextmanager
+def _drain_on_signals(runner: Runner) -> Iterator[None]:
+    """While a runner runs in the main thread: the first SIGTERM or SIGINT asks it to
+    stop (finish the job in hand, hand back the rest, return its report). A second one
+    exits at once when ``runner.exit_on_second_signal`` (runscheduledjobs), and otherwise
+    gets the handler that was there before (Ctrl-C in a shell raises KeyboardInterrupt).
+
+    Python's own SIGINT handler raises KeyboardInterrupt wherever the main thread is,
+    even inside a finaliser, which swallows it ("Exception ignored in ..."): one Ctrl-C
+    could then be lost. Handled here, the first one always starts the drain."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous: dict[int, Any] = {}
+
+    def handle(signum: int, frame: FrameType | None) -> None:
+        if not runner.stopping:
+            os.write(
+                2, b"django_future: stopping after the job in hand (signal again to exit now)\n"
+            )
+            runner.request_stop()
+            return
+        if runner.exit_on_second_signal:
+            os.write(2, b"django_future: second signal, exiting at once\n")
+            os._exit(128 + signum)
+        before = previous.get(signum)
+        if callable(before):
+            before(signum, frame)
+        elif before != signal.SIG_IGN:
+            signal.signal(signum, signal.SIG_DFL)
+            signal.raise_signal(signum)
+
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        previous[signum] = signal.signal(signum, handle)
+    try:
+        yield
+    finally:
+        for signum, before in previous.items():
+            signal.signal(signum, before)
+
+
 def _new_connection() -> psycopg.Connection[Any]:
     """A fresh autocommit connection to Django's default database, outside Django's pool."""
     conn = connection.get_new_connection(connection.get_connection_params())
@@ -223,6 +267,8 @@ class Runner:
         worker: bool = False,
         lease: dt.timedelta | None = None,
         identity: str | None = None,
+        echo: Callable[[str], None] | None = None,
+        exit_on_second_signal: bool = False,
     ) -> None:
         if now is not None and timezone.is_naive(now):
             now = timezone.make_aware(now, timezone.get_current_timezone())
@@ -238,6 +284,11 @@ class Runner:
         self.lease = lease or config.lease()
         self._prepare = config.prepared_statements()
         self.identity = identity or ledger.runner_identity()
+        # Called with one line for each job's start and outcome (runscheduledjobs -v 2
+        # prints them), besides the log records, whatever the project's LOGGING says.
+        self.echo = echo
+        self.exit_on_second_signal = exit_on_second_signal
+        self._as_of = now  # the "now" of due and expiry checks; see run
         self.runner_id: int | None = None
         self._backend_pid: int | None = None  # recorded on "started", for pg_stat_activity
         self._stop = threading.Event()
@@ -270,6 +321,12 @@ class Runner:
     def stopping(self) -> bool:
         return self._stop.is_set()
 
+    def _say(self, level: int, message: str, *args: object) -> None:
+        """Log one line about a job, and pass it to ``echo`` if the runner has one."""
+        logger.log(level, message, *args)
+        if self.echo is not None:
+            self.echo(message % args)
+
     def _out_of_budget(self, report: RunReport) -> bool:
         if self._stop.is_set():
             return True
@@ -289,6 +346,10 @@ class Runner:
         report = self._report = RunReport()
         self._db = connections[DEFAULT_DB_ALIAS]  # this thread's, if another made the runner
         self._started_at = time.monotonic()
+        with _drain_on_signals(self):
+            return self._run(report)
+
+    def _run(self, report: RunReport) -> RunReport:
         try:
             self._register()
             if self.worker:
@@ -329,7 +390,11 @@ class Runner:
         }
         with connection.cursor() as cursor:
             cursor.execute(query("register_runner"), params)
-            self.runner_id, self._backend_pid = cursor.fetchone()
+            self.runner_id, self._backend_pid, registered_at = cursor.fetchone()
+        # A pass (not a worker) takes only the jobs due when it started, as the seed's
+        # run_jobs(now) did: jobs that fall due meanwhile (retries, a job that schedules
+        # itself again) wait for the next pass, so that every pass ends.
+        self._as_of = self.now if self.now is not None or self.worker else registered_at
 
     def _finish(self, *, lost: bool = False) -> None:
         """Hand back unstarted claims and sign off; on a lost database, sign off
@@ -371,17 +436,17 @@ class Runner:
                     continue
                 report.abandoned.append(job_id)
                 job = ScheduledJob.objects.get(pk=job_id)
-                logger.warning("job %s (%s): %s", job_id, job.callable_name, job.error)
+                self._say(logging.WARNING, "job %s (%s): %s", job_id, job.callable_name, job.error)
                 if self._retry(job, job.error or "abandoned"):
                     report.retried.append(job_id)
 
     def expire(self) -> list[int]:
         """Append ``expired`` to scheduled jobs whose window closed before now."""
         with connection.cursor() as cursor:
-            cursor.execute(query("expire"), {"now": self.now, "runner": self.identity})
+            cursor.execute(query("expire"), {"now": self._as_of, "runner": self.identity})
             expired = [row[0] for row in cursor.fetchall()]
         for job_id in expired:
-            logger.info("job %s expired before it could run", job_id)
+            self._say(logging.INFO, "job %s expired before it could run", job_id)
         return expired
 
     def _claim(self, report: RunReport) -> list[ScheduledJob]:
@@ -391,7 +456,7 @@ class Runner:
         if limit <= 0:
             return []
         params: dict[str, Any] = {
-            "now": self.now,
+            "now": self._as_of,
             "runner": self.identity,
             "runner_id": self.runner_id,
             "limit": limit,
@@ -533,7 +598,8 @@ class Runner:
             # The attempt was recovered elsewhere after this runner's lease lapsed
             # (a completion is appended only at the seq this runner saw).
             self._report.completed.withdraw(job.pk)  # counted when its call returned
-            logger.warning(
+            self._say(
+                logging.WARNING,
                 "job %s (%s): the attempt was taken from this runner (its lease lapsed) "
                 "and recovered elsewhere; its completion is not recorded",
                 job.pk,
@@ -554,7 +620,12 @@ class Runner:
             released = [row[0] for row in cursor.fetchall()]
         self._unstarted = []
         if released:
-            logger.info("handed back %s jobs of the batch, not called: %s", len(released), released)
+            self._say(
+                logging.INFO,
+                "handed back %s jobs of the batch, not called: %s",
+                len(released),
+                released,
+            )
 
     def _sleep(self) -> None:
         """Wait for NOTIFY django_future, the next due job, or the next upkeep."""
@@ -588,13 +659,15 @@ class Runner:
         A plain job's completion is kept for the runner's next claim (``run`` sends
         whatever is left when it ends)."""
         self._in_hand = job
-        logger.info("job %s (%s) started, attempt %s", job.pk, job.callable_name, job.attempts)
+        self._say(
+            logging.INFO, "job %s (%s) started, attempt %s", job.pk, job.callable_name, job.attempts
+        )
         self._completing = False
         self._called_at = time.monotonic()
         try:
             value = self._call_and_complete(job)
         except _TakenError as exc:
-            logger.warning("job %s (%s): %s", job.pk, job.callable_name, exc)
+            self._say(logging.WARNING, "job %s (%s): %s", job.pk, job.callable_name, exc)
         except (OperationalError, InterfaceError) as exc:
             if self._completing:  # recording the outcome failed: the connection is gone
                 raise DatabaseLostError(exc, job) from exc
@@ -605,7 +678,7 @@ class Runner:
             report.completed.append(job.pk)
             if self.delete_completed:
                 report.deleted.append(job.pk)
-            logger.info("job %s (%s) completed: %s", job.pk, job.callable_name, value)
+            self._say(logging.INFO, "job %s (%s) completed: %s", job.pk, job.callable_name, value)
         # Left set if an exception escapes, so that DatabaseLostError can name the job.
         self._in_hand = None
 
@@ -680,17 +753,34 @@ class Runner:
                 )
                 retried = self._retry(ScheduledJob.objects.get(pk=job.pk), summary)
         except _TakenError as taken:
-            logger.warning("job %s (%s) failed: %s; %s", job.pk, job.callable_name, summary, taken)
+            self._say(
+                logging.WARNING,
+                "job %s (%s) failed: %s; %s",
+                job.pk,
+                job.callable_name,
+                summary,
+                taken,
+            )
             return
         if retried:
             report.retried.append(job.pk)
-            logger.warning("job %s (%s) failed, will retry: %s", job.pk, job.callable_name, summary)
-        else:
-            report.failed.append(job.pk)
-            logger.warning("job %s (%s) failed: %s", job.pk, job.callable_name, summary)
+            self._say(
+                logging.WARNING,
+                "job %s (%s) failed, will retry: %s",
+                job.pk,
+                job.callable_name,
+                summary,
+            )
+            return
+        report.failed.append(job.pk)
+        stops_the_run = isinstance(exc, Exception) and not self.ignore_errors
+        if not stops_the_run:
+            # A failure that stops the run is reported once, by whoever catches
+            # JobFailedError (runscheduledjobs prints it with its traceback).
+            self._say(logging.WARNING, "job %s (%s) failed: %s", job.pk, job.callable_name, summary)
         if not isinstance(exc, Exception):
             raise exc  # KeyboardInterrupt, SystemExit: recorded, then honoured
-        if not retried and not self.ignore_errors:
+        if stops_the_run:
             raise JobFailedError(job, error) from exc
 
     def _retry(self, job: ScheduledJob, reason: str) -> bool:

@@ -143,3 +143,10 @@ def taken_away(job: Any) -> str:
         job.pk, "abandoned", {"reason": "lease lapsed"}, runner="other:1", only_at_seq=job.last_seq
     )
     return "finished anyway"
+
+
+@job_as_parameter
+def again(job: Any) -> str:
+    """Schedules a copy of itself, due at once, every time it runs."""
+    copy = job.reschedule("0s")
+    return f"rescheduled as {copy.pk}"

@@ -158,7 +158,8 @@ WHERE status = 'scheduled';
 
 -- name: register_runner
 -- A runner announces itself, with a lease that its heartbeat renews, and
--- forgets runners that stopped or went silent more than a day ago.
+-- forgets runners that stopped or went silent more than a day ago. Returns its
+-- id, its backend's pid and the database's clock (a pass's "now").
 WITH forget AS (
     DELETE FROM django_future_runnerprocess
     WHERE coalesce(stopped_at, lease_expires_at) < statement_timestamp() - interval '1 day'
@@ -167,7 +168,7 @@ INSERT INTO django_future_runnerprocess
     (hostname, pid, identity, started_at, heartbeat_at, lease_expires_at)
 VALUES (%(hostname)s, %(pid)s, %(identity)s, statement_timestamp(), statement_timestamp(),
         statement_timestamp() + %(lease)s::interval)
-RETURNING id, pg_backend_pid();
+RETURNING id, pg_backend_pid(), statement_timestamp();
 
 -- name: heartbeat
 -- Renew this runner's lease. Returns nothing if the runner was marked stopped.

@@ -284,6 +284,6 @@ def test_command_runs_jobs_with_original_flags() -> None:
 
 def test_command_without_ignore_errors_exits_non_zero() -> None:
     schedule_job("0s", "tests.handlers.boom")
-    with pytest.raises(CommandError, match="use --ignore-errors") as info, transaction.atomic():
+    with pytest.raises(CommandError, match="Use --ignore-errors") as info, transaction.atomic():
         call_command("runscheduledjobs")
     assert info.value.returncode == 1

@@ -4,11 +4,6 @@ from __future__ import annotations
 
 import argparse
 import gc
-import logging
-import os
-import signal
-import sys
-from types import FrameType
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
@@ -38,10 +33,12 @@ def _positive_seconds(text: str) -> float:
 
 class Command(BaseCommand):
     help = (
-        "Recover jobs of dead runners, expire overdue jobs, then run every due job once and "
-        "exit (or, with --worker, keep waiting for work). Safe to start from cron on any "
-        "number of machines at once: each job runs in exactly one runner. SIGTERM or SIGINT "
-        "finishes the job in hand, hands back the rest and exits 0; a second signal exits at once."
+        "Recover jobs of dead runners, expire overdue jobs, then run every job that was due "
+        "when the run started and exit; jobs that fall due during the run (retries, jobs "
+        "scheduled meanwhile) wait for the next run. With --worker, keep waiting for work "
+        "instead. Safe to start from cron on any number of machines at once: each job runs in "
+        "exactly one runner. SIGTERM or SIGINT finishes the job in hand, hands back the rest "
+        "and exits 0; a second signal exits at once. -v 2 prints a line per job."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -87,8 +84,7 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
-        if options["verbosity"] >= 2:
-            logging.getLogger("django_future").setLevel(logging.INFO)
+        verbosity = options["verbosity"]
         # Everything loaded so far (Django, the apps, their modules) lives as long as
         # this process: moved out of the garbage collector's generations, it is not
         # traversed again by every full collection while jobs run. Measured with 4
@@ -103,41 +99,24 @@ class Command(BaseCommand):
             max_jobs=options["max_jobs"],
             time_limit=options["time_limit"],
             worker=options["worker"],
+            # -v 2 prints a line per job here, whatever the project's LOGGING says;
+            # the log records go wherever the project sends them, as always.
+            echo=self.stdout.write if verbosity >= 2 else None,
+            exit_on_second_signal=True,
         )
-        previous = _install_signal_handlers(runner)
         try:
             report = runner.run()
         except JobFailedError as exc:
-            sys.stderr.write(f"{exc}\n\n{exc.error}\n")
+            # Reported once: what failed, its traceback, and what to do about it.
             raise CommandError(
-                f"{exc} (its traceback is above and in the ledger; "
-                "use --ignore-errors to run past failures)",
+                f"{exc}.\n{exc.error.rstrip()}\n"
+                f"Its history: manage.py scheduledjobs show {exc.job.pk}. "
+                "Use --ignore-errors (-i) to record failures and run past them.",
                 returncode=1,
             ) from exc
         except DatabaseLostError as exc:
             raise CommandError(f"runscheduledjobs: {exc}", returncode=2) from exc
-        finally:
-            for signum, handler in previous.items():
-                signal.signal(signum, handler)
         # Quiet on success at the default verbosity: cron mails whatever is printed.
-        if options["verbosity"] >= 2 or (runner.stopping and options["verbosity"] >= 1):
+        if verbosity >= 2 or (runner.stopping and verbosity >= 1):
             how = "stopped by signal" if runner.stopping else "done"
             self.stdout.write(f"runscheduledjobs ({runner.identity}): {how}: {report}")
-
-
-def _install_signal_handlers(runner: Runner) -> dict[int, Any]:
-    """First SIGTERM/SIGINT: stop gracefully. Second: exit at once."""
-
-    def handle(signum: int, frame: FrameType | None) -> None:
-        if runner.stopping:
-            os.write(2, b"runscheduledjobs: second signal, exiting at once\n")
-            os._exit(128 + signum)
-        os.write(
-            2, b"runscheduledjobs: stopping after the job in hand (signal again to exit now)\n"
-        )
-        runner.request_stop()
-
-    previous: dict[int, Any] = {}
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        previous[signum] = signal.signal(signum, handle)
-    return previous
