@@ -14,12 +14,14 @@ from typing import Any
 
 import pgtrigger
 from django.db import connection, transaction
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 
 from django_future import ledger
 from django_future.models import PROJECTION_GUARD, JobEvent, PruneRecord
 from django_future.sql import query
 
-__all__ = ["PruneResult", "prune", "status", "timeline"]
+__all__ = ["PruneResult", "local_time", "prune", "status", "timeline"]
 
 LEDGER_GUARDS = (
     "django_future.JobEvent:append_only",
@@ -47,13 +49,18 @@ def status(as_of: dt.datetime | None = None) -> dict[str, Any]:
             "runner": runner,
             "running": running,
             "claimed": claimed,
-            "alive": bool(alive),
-            "lease_left_s": round(float(left), 1) if left is not None else None,
+            # What is known, not a verdict on life: a killed runner's last heartbeat
+            # grows old, and its jobs become recoverable when its lease runs out.
+            "last_heartbeat_age_s": _seconds(age),
+            "lease_left_s": _seconds(left),
+            "stopped": bool(stopped),
         }
-        for runner, running, claimed, alive, left in _rows(query("in_hand_by_runner"), params)
+        for runner, running, claimed, age, left, stopped in _rows(
+            query("in_hand_by_runner"), params
+        )
     ]
     return {
-        "as_of": as_of.isoformat() if as_of else None,
+        "as_of": local_time(as_of) if as_of else None,
         "counts": counts,
         "total": sum(counts.values()),
         "oldest_due": (
@@ -65,6 +72,24 @@ def status(as_of: dt.datetime | None = None) -> dict[str, Any]:
     }
 
 
+def local_time(value: dt.datetime | str | None) -> str | None:
+    """An instant as the commands show it: ISO 8601 in the current time zone (Django's
+    TIME_ZONE, unless activated otherwise), with its UTC offset. Strings are instants
+    read from events' JSON; anything that does not parse as one is returned as it is."""
+    if isinstance(value, str):
+        parsed = parse_datetime(value)
+        if parsed is None or timezone.is_naive(parsed):
+            return value
+        value = parsed
+    if value is None:
+        return None
+    return timezone.localtime(value).isoformat()
+
+
+def _seconds(value: Any) -> float | None:
+    return None if value is None else round(float(value), 1)
+
+
 def timeline(job_id: int) -> list[dict[str, Any]]:
     """Every event of one job, oldest first, with a one-line detail. Empty if unknown."""
     events = JobEvent.objects.filter(job_id=job_id).order_by("seq")
@@ -72,7 +97,7 @@ def timeline(job_id: int) -> list[dict[str, Any]]:
         {
             "seq": e.seq,
             "kind": e.kind,
-            "at": e.at.isoformat(),
+            "at": local_time(e.at),
             "runner": e.runner,
             "detail": _detail(e.kind, e.data),
             "data": e.data,
@@ -84,19 +109,21 @@ def timeline(job_id: int) -> list[dict[str, Any]]:
 
 def _detail(kind: str, data: dict[str, Any]) -> str:
     if kind == "scheduled":
-        return f"{data.get('callable_name')} due {data.get('time_slot_start')}"
+        return f"{data.get('callable_name')} due {local_time(data.get('time_slot_start'))}"
     if kind in ("failed", "abandoned"):
         return str(data.get("exception") or "")
     if kind == "completed":
         return f"returned {data.get('return_value')!r}"
     if kind == "retry":
-        return f"attempt {data.get('attempt')} of {data.get('of')} due {data.get('due')}"
+        return (
+            f"attempt {data.get('attempt')} of {data.get('of')} due {local_time(data.get('due'))}"
+        )
     if kind == "cancelled":
         return f"by {data.get('by')}: {data.get('reason')}"
     if kind in ("released", "deleted"):
         return str(data.get("reason") or "")
     if kind == "expired":
-        return f"window closed {data.get('time_slot_end')}"
+        return f"window closed {local_time(data.get('time_slot_end'))}"
     return ""
 
 
@@ -112,7 +139,7 @@ class PruneResult:
 
     def as_dict(self) -> dict[str, Any]:
         out = asdict(self)
-        out["cutoff"] = self.cutoff.isoformat()
+        out["cutoff"] = local_time(self.cutoff)
         return out
 
 

@@ -282,14 +282,16 @@ ORDER BY time_slot_start, id
 LIMIT 1;
 
 -- name: in_hand_by_runner
--- Claimed and running jobs per runner, with the runner's lease.
+-- Claimed and running jobs per runner, with what is known of the runner: how long
+-- ago its last heartbeat was, how long until its lease runs out (negative: ran
+-- out that long ago; its jobs are then recoverable), and whether it signed off.
 SELECT j.runner, count(*) FILTER (WHERE j.status = 'running') AS running,
        count(*) FILTER (WHERE j.status = 'claimed') AS claimed,
-       bool_and(p.stopped_at IS NULL AND p.lease_expires_at >= statement_timestamp()) AS alive,
-       max(extract(epoch FROM p.lease_expires_at - statement_timestamp())) AS lease_left
+       min(extract(epoch FROM statement_timestamp() - p.heartbeat_at)) AS heartbeat_age,
+       max(extract(epoch FROM p.lease_expires_at - statement_timestamp())) AS lease_left,
+       bool_or(p.stopped_at IS NOT NULL) AS stopped
 FROM django_future_scheduledjob j
 LEFT JOIN django_future_runnerprocess p ON p.id = j.runner_process_id
 WHERE j.status IN ('running', 'claimed')
 GROUP BY j.runner
 ORDER BY j.runner;
-

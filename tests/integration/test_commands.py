@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 import time
 from io import StringIO
+from zoneinfo import ZoneInfo
 
 import pgtrigger
 import pytest
@@ -13,6 +15,7 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.db import connection, transaction
 from django.db.utils import ProgrammingError
+from django.test import override_settings
 
 from django_future import run_jobs, schedule_job
 from django_future.models import PROJECTION_GUARD, JobEvent, PruneRecord, ScheduledJob
@@ -62,16 +65,31 @@ def test_status_shows_jobs_in_hand_per_runner() -> None:
             [job.pk, runner_id],
         )
     (runner,) = as_json("status")["runners"]
-    assert (runner["runner"], runner["running"], runner["claimed"], runner["alive"]) == (
+    assert (runner["runner"], runner["running"], runner["claimed"], runner["stopped"]) == (
         "h:1",
         1,
         0,
-        True,
+        False,
     )
-    assert "h:1     1        0        yes" in run("status")
+    assert 0 <= runner["last_heartbeat_age_s"] < 5
+    assert 25 < runner["lease_left_s"] <= 30
+    assert "alive" not in runner  # the ledger knows heartbeats and leases, not life
+    text = run("status")
+    assert "runner  running  claimed  last heartbeat  its jobs recoverable" in text
+    assert re.search(r"h:1 +1 +0 +\d+\.\d s ago +in \d+\.\d s unless renewed", text)
+    # Silent since: its lease runs out, and status says its jobs are recoverable now.
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "UPDATE django_future_runnerprocess SET heartbeat_at = now() - interval '40 seconds',"
+            " lease_expires_at = now() - interval '10 seconds'"
+        )
+    (runner,) = as_json("status")["runners"]
+    assert 39 < runner["last_heartbeat_age_s"] < 45 and -15 < runner["lease_left_s"] < -9
+    assert re.search(r"4\d\.\d s ago +now \(lease ran out 1\d\.\d s ago\)", run("status"))
     # Leave it finished for the after-test check: its runner "dies" and it is recovered.
     with connection.cursor() as cursor:
         cursor.execute("UPDATE django_future_runnerprocess SET stopped_at = now()")
+    assert "now (it stopped)" in run("status")
     run_jobs()
     assert ScheduledJob.objects.get(pk=job.pk).status == "failed"
 
@@ -101,6 +119,37 @@ def test_show_prints_a_timeline() -> None:
     assert all(len(e["hash"]) == 64 for e in events)
     with pytest.raises(CommandError, match="no events for job 99999"):
         run("show", "99999")
+
+
+@override_settings(TIME_ZONE="America/New_York")
+def test_every_command_shows_and_reads_times_in_time_zone(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    job = schedule_job("0s", "tests.handlers.boom", retries=1, retry_delay="1h")
+    run_jobs(ignore_errors=True)
+    events = JobEvent.objects.filter(job_id=job.pk).order_by("seq")
+    new_york = ZoneInfo("America/New_York")
+    shown = as_json("show", str(job.pk))["events"]  # type: ignore[index]
+    for event, printed in zip(events, shown, strict=True):
+        assert printed["at"] == event.at.astimezone(new_york).isoformat()
+        assert printed["at"].endswith(("-05:00", "-04:00"))
+    text = run("show", str(job.pk))
+    assert events[0].at.astimezone(new_york).isoformat() in text
+    due = dt.datetime.fromisoformat(events[3].data["due"]).astimezone(new_york)
+    assert f"attempt 2 of 2 due {due.isoformat()}" in text
+    # A time typed without an offset is read in the same zone, and printed back in it.
+    started = events[1].at.astimezone(new_york)
+    typed = started.replace(tzinfo=None).isoformat()
+    report = as_json("status", "--as-of", typed)
+    assert report["as_of"] == started.isoformat()
+    assert report["counts"] == {"running": 1}
+    for action in ("status", "show"):
+        with pytest.raises(SystemExit):
+            call_command("scheduledjobs", action, "--help")
+        assert "current time zone (the TIME_ZONE setting)" in " ".join(
+            capsys.readouterr().out.split()
+        )
+    job.cancel(by="test", reason="done looking")
 
 
 def test_verify_passes_then_fails_and_rebuild_repairs() -> None:

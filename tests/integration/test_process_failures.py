@@ -14,7 +14,7 @@ import time
 import pytest
 from django.db import connection
 
-from django_future import schedule_job
+from django_future import audit, schedule_job
 from django_future.models import JobEvent, RunnerProcess, ScheduledJob
 from tests.integration.conftest import kinds, start_runner, wait_until
 from tests.testapp.models import JobRun, Order
@@ -47,6 +47,13 @@ def test_runner_killed_mid_job_is_recovered_by_the_next_runner() -> None:
     # as cron would, finds the job, records why, and retries it by its policy.
     dead = RunnerProcess.objects.get(pk=started_event(job).data["runner_id"])
     assert dead.pid == first.pid and dead.stopped_at is None
+    # `scheduledjobs status` claims no life: it shows the silence growing, and the
+    # jobs recoverable once the lease has run out.
+    time.sleep(1.2)
+    (held,) = audit.status()["runners"]
+    assert held["runner"].endswith(f":{first.pid}") and held["running"] == 1
+    assert held["last_heartbeat_age_s"] >= 1.0 and held["lease_left_s"] <= 0
+    assert held["stopped"] is False
     second = start_runner("--worker", "--time-limit", "8", "-v", "2", lease=1)
     wait_until(
         lambda: status(job) == "running" and JobRun.objects.filter(job_id=job.pk).count() == 2,

@@ -7,7 +7,9 @@
     scheduledjobs prune --older-than AGE  remove finished jobs' events, leaving a record
 
 Tables for people by default, ``--json`` for machines. ``verify`` exits 1 when
-it finds a problem; every subcommand exits 2 on bad input.
+it finds a problem; every subcommand exits 2 on bad input. Every time printed, in
+tables and JSON alike, is in the current time zone (TIME_ZONE) with its UTC offset,
+and a time typed without an offset is read in that zone: one convention for all.
 """
 
 from __future__ import annotations
@@ -55,17 +57,51 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     return "\n".join(lines)
 
 
+def _ago(seconds: float | None) -> str:
+    return "never" if seconds is None else f"{seconds:.1f} s ago"
+
+
+def _recovery(lease_left: float | None, stopped: bool) -> str:
+    """When another runner may take this runner's jobs: at once if it signed off or its
+    lease ran out, else when the lease runs out unless a heartbeat renews it first."""
+    if stopped:
+        return "now (it stopped)"
+    if lease_left is None:
+        return "now (unknown runner)"
+    if lease_left <= 0:
+        return f"now (lease ran out {-lease_left:.1f} s ago)"
+    return f"in {lease_left:.1f} s unless renewed"
+
+
+TIMES = (
+    "Times are shown in the current time zone (the TIME_ZONE setting) as ISO 8601 with "
+    "their UTC offset; a time given without an offset is read in that zone."
+)
+
+
 class Command(BaseCommand):
-    help = "Look at and look after the job ledger: status, show, verify, rebuild, prune."
+    help = "Look at and look after the job ledger: status, show, verify, rebuild, prune. " + TIMES
 
     def add_arguments(self, parser: CommandParser) -> None:
         sub = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
 
-        p = sub.add_parser("status", help="Counts by status, oldest due job, jobs per runner.")
-        p.add_argument(
-            "--as-of", type=_instant, metavar="WHEN", help="The queue as it was at WHEN."
+        p = sub.add_parser(
+            "status",
+            help="Counts by status, oldest due job, jobs per runner.",
+            description="Counts by status, the oldest due job, and the jobs each runner "
+            "holds with its last heartbeat and when its jobs become recoverable. " + TIMES,
         )
-        p = sub.add_parser("show", help="One job's timeline.")
+        p.add_argument(
+            "--as-of",
+            type=_instant,
+            metavar="WHEN",
+            help="The queue as it was at WHEN (ISO 8601; without an offset, in TIME_ZONE).",
+        )
+        p = sub.add_parser(
+            "show",
+            help="One job's timeline.",
+            description="One job's events, oldest first. " + TIMES,
+        )
         p.add_argument("job_id", type=int)
         sub.add_parser("verify", help="Check the job table and the hash chains against events.")
         sub.add_parser("rebuild", help="Recompute the job table from the ledger.")
@@ -114,12 +150,12 @@ class Command(BaseCommand):
                     r["runner"],
                     r["running"],
                     r["claimed"],
-                    "yes" if r["alive"] else "NO",
-                    r["lease_left_s"],
+                    _ago(r["last_heartbeat_age_s"]),
+                    _recovery(r["lease_left_s"], r["stopped"]),
                 ]
                 for r in report["runners"]
             ]
-            headers = ["runner", "running", "claimed", "alive", "lease left (s)"]
+            headers = ["runner", "running", "claimed", "last heartbeat", "its jobs recoverable"]
             self.say(options, table(headers, rows))
         return report
 
@@ -150,7 +186,7 @@ class Command(BaseCommand):
         self.say(
             options,
             f"{verb} {result.jobs} finished job(s) and their {result.events} event(s), "
-            f"last touched before {result.cutoff.isoformat()}",
+            f"last touched before {audit.local_time(result.cutoff)}",
         )
         if result.record_id is not None:
             self.say(
