@@ -1,4 +1,9 @@
-"""Settings, each read through one small function with its default here."""
+"""Settings, each read through one small function with its default here; and what
+the package needs of its database, said in one sentence when it is missing.
+
+This module imports nothing else of the package, so that every other one (the
+scheduler, the ledger, the runner, the commands, the system checks) can use it.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +11,7 @@ import datetime as dt
 
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
+from django.db import DEFAULT_DB_ALIAS, connection, connections
 
 
 def _seconds(name: str, default: float) -> dt.timedelta:
@@ -62,3 +68,27 @@ def prepared_statements() -> bool:
             f"DJANGO_FUTURE_PREPARED_STATEMENTS must be True or False, not {value!r}"
         )
     return value
+
+
+# The oldest PostgreSQL the package supports (as the README says), which is also
+# Django 5.2's own minimum; Django 6.1 needs 15.
+POSTGRESQL_MINIMUM = 14
+POSTGRESQL_REQUIRED = (
+    f"django_future requires PostgreSQL {POSTGRESQL_MINIMUM} or later "
+    "(Django 6.1 and later need 15 or later)"
+)
+
+
+def postgresql_required(alias: str = DEFAULT_DB_ALIAS) -> str:
+    """The sentence saying that django_future needs PostgreSQL, naming ``alias``'s ENGINE."""
+    engine = connections[alias].settings_dict.get("ENGINE")
+    return f"{POSTGRESQL_REQUIRED}, but DATABASES[{alias!r}] uses ENGINE {engine!r}."
+
+
+def require_postgresql() -> None:
+    """Raise ImproperlyConfigured unless the database the package uses is PostgreSQL.
+
+    The package uses only the default database. One attribute check: no query.
+    """
+    if connection.vendor != "postgresql":
+        raise ImproperlyConfigured(postgresql_required())

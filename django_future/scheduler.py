@@ -408,7 +408,9 @@ def schedule_job(
     Raises ValueError (bad time, unknown callable, bad retry policy) or
     TypeError (arguments that JSON cannot carry) before writing anything. Inside
     ``transaction.atomic()`` the job commits or rolls back with the block.
+    Raises ImproperlyConfigured if the database is not PostgreSQL.
     """
+    config.require_postgresql()
     start, end, data = _Checks().prepare(
         date,
         callable_name,
@@ -465,7 +467,10 @@ def schedule_jobs(jobs: Iterable[Mapping[str, Any]]) -> list[int]:
     database appends and folds one chunk's ``scheduled`` events, the next
     chunk is checked and encoded. (With a libpq older than 14, which has no
     pipeline mode, the chunks go one after another.)
+
+    Raises as ``schedule_job`` does, naming the item for bad input.
     """
+    config.require_postgresql()
     items = iter(jobs)
     first = next(items, _NO_JOBS)
     if first is _NO_JOBS:
