@@ -8,6 +8,8 @@ scheduler, the ledger, the runner, the commands, the system checks) can use it.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
@@ -78,6 +80,10 @@ POSTGRESQL_REQUIRED = (
     "(Django 6.1 and later need 15 or later)"
 )
 
+MIGRATE_FIRST = (
+    "The django_future tables are missing or out of date: run `python manage.py migrate` first."
+)
+
 
 def postgresql_required(alias: str = DEFAULT_DB_ALIAS) -> str:
     """The sentence saying that django_future needs PostgreSQL, naming ``alias``'s ENGINE."""
@@ -92,3 +98,46 @@ def require_postgresql() -> None:
     """
     if connection.vendor != "postgresql":
         raise ImproperlyConfigured(postgresql_required())
+
+
+def _missing_from_database(exc: BaseException) -> bool:
+    """Whether ``exc`` says that one of the package's tables or functions does not exist."""
+    # Django's ProgrammingError carries psycopg's error as its cause; psycopg's own
+    # errors (from raw connections, pipeline mode) carry the SQLSTATE themselves.
+    error = exc if hasattr(exc, "sqlstate") else exc.__cause__
+    # 42P01: undefined table; 42883: undefined function (a migration not yet applied).
+    return getattr(error, "sqlstate", None) in {"42P01", "42883"} and "django_future" in str(exc)
+
+
+@contextmanager
+def tables_needed() -> Iterator[None]:
+    """Around statements on the package's tables: if they are missing, say to migrate.
+
+    A query that finds no django_future table or function raises
+    ImproperlyConfigured(MIGRATE_FIRST) instead, the database's error as its
+    cause. Nothing is queried beforehand, so the check costs nothing on success.
+    """
+    try:
+        yield
+    except Exception as exc:
+        if _missing_from_database(exc):
+            raise ImproperlyConfigured(MIGRATE_FIRST) from exc
+        raise
+
+
+def require_migrated() -> None:
+    """For management commands: raise CommandError(MIGRATE_FIRST), exit status 2, if
+    any of django_future's migrations is unapplied on the default database.
+
+    One look at ``django_migrations`` (and at whether it exists), against the
+    migrations on disk.
+    """
+    from django.core.management.base import CommandError
+    from django.db.migrations.loader import MigrationLoader
+
+    if connection.vendor != "postgresql":
+        raise CommandError(postgresql_required(), returncode=2)
+    loader = MigrationLoader(connection)
+    applied = loader.applied_migrations
+    if any(key[0] == "django_future" and key not in applied for key in loader.graph.nodes):
+        raise CommandError(MIGRATE_FIRST, returncode=2)

@@ -116,12 +116,13 @@ def cancel(job_id: int, *, by: str | None = None, reason: str = "") -> int:
     """
     config.require_postgresql()
     who = by or f"python:{runner_identity()}"
-    return append(
-        job_id,
-        EventKind.CANCELLED,
-        {"by": who, "reason": reason},
-        only_if=[ScheduledJob.STATUS_SCHEDULED],
-    )
+    with config.tables_needed():
+        return append(
+            job_id,
+            EventKind.CANCELLED,
+            {"by": who, "reason": reason},
+            only_if=[ScheduledJob.STATUS_SCHEDULED],
+        )
 
 
 def _is_sequence_conflict(exc: DatabaseError) -> bool:

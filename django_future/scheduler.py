@@ -408,7 +408,8 @@ def schedule_job(
     Raises ValueError (bad time, unknown callable, bad retry policy) or
     TypeError (arguments that JSON cannot carry) before writing anything. Inside
     ``transaction.atomic()`` the job commits or rolls back with the block.
-    Raises ImproperlyConfigured if the database is not PostgreSQL.
+    Raises ImproperlyConfigured if the database is not PostgreSQL, or if the
+    package's tables are missing (run ``migrate`` first).
     """
     config.require_postgresql()
     start, end, data = _Checks().prepare(
@@ -431,7 +432,7 @@ def schedule_job(
         "end_in": end.after if end else None,
         "data": json.dumps(data),
     }
-    with connection.cursor() as cursor:
+    with connection.cursor() as cursor, config.tables_needed():
         cursor.execute(query("schedule"), params)
         row = cursor.fetchone()
     if row is None:
@@ -478,7 +479,7 @@ def schedule_jobs(jobs: Iterable[Mapping[str, Any]]) -> list[int]:
     checks = _Checks()
     times: dict[tuple[_When, _When | None], tuple[str, str | None]] = {}
     sent: list[psycopg.Cursor[Any]] = []
-    with transaction.atomic():
+    with config.tables_needed(), transaction.atomic():
         with connection.cursor() as cursor:
             cursor.execute("SELECT statement_timestamp()")
             (now,) = cursor.fetchone()

@@ -1,7 +1,8 @@
 """The first wrong steps of a new project, each answered with one clear sentence.
 
 Real processes, as a newcomer runs them: ``manage.py`` (as ``python -m django``)
-with a settings module written for the case.
+with a settings module written for the case, against SQLite or a PostgreSQL
+database that was never migrated.
 """
 
 from __future__ import annotations
@@ -15,7 +16,10 @@ from pathlib import Path
 
 import pytest
 
+from django_future import config
 from tests.integration.conftest import ROOT, subprocess_env
+
+MIGRATE_FIRST = "run `python manage.py migrate` first"
 
 
 def django(
@@ -125,3 +129,43 @@ def test_postgresql_passes_the_checks_with_database_checks() -> None:
     assert proc.returncode == 0, proc.stderr
     assert "django_future.E00" not in proc.stdout + proc.stderr
     assert "System check identified no issues" in proc.stdout
+
+
+# 5. Before `migrate`.
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["runscheduledjobs"],
+        ["runscheduledjobs", "--worker"],
+        ["scheduledjobs", "status"],
+        ["scheduledjobs", "show", "1"],
+        ["scheduledjobs", "verify"],
+        ["scheduledjobs", "rebuild"],
+        ["scheduledjobs", "prune", "--older-than", "90d"],
+    ],
+)
+def test_commands_before_migrate_say_to_migrate(fresh_database: str, command: list[str]) -> None:
+    proc = django(*command, database=fresh_database)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.strip() == f"CommandError: {config.MIGRATE_FIRST}"
+    assert MIGRATE_FIRST in proc.stderr
+
+
+def test_writers_before_migrate_say_to_migrate(fresh_database: str) -> None:
+    proc = django("shell", "--no-imports", "-c", WRITERS, database=fresh_database)
+    # The database's error stays as the cause: an undefined table (42P01) for
+    # the schedulers, an undefined function (42883) for the ledger's append.
+    assert writer_lines(proc) == {
+        "schedule_job": [config.MIGRATE_FIRST, "42P01"],
+        "schedule_jobs": [config.MIGRATE_FIRST, "42883"],
+        "cancel": [config.MIGRATE_FIRST, "42883"],
+    }
+
+
+def test_commands_after_a_partial_migrate_say_to_migrate(fresh_database: str) -> None:
+    assert django("migrate", "django_future", "0005", database=fresh_database).returncode == 0
+    proc = django("scheduledjobs", "status", database=fresh_database)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.strip() == f"CommandError: {config.MIGRATE_FIRST}"

@@ -13,6 +13,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from django_future import config
 from django_future.runner import DatabaseLostError, JobFailedError, Runner
 
 
@@ -87,6 +88,7 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
+        config.require_migrated()
         if options["verbosity"] >= 2:
             logging.getLogger("django_future").setLevel(logging.INFO)
         # Everything loaded so far (Django, the apps, their modules) lives as long as
