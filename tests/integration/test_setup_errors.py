@@ -1,8 +1,8 @@
 """The first wrong steps of a new project, each answered with one clear sentence.
 
 Real processes, as a newcomer runs them: ``manage.py`` (as ``python -m django``)
-with a settings module written for the case, against SQLite or a PostgreSQL
-database that was never migrated.
+with a settings module written for the case, against SQLite, a PostgreSQL
+database that was never migrated, or INSTALLED_APPS without pgtrigger.
 """
 
 from __future__ import annotations
@@ -169,3 +169,66 @@ def test_commands_after_a_partial_migrate_say_to_migrate(fresh_database: str) ->
     proc = django("scheduledjobs", "status", database=fresh_database)
     assert proc.returncode == 2, proc.stderr
     assert proc.stderr.strip() == f"CommandError: {config.MIGRATE_FIRST}"
+
+
+# 6. pgtrigger left out of INSTALLED_APPS, or after django_future.
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        (
+            "INSTALLED_APPS = [app for app in INSTALLED_APPS if app != 'pgtrigger']",
+            "django_future needs 'pgtrigger' in INSTALLED_APPS: add \"pgtrigger\" to "
+            "INSTALLED_APPS (before or after 'django_future', the order does not matter).",
+        ),
+        (
+            "PGTRIGGER_MODEL_META = False",
+            "django_future needs pgtrigger's Meta.triggers: remove PGTRIGGER_MODEL_META = False "
+            "from your settings.",
+        ),
+    ],
+    ids=["not-installed", "model-meta-off"],
+)
+def test_without_pgtrigger_the_error_names_the_fix(
+    tmp_path: Path, settings: str, message: str
+) -> None:
+    proc = django("check", settings=settings, tmp_path=tmp_path)
+    assert proc.returncode == 1
+    # An error while Django sets its apps up comes with Django's traceback; ours is
+    # its last line, in place of "'class Meta' got invalid attribute(s): triggers".
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last == f"django.core.exceptions.ImproperlyConfigured: {message}"
+    assert "invalid attribute" not in proc.stderr
+
+
+def test_pgtrigger_may_come_after_django_future(tmp_path: Path, fresh_database: str) -> None:
+    settings = (
+        "INSTALLED_APPS = [app for app in INSTALLED_APPS if app != 'pgtrigger'] + ['pgtrigger']"
+    )
+    for command in (["check"], ["migrate"]):
+        proc = django(*command, settings=settings, tmp_path=tmp_path, database=fresh_database)
+        assert proc.returncode == 0, proc.stderr
+    # The triggers are in place: the fold makes the job's row, the ledger refuses UPDATE.
+    code = (
+        "from django.db import connection, ProgrammingError, InternalError\n"
+        "from django_future import schedule_job\n"
+        "print(schedule_job('1m', 'tests.handlers.record').status)\n"
+        "try:\n"
+        "    with connection.cursor() as cursor:\n"
+        "        cursor.execute('UPDATE django_future_jobevent SET kind = kind')\n"
+        "except (ProgrammingError, InternalError) as exc:\n"
+        "    print('refused:', exc.__cause__.sqlstate)\n"
+    )
+    proc = django(
+        "shell",
+        "--no-imports",
+        "-c",
+        code,
+        settings=settings,
+        tmp_path=tmp_path,
+        database=fresh_database,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines()[0] == "scheduled"
+    assert proc.stdout.splitlines()[1].startswith("refused:")
