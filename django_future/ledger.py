@@ -22,6 +22,7 @@ from django.db import DatabaseError, IntegrityError, OperationalError, connectio
 from django.db.models.query import RawQuerySet
 from django.utils import timezone
 
+from django_future import config
 from django_future.models import PROJECTION_GUARD, EventKind, ScheduledJob
 from django_future.sql import query
 
@@ -113,13 +114,15 @@ def cancel(job_id: int, *, by: str | None = None, reason: str = "") -> int:
     Raises JobStateError if the job is not scheduled (claimed and running jobs
     belong to their runner; finished ones are finished).
     """
+    config.require_postgresql()
     who = by or f"python:{runner_identity()}"
-    return append(
-        job_id,
-        EventKind.CANCELLED,
-        {"by": who, "reason": reason},
-        only_if=[ScheduledJob.STATUS_SCHEDULED],
-    )
+    with config.tables_needed():
+        return append(
+            job_id,
+            EventKind.CANCELLED,
+            {"by": who, "reason": reason},
+            only_if=[ScheduledJob.STATUS_SCHEDULED],
+        )
 
 
 def _is_sequence_conflict(exc: DatabaseError) -> bool:

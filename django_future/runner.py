@@ -388,7 +388,8 @@ class Runner:
             "identity": self.identity,
             "lease": self.lease,
         }
-        with connection.cursor() as cursor:
+        # The runner's first statement: before migrate, it says to migrate.
+        with config.tables_needed(), connection.cursor() as cursor:
             cursor.execute(query("register_runner"), params)
             self.runner_id, self._backend_pid, registered_at = cursor.fetchone()
         # A pass (not a worker) takes only the jobs due when it started, as the seed's

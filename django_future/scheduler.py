@@ -408,7 +408,10 @@ def schedule_job(
     Raises ValueError (bad time, unknown callable, bad retry policy) or
     TypeError (arguments that JSON cannot carry) before writing anything. Inside
     ``transaction.atomic()`` the job commits or rolls back with the block.
+    Raises ImproperlyConfigured if the database is not PostgreSQL, or if the
+    package's tables are missing (run ``migrate`` first).
     """
+    config.require_postgresql()
     start, end, data = _Checks().prepare(
         date,
         callable_name,
@@ -429,7 +432,7 @@ def schedule_job(
         "end_in": end.after if end else None,
         "data": json.dumps(data),
     }
-    with connection.cursor() as cursor:
+    with connection.cursor() as cursor, config.tables_needed():
         cursor.execute(query("schedule"), params)
         row = cursor.fetchone()
     if row is None:
@@ -465,7 +468,10 @@ def schedule_jobs(jobs: Iterable[Mapping[str, Any]]) -> list[int]:
     database appends and folds one chunk's ``scheduled`` events, the next
     chunk is checked and encoded. (With a libpq older than 14, which has no
     pipeline mode, the chunks go one after another.)
+
+    Raises as ``schedule_job`` does, naming the item for bad input.
     """
+    config.require_postgresql()
     items = iter(jobs)
     first = next(items, _NO_JOBS)
     if first is _NO_JOBS:
@@ -473,7 +479,7 @@ def schedule_jobs(jobs: Iterable[Mapping[str, Any]]) -> list[int]:
     checks = _Checks()
     times: dict[tuple[_When, _When | None], tuple[str, str | None]] = {}
     sent: list[psycopg.Cursor[Any]] = []
-    with transaction.atomic():
+    with config.tables_needed(), transaction.atomic():
         with connection.cursor() as cursor:
             cursor.execute("SELECT statement_timestamp()")
             (now,) = cursor.fetchone()

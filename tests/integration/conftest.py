@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -135,6 +136,20 @@ def run_command() -> Callable[..., subprocess.CompletedProcess[str]]:
         return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
 
     return run
+
+
+@pytest.fixture
+def fresh_database() -> Iterator[str]:
+    """A new, empty database on the test server (dropped afterwards); its conninfo."""
+    name = f"test_fresh_{uuid.uuid4().hex[:8]}"
+    admin = subprocess_env()["DATABASE_URL"]
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield psycopg.conninfo.make_conninfo(admin, dbname=name)
+    finally:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def wait_until(predicate: Callable[[], object], timeout: float = 30, what: str = "") -> None:

@@ -4,34 +4,16 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import uuid
-from collections.abc import Iterator
 
-import psycopg
 import pytest
 
 from tests.integration.conftest import ROOT, subprocess_env
 
 
-@pytest.fixture
-def demo_database() -> Iterator[str]:
-    """A fresh database on the test server; its conninfo."""
-    name = f"test_demo_{uuid.uuid4().hex[:8]}"
-    env = subprocess_env()
-    admin = env["DATABASE_URL"]
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield psycopg.conninfo.make_conninfo(admin, dbname=name)
-    finally:
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
 @pytest.mark.slow
-def test_demo_runs_and_its_audit_checks_pass(demo_database: str) -> None:
+def test_demo_runs_and_its_audit_checks_pass(fresh_database: str) -> None:
     env = subprocess_env()
-    env["DATABASE_URL"] = demo_database
+    env["DATABASE_URL"] = fresh_database
     env.pop("DJANGO_SETTINGS_MODULE")
     for run in (1, 2):  # a second run on the same database reports only on its own jobs
         proc = subprocess.run(

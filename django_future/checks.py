@@ -1,0 +1,67 @@
+"""System checks: what django_future needs of its database, said before anything fails.
+
+Registered by ``DjangoFutureConfig.ready()``. The messages come from
+``django_future.config``, which the scheduler and the commands use too, so that
+every path says the same sentence.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from django.core.checks import CheckMessage, Error, Tags, register
+from django.db import DEFAULT_DB_ALIAS, NotSupportedError, connections
+
+from django_future import config
+
+
+@register()
+def check_postgresql(
+    *, databases: Sequence[str] | None = None, **kwargs: Any
+) -> list[CheckMessage]:
+    """django_future.E001: the default database must be PostgreSQL.
+
+    Only the default alias is checked: every query of the package (the
+    scheduler's, the ledger's, the runner's, the commands') goes to
+    ``DEFAULT_DB_ALIAS`` through ``django.db.connection``, so another alias may
+    be any database. Without a query: this runs in every ``check``, and before
+    ``migrate`` and our commands.
+    """
+    if connections[DEFAULT_DB_ALIAS].vendor == "postgresql":
+        return []
+    return [
+        Error(
+            config.postgresql_required(DEFAULT_DB_ALIAS),
+            hint="Set DATABASES['default']['ENGINE'] to 'django.db.backends.postgresql'.",
+            id="django_future.E001",
+        )
+    ]
+
+
+@register(Tags.database)
+def check_postgresql_version(
+    *, databases: Sequence[str] | None = None, **kwargs: Any
+) -> list[CheckMessage]:
+    """django_future.E002: the default database must run PostgreSQL 14 or later.
+
+    A database check (it connects): it runs in ``migrate`` and in
+    ``check --database default``, for the default alias only, as E001. Django
+    refuses, on connecting, a server older than its own minimum (14 for 5.2,
+    15 for 6.1); that refusal is reported here too, as a check error rather
+    than a traceback.
+    """
+    if DEFAULT_DB_ALIAS not in (databases or ()):
+        return []
+    db = connections[DEFAULT_DB_ALIAS]
+    if db.vendor != "postgresql":
+        return []  # E001 says it
+    try:
+        version = db.pg_version  # type: ignore[attr-defined]
+    except NotSupportedError as exc:
+        found = f"Django refused DATABASES['default']: {exc}"
+    else:
+        if version >= config.POSTGRESQL_MINIMUM * 10000:
+            return []
+        found = f"DATABASES['default'] runs PostgreSQL {version // 10000}.{version % 10000}."
+    return [Error(f"{config.POSTGRESQL_REQUIRED}, but {found}", id="django_future.E002")]
