@@ -80,16 +80,18 @@ def test_from_startproject_to_a_job_run_by_cron_and_audited_in_sql(project: Path
     assert manage(project, "check").returncode == 0
 
     # The step a newcomer forgets: each door says what to do, in one sentence.
-    for args in (
-        ["runscheduledjobs"],
-        ["scheduledjobs", "status"],
-        ["shell", "-c", "from django_future import schedule_job; schedule_job('0s', 'x.y')"],
-        ["shell", "-c", "from django_future import run_jobs; run_jobs()"],
-    ):
+    for args in (["runscheduledjobs"], ["scheduledjobs", "status"]):
         forgot = manage(project, *args)
-        assert forgot.returncode != 0, args
-        assert "python manage.py migrate" in forgot.stderr, forgot.stderr
+        assert forgot.returncode == 2, args
+        assert "run `python manage.py migrate` first" in forgot.stderr, forgot.stderr
         assert "Traceback" not in forgot.stderr, forgot.stderr
+    for call in ("schedule_job('0s', 'orders.handlers.remind')", "run_jobs()"):
+        # From Python the sentence is the exception's (the shell prints its traceback).
+        forgot = manage(project, "shell", "-c", f"from django_future import *; {call}")
+        assert forgot.returncode != 0, call
+        last = forgot.stderr.strip().splitlines()[-1]
+        assert last.startswith("django.core.exceptions.ImproperlyConfigured: "), last
+        assert last.endswith("run `python manage.py migrate` first."), last
 
     migrated = manage(project, "migrate")
     assert migrated.returncode == 0, migrated.stderr
