@@ -235,8 +235,8 @@ def _drain_on_signals(runner: Runner) -> Iterator[None]:
             signal.signal(signum, signal.SIG_DFL)
             signal.raise_signal(signum)
 
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        previous[signum] = signal.signal(signum, handle)
+    for caught in (signal.SIGTERM, signal.SIGINT):
+        previous[caught] = signal.signal(caught, handle)
     try:
         yield
     finally:
