@@ -30,7 +30,38 @@ migrations; the trigger functions here are what those triggers call.
 ``queries.sql`` is not a database object: it holds the named statements that the
 package sends at run time, loaded with :func:`query`.
 
-Until migrations 0001-0010 are squashed, they run the layered files ``NNNN_*.sql``.
+Migrations run frozen copies
+----------------------------
+
+A migration never reads a live file. A migration that creates or changes SQL objects
+runs its own copy of their SQL, frozen when the migration was written, in
+``django_future/migrations/sql/<migration name>.sql``, read with :func:`frozen`. Editing
+a live file therefore never changes what an applied migration did, and the test
+``tests/integration/test_sql_schema.py`` proves that a database migrated step by step
+has exactly the functions, views, triggers and indexes that the live files and the
+models define. To change a function (``claim.sql`` here), a contributor:
+
+1. freezes what the migration's reverse must put back, before editing::
+
+       >>> from django_future.sql import freeze
+       >>> freeze("0002_faster_claim.reverse", "claim.sql")
+
+2. edits the live file (functions and views keep ``CREATE OR REPLACE``, so that any
+   file but ``types.sql`` can run again over its previous version);
+3. freezes the result for the migration::
+
+       >>> freeze("0002_faster_claim", "claim.sql")
+
+4. writes the migration (``makemigrations django_future --empty``), whose operation is
+   ``migrations.RunSQL(frozen("0002_faster_claim"),
+   reverse_sql=frozen("0002_faster_claim.reverse"))``, and, if the change drops or
+   renames an object or changes a function's arguments, the ``DROP`` statements it
+   needs, written out in the migration;
+5. runs ``tests/integration/test_sql_schema.py``, which fails while the migrations and
+   the live files disagree.
+
+:func:`freeze` refuses to overwrite a frozen file: one that is wrong and not yet
+released may be deleted by hand and frozen again. Nothing else ever rewrites one.
 """
 
 from __future__ import annotations
@@ -42,6 +73,8 @@ from pathlib import Path
 _HERE = Path(__file__).resolve().parent
 _NAME = re.compile(r"^-- name: (\w+)\s*$", re.MULTILINE)
 
+#: The frozen copies that migrations run (see above).
+FROZEN_DIR = _HERE.parent / "migrations" / "sql"
 
 #: The live files, in the order in which they are run.
 LIVE_FILES: tuple[str, ...] = (
@@ -83,22 +116,22 @@ def live_sql(*files: str) -> str:
     return "\n".join(f"-- ---- {name}\n\n{(_HERE / name).read_text()}" for name in chosen)
 
 
-def migration_sql(filename: str) -> str:
-    """The text of a SQL file that a migration runs (``sql/NNNN_*.sql``)."""
-    return (_HERE / filename).read_text()
-
-
-def migration_function(filename: str, name: str) -> str:
-    """The definition of function ``name`` in a migration's SQL file, as CREATE OR REPLACE.
-
-    For a later migration's reverse, which must put back the definition it replaced
-    without running the rest of that file again."""
-    text = migration_sql(filename)
-    found = re.search(
-        rf"^CREATE (?:OR REPLACE )?FUNCTION {name}\(.*?AS (\$\w+\$).*?^\1;$",
-        text,
-        re.MULTILINE | re.DOTALL,
+def freeze(migration: str, *files: str) -> Path:
+    """Write the frozen copy of the named live files (all by default) that migration
+    ``migration`` will run, ``FROZEN_DIR/<migration>.sql``; refuse to overwrite one."""
+    target = FROZEN_DIR / f"{migration}.sql"
+    if target.exists():
+        raise FileExistsError(f"{target} exists: a frozen copy is never rewritten")
+    header = (
+        f"-- Frozen for migration {migration}: the live files of django_future/sql/ below,\n"
+        "-- as they stood when it was written. Do not edit: the live files are where the\n"
+        "-- current definitions are (see django_future/sql/__init__.py).\n\n"
     )
-    if found is None:
-        raise LookupError(f"no function {name} in {filename}")
-    return re.sub(r"^CREATE FUNCTION", "CREATE OR REPLACE FUNCTION", found.group(0))
+    target.parent.mkdir(exist_ok=True)
+    target.write_text(header + live_sql(*files))
+    return target
+
+
+def frozen(migration: str) -> str:
+    """The frozen SQL that migration ``migration`` runs (see :func:`freeze`)."""
+    return (FROZEN_DIR / f"{migration}.sql").read_text()
