@@ -62,6 +62,29 @@ models define. To change a function (``claim.sql`` here), a contributor:
 
 :func:`freeze` refuses to overwrite a frozen file: one that is wrong and not yet
 released may be deleted by hand and frozen again. Nothing else ever rewrites one.
+
+Prepared statements and versioned names
+---------------------------------------
+
+procrastinate versions the functions its workers call by name
+(``procrastinate_fetch_job_v2``), so that workers of the previous release keep calling
+the definition they were written for while a migration adds the next. We considered
+doing so to retire the runner's recovery of outdated prepared statements
+(``DEALLOCATE ALL`` in ``runner.py``'s ``_execute``), and decided against it for now:
+
+- that recovery is for a change of the job *table* (a column dropped or changing type
+  while a runner waits), which outdates the runner's prepared ``SELECT <columns> FROM
+  django_future_claim(...)`` whatever the function is called; a versioned name does not
+  prevent it (``test_a_runner_outlives_a_migration_that_changes_the_job_table``);
+- a new body under the same name and arguments (``CREATE OR REPLACE``) needs nothing:
+  a prepared statement calls the function by its oid, which ``CREATE OR REPLACE``
+  keeps, and runs the new body from its next execution;
+- nothing has been released, so no runner of an older release calls these functions.
+
+The rule from the first release on: a migration that changes what a function the
+runner calls takes or returns, or what its result means, creates it under a new name
+(``django_future_complete_and_claim_v2``) and keeps the old one until a later
+release's migration drops it, and ``queries.sql`` moves to the new name.
 """
 
 from __future__ import annotations
