@@ -1,8 +1,9 @@
 -- Named SQL used at run time. Each query starts with a "-- name: <name>" line,
 -- followed by a one-line description; ``django_future.sql.query(name)`` loads it.
--- Parameters are psycopg named placeholders. The fold trigger turns every
--- INSERT below into the matching change of the job's row; the functions of
--- 0003_writers_fold.sql fold the events they append themselves.
+-- Parameters are psycopg named placeholders. The fold trigger
+-- (fold_trigger.sql) turns every INSERT below into the matching change of the
+-- job's row; the functions of append.sql, claim.sql, complete.sql and bulk.sql
+-- fold the events they append themselves.
 
 -- name: schedule
 -- Append a job's first event; the fold creates its row. Relative times are
@@ -29,18 +30,18 @@ RETURNING job_id;
 
 -- name: schedule_lines
 -- One chunk of schedule_jobs(): one job per line, the JSON data of its
--- "scheduled" event. The new ids, in line order (see 0006_streamed_bulk.sql).
+-- "scheduled" event. The new ids, in line order (see bulk.sql).
 SELECT django_future_schedule_lines(%s);
 
 -- name: append
 -- Append the next event of one live job; the new seq, or NULL if the job is
--- gone, not in one of %(statuses)s, or not at seq %(seq)s (see 0001_runner.sql).
+-- gone, not in one of %(statuses)s, or not at seq %(seq)s (see append.sql).
 SELECT django_future_append(%(job_id)s, %(kind)s, %(runner)s, %(data)s::jsonb,
                             %(statuses)s::text[], %(seq)s::integer);
 
 -- name: complete
 -- Completions of plain jobs, appended only at the seq the runner saw (see
--- 0003_writers_fold.sql); the ids recorded. The runner sends this alone when
+-- complete.sql); the ids recorded. The runner sends this alone when
 -- a slow batch keeps finished work waiting, or as it stops; otherwise
 -- complete_and_claim carries its completions.
 SELECT * FROM django_future_complete(%(done_ids)s::bigint[], %(done_seqs)s::integer[],
@@ -49,7 +50,7 @@ SELECT * FROM django_future_complete(%(done_ids)s::bigint[], %(done_seqs)s::inte
 
 -- name: complete_and_claim
 -- The completions of plain jobs (a JSON array of [id, seq, return value,
--- seconds]), then the next claim, in one statement (see 0003_writers_fold.sql):
+-- seconds]), then the next claim, in one statement (see complete.sql):
 -- the claimed jobs, after the row of each job whose completion was refused.
 -- The runner prepares it once per connection.
 SELECT * FROM django_future_complete_and_claim(%(done)s::jsonb, %(now)s::timestamptz,
@@ -95,7 +96,7 @@ RETURNING job_id;
 
 -- name: claim
 -- Claim the oldest due jobs for this runner and read back what it holds, in one
--- statement, which the runner prepares once per connection (see 0001_runner.sql).
+-- statement, which the runner prepares once per connection (see claim.sql).
 SELECT * FROM django_future_claim(%(now)s::timestamptz, %(runner)s::text, %(runner_id)s::bigint,
                                   %(limit)s::integer, %(kind)s::text);
 
@@ -137,8 +138,8 @@ FROM lost
 RETURNING job_id, kind;
 
 -- name: release
--- Hand back jobs this runner started with a batch but did not call (and, from
--- ledgers written before 0002, claimed ones): the attempt does not count.
+-- Hand back jobs this runner started with a batch but did not call (and claimed
+-- ones, which the runner no longer makes: see fold.sql): the attempt does not count.
 INSERT INTO django_future_jobevent (job_id, seq, kind, at, runner, data)
 SELECT id, last_seq + 1, 'released', statement_timestamp(), %(runner)s,
        jsonb_build_object('reason', %(reason)s::text)

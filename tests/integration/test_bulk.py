@@ -116,7 +116,7 @@ def test_bulk_scheduling_rolls_back_with_the_transaction() -> None:
 
 
 def test_bulk_jobs_fold_as_their_events_say() -> None:
-    """schedule_jobs folds its own events (0003): the rows it makes are what a
+    """schedule_jobs folds its own events (bulk.sql): the rows it makes are what a
     replay of the ledger makes, and each event's hash chains."""
     ids = schedule_jobs(
         [{"date": "0s", "callable_name": "tests.handlers.record", "args": [i]} for i in range(20)]

@@ -130,9 +130,9 @@ _NEW_ID = "nextval(pg_get_serial_sequence('django_future_scheduledjob', 'id'))"
 def test_scheduled_refuses_a_reversed_window_and_negative_retries(
     data: dict[str, object], message: str, writer: str
 ) -> None:
-    """What the table's CHECK constraints refused before migration 0009, "scheduled"
-    refuses now, by either road a job is created: an event folded by the trigger, or
-    the bulk writer, which inlines the same transition."""
+    """What CHECK constraints on the job table would refuse (it has none: fold.sql says
+    why), "scheduled" refuses, by either road a job is created: an event folded by the
+    trigger, or the bulk writer, which inlines the same transition."""
     data = {"callable_name": "tests.handlers.record", **data}
     with pytest.raises(DatabaseError, match=message), transaction.atomic():
         if writer == "fold":
@@ -408,7 +408,7 @@ def test_a_bad_event_anywhere_in_a_statement_writes_nothing() -> None:
 
 @pytest.mark.parametrize("batch", [1, 3])
 def test_writers_that_fold_their_own_events_leave_the_guards_standing(batch: int) -> None:
-    """The runner's claim and completion append and fold in one statement (0003).
+    """The runner's claim and completion append and fold in one statement (append.sql).
     The setting that tells the triggers to stand aside is cleared before they
     return: later statements of the same transaction meet the fold and the guard."""
     due = [schedule_job("0s", "tests.handlers.record") for _ in range(batch)]

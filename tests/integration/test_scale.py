@@ -49,7 +49,7 @@ def plan(sql: str, params: dict[str, object]) -> str:
 def claim_selections() -> list[str]:
     """The claim's selections of due jobs, as the database holds them (EXPLAIN of a
     function call does not show the plans inside it): one job and a batch in
-    django_future_start_due, and the runner's one-job step (0004)."""
+    django_future_start_due, and the runner's one-job step (complete.sql)."""
 
     def source(function: str) -> str:
         with connection.cursor() as cursor:
@@ -111,7 +111,7 @@ def step_statements() -> dict[str, str]:
 @pytest.mark.parametrize("statement", ["completion", "start"])
 def test_the_step_computes_its_rows_in_line(statement: str) -> None:
     """The one-job step's UPDATE computes the new row and the event's hash as plain
-    expressions in its own plan (0005): a PL/pgSQL fold or a SQL function the planner
+    expressions in its own plan (complete.sql): a PL/pgSQL fold or a SQL function the planner
     cannot inline would cost a call, set up again for every job."""
     with connection.cursor() as cursor:
         cursor.execute("EXPLAIN VERBOSE " + step_statements()[statement])
@@ -127,7 +127,7 @@ def test_the_step_computes_its_rows_in_line(statement: str) -> None:
 
 
 def test_bulk_scheduling_creates_its_rows_in_line() -> None:
-    """schedule_jobs' statement (0006) computes each job's first row and its event's
+    """schedule_jobs' statement (bulk.sql) computes each job's first row and its event's
     hash as plain expressions in its own plan, as the step does: no PL/pgSQL fold or
     SQL function call per job."""
     with connection.cursor() as cursor:
@@ -157,7 +157,7 @@ def test_bulk_scheduling_creates_its_rows_in_line() -> None:
     ],
 )
 def test_batches_compute_their_rows_in_line(function: str, statement: str) -> None:
-    """A batch's start and its completions (0008) compute the new rows as plain
+    """A batch's start and its completions (claim.sql, complete.sql) compute the new rows as plain
     expressions, as the one-job step does: no PL/pgSQL fold per job."""
     with connection.cursor() as cursor:
         cursor.execute("SELECT prosrc FROM pg_proc WHERE proname = %s", [function])

@@ -51,7 +51,12 @@ JOIN django_future_jobevent e ON e.job_id = j.id AND e.seq = j.last_seq;
 
 
 -- One row per attempt (each "started" event): when it was due (the job's slot,
--- or the retry's due time), when it started and ended, how, and where.
+-- or the retry's due time), when it started and ended, how, and where. The run
+-- time is the one the runner measured when the outcome carries it ("seconds"):
+-- a batch starts together and its completions are written together, so for
+-- batched jobs the events' times include the wait behind earlier jobs of the
+-- batch. Outcomes without it ("abandoned" ones) fall back to the time between
+-- the events.
 CREATE OR REPLACE VIEW django_future_attempts AS
 SELECT
     st.job_id,
@@ -65,7 +70,8 @@ SELECT
     coalesce(fin.kind, 'running') AS outcome,
     fin.data->>'exception' AS exception,
     st.at - due.at_due AS wait_time,
-    fin.at - st.at AS run_time
+    COALESCE(make_interval(secs => (fin.data->>'seconds')::double precision),
+             fin.at - st.at) AS run_time
 FROM django_future_jobevent st
 JOIN django_future_jobevent sch ON sch.job_id = st.job_id AND sch.seq = 1
 CROSS JOIN LATERAL (

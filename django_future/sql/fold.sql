@@ -1,46 +1,57 @@
--- schedule_jobs() streams its jobs in chunks, and "scheduled" is inlined.
+-- The fold: the one definition of "a job's state after this event".
 --
--- Until 0006, schedule_jobs checked every job in Python, reserved all their
--- ids in one query, copied them into a scratch table, and then one statement
--- appended and folded every event: the database idle while Python worked, and
--- Python idle while the database did. From 0006 it sends a few hundred jobs at
--- a time in pipeline mode, one call of django_future_schedule_lines each, and
--- prepares the next chunk while the database writes this one. The database
--- assigns the ids.
+-- django_future_fold(state, event) is pure: it takes the job's row as it was
+-- (all NULL before the first event) and returns the row as it must be after
+-- the event, or a NULL id when the event removes the row. It raises on any
+-- event that does not follow from the state (wrong sequence number, or a
+-- transition the job's status does not allow). The fold trigger
+-- (fold_trigger.sql), the writers that fold their own events (append.sql,
+-- claim.sql, complete.sql, bulk.sql) and replay, verify, rebuild and time
+-- travel (replay.sql) all reach a job's next state through it or through the
+-- transition functions it calls, so they cannot disagree.
 --
--- The database's part was then most of the time, and a quarter of it the
--- PL/pgSQL fold, called once per job. So "scheduled" gets what 0005 gave
--- "started" and "completed": what it makes of a job is one SQL function,
--- django_future_scheduled, which the fold calls and the bulk writer's INSERT
--- inlines. The commit that added this file gives the measurements.
+-- What "scheduled", "started" and "completed" do to a job's row is defined by
+-- three SQL functions (django_future_scheduled, _started, _completed) that
+-- return the columns they set, as the composite types of types.sql. The fold
+-- checks that the event may follow and calls them; the hot writers (the
+-- runner's step and batches, bulk scheduling) call them directly in their
+-- UPDATE or INSERT, whose WHERE clauses make the same checks. Being
+-- SQL, and declared no stricter than their bodies, they are inlined by the
+-- planner: the writer computes each column by a plain expression instead of a
+-- PL/pgSQL call per job (a PL/pgSQL function called through a function scan
+-- copies the row in and out and materialises its result, for each job).
+--
+-- A job's rows are checked when its events make them, not by CHECK
+-- constraints: PostgreSQL parses and plans a table's constraints again for
+-- every statement that writes it, whichever columns it changes, twice per job
+-- in the runner's step (perf: 5.6% of the server's CPU there). Every row of
+-- the job table is written by the fold or by a writer that makes the same
+-- transitions (the guard declared in models.py refuses anything else), so:
+--
+-- * "scheduled" refuses a negative number of retries and a window that closes
+--   before it opens, in the fold and in the bulk writer (bulk.sql);
+-- * "retry" refuses a due time after the window closed;
+-- * attempts and last_seq only ever count up from 0 and 1, and an event's seq
+--   must follow its job's last (the fold, and the ledger's unique (job_id, seq)).
 
--- The columns of a job's first row, all but its id: what "scheduled" sets. A
--- type of its own, so that a column added to the table changes nothing here.
-CREATE TYPE django_future_created AS (
-    callable_name varchar(255),
-    content_type_id integer,
-    object_id varchar(255),
-    args jsonb,
-    kwargs jsonb,
-    time_slot_start timestamptz,
-    time_slot_end timestamptz,
-    atomic boolean,
-    max_attempts integer,
-    retry_delay interval,
-    retry_max_delay interval,
-    attempts integer,
-    status varchar(20),
-    created_at timestamptz,
-    last_seq integer,
-    last_hash varchar(64)
-);
+-- Raise check_violation with ``message``, from inside a query; its type is
+-- ``value``'s, so that it fits wherever a value is expected. STABLE, not
+-- IMMUTABLE: the planner runs an IMMUTABLE function whose arguments are
+-- constants while it plans, which would raise for a row that never comes.
+CREATE OR REPLACE FUNCTION django_future_refuse(message text, value anyelement)
+RETURNS anyelement
+LANGUAGE plpgsql STABLE AS $refuse$
+BEGIN
+    RAISE EXCEPTION '%', message USING ERRCODE = 'check_violation';
+END
+$refuse$;
 
 -- "scheduled": the job as its event's data describes it. Keys left out take
 -- their defaults (no content object, no arguments, not atomic, no retries):
--- from 0006 schedule_job leaves them out when they have them. STABLE, not
--- IMMUTABLE, because reading a time from text is (and a function declared
--- IMMUTABLE over STABLE ones is never inlined; see 0005).
-CREATE FUNCTION django_future_scheduled(data jsonb, at timestamptz, hash text)
+-- schedule_job leaves them out when they have them. STABLE, not IMMUTABLE,
+-- because reading a time from text is (and a function declared IMMUTABLE over
+-- STABLE ones is never inlined).
+CREATE OR REPLACE FUNCTION django_future_scheduled(data jsonb, at timestamptz, hash text)
 RETURNS django_future_created
 LANGUAGE sql STABLE AS $scheduled$
     SELECT ROW(data->>'callable_name', (data->>'content_type_id')::integer,
@@ -53,7 +64,30 @@ LANGUAGE sql STABLE AS $scheduled$
                0, 'scheduled', at, 1, hash)::django_future_created
 $scheduled$;
 
--- The fold of 0005, with "scheduled" handed to the function above.
+-- "started": running, one more attempt, the runner recorded.
+CREATE OR REPLACE FUNCTION django_future_started(
+    s django_future_scheduledjob, seq integer, at timestamptz, runner text, runner_id bigint,
+    hash text
+) RETURNS django_future_progress
+LANGUAGE sql IMMUTABLE AS $started$
+    SELECT ROW('running', s.time_slot_start, at, NULL, runner, runner_id, s.attempts + 1,
+               s.error, s.return_value, seq, hash)::django_future_progress
+$started$;
+
+-- "completed": complete, its return value kept, no error.
+CREATE OR REPLACE FUNCTION django_future_completed(
+    s django_future_scheduledjob, seq integer, at timestamptz, return_value text, hash text
+) RETURNS django_future_progress
+LANGUAGE sql IMMUTABLE AS $completed$
+    SELECT ROW('complete', s.time_slot_start, s.execution_start, at, s.runner,
+               s.runner_process_id, s.attempts, NULL, return_value, seq,
+               hash)::django_future_progress
+$completed$;
+
+-- The fold itself. "claimed" is no longer written by the runner (it starts
+-- jobs directly), but the fold keeps the transition so that such events still
+-- replay; a job started with its batch can be "released" (handed back) if its
+-- runner stops before calling it, and the attempt it counted is given back.
 CREATE OR REPLACE FUNCTION django_future_fold(
     s django_future_scheduledjob, e django_future_jobevent
 ) RETURNS django_future_scheduledjob
@@ -68,6 +102,14 @@ BEGIN
                 e.job_id, e.seq USING ERRCODE = 'serialization_failure';
         END IF;
         n := django_future_scheduled(e.data, e.at, e.hash);
+        IF n.max_attempts < 1 THEN
+            RAISE EXCEPTION 'django_future: job %: retries must be 0 or more, got %',
+                e.job_id, n.max_attempts - 1 USING ERRCODE = 'check_violation';
+        END IF;
+        IF n.time_slot_end < n.time_slot_start THEN
+            RAISE EXCEPTION 'django_future: job % cannot expire (%) before it is due (%)',
+                e.job_id, n.time_slot_end, n.time_slot_start USING ERRCODE = 'check_violation';
+        END IF;
         s.id := e.job_id;
         s.callable_name := n.callable_name;
         s.content_type_id := n.content_type_id;
@@ -131,6 +173,10 @@ BEGIN
             RAISE EXCEPTION 'django_future: job % has no attempts left (% of %)',
                 e.job_id, s.attempts, s.max_attempts;
         END IF;
+        IF (e.data->>'due')::timestamptz > s.time_slot_end THEN
+            RAISE EXCEPTION 'django_future: job % cannot be retried at %: its window closed at %',
+                e.job_id, e.data->>'due', s.time_slot_end USING ERRCODE = 'check_violation';
+        END IF;
         s.status := 'scheduled';
         s.time_slot_start := (e.data->>'due')::timestamptz;
         s.execution_start := NULL;
@@ -190,55 +236,3 @@ BEGIN
     RETURN s;
 END
 $fold$;
-
--- Schedule one chunk: "lines" holds one job per line, each the JSON data of its
--- "scheduled" event (JSON text has no raw newline). Appends the events with
--- their hashes and creates the jobs' rows (as 0003's writers do, with
--- django_future.folded set meanwhile); returns the new ids in the order of the
--- lines.
-CREATE FUNCTION django_future_schedule_lines(lines text)
-RETURNS bigint[]
-LANGUAGE plpgsql AS $schedule_lines$
-DECLARE
-    -- Looked up once: per row, pg_get_serial_sequence's catalog lookups were a
-    -- tenth of this function's time.
-    job_ids regclass := pg_get_serial_sequence('django_future_scheduledjob', 'id')::regclass;
-    ids bigint[];
-BEGIN
-    PERFORM set_config('django_future.folded', 'on', true);
-    -- Each job's id, data and hash once; both INSERTs read them from here.
-    WITH given AS MATERIALIZED (
-        SELECT j.id, j.data, j.n,
-               django_future_event_hash(NULL, j.id, 1, 'scheduled', statement_timestamp(),
-                                        NULL, j.data) AS hash
-        FROM (SELECT nextval(job_ids) AS id, line.data::jsonb AS data, line.n
-              FROM string_to_table(lines, E'\n') WITH ORDINALITY AS line(data, n)) j
-    ), appended AS (
-        INSERT INTO django_future_jobevent (job_id, seq, kind, at, runner, data, hash)
-        SELECT g.id, 1, 'scheduled', statement_timestamp(), NULL, g.data, g.hash
-        FROM given g
-    ), created AS (
-        INSERT INTO django_future_scheduledjob
-            (id, callable_name, content_type_id, object_id, args, kwargs, time_slot_start,
-             time_slot_end, atomic, max_attempts, retry_delay, retry_max_delay, attempts,
-             status, created_at, last_seq, last_hash)
-        SELECT g.id, (c.n).callable_name, (c.n).content_type_id, (c.n).object_id, (c.n).args,
-               (c.n).kwargs, (c.n).time_slot_start, (c.n).time_slot_end, (c.n).atomic,
-               (c.n).max_attempts, (c.n).retry_delay, (c.n).retry_max_delay, (c.n).attempts,
-               (c.n).status, (c.n).created_at, (c.n).last_seq, (c.n).last_hash
-        FROM given g
-        CROSS JOIN LATERAL (
-            SELECT django_future_scheduled(g.data, statement_timestamp(), g.hash) AS n) c
-    )
-    SELECT array_agg(g.id ORDER BY g.n) INTO ids FROM given g;
-    PERFORM set_config('django_future.folded', '', true);
-    IF ids IS NOT NULL THEN
-        PERFORM pg_notify('django_future', '');  -- wake sleeping workers at commit
-    END IF;
-    RETURN ids;
-END
-$schedule_lines$;
-
--- 0003's writer, django_future_schedule_bulk, has no caller in this release but
--- stays for one: during a deploy, processes still running the previous release
--- call it after this migration has run.
