@@ -11,7 +11,8 @@ Steps:
   3. start three ``manage.py runscheduledjobs --ignore-errors`` processes at the same
      moment, as cron on three machines would, and wait for them;
   4. audit what happened with plain SQL against the ledger, its audit view and the job
-     table, and check that the job table agrees with the ledger.
+     table, and check that the job table agrees with the ledger;
+  5. say where to look next: the SQL views, the commands and the admin.
 
 Exits non-zero, saying why, if a runner failed, a job ran twice, a job did not end the
 way it should have, or the job table disagrees with the ledger.
@@ -518,6 +519,40 @@ def audit(plan: Plan, runners: list[RunnerResult]) -> list[str]:
     return problems
 
 
+# --- 5. where to look next ----------------------------------------------------------------
+
+VIEWS = (
+    ("django_future_job_history", "one row per event, with what the job was"),
+    ("django_future_job_state", "every live job as it stands, with its last event"),
+    ("django_future_attempts", "one row per attempt: when due, started, finished, how"),
+    ("django_future_failures", "failed and abandoned attempts, and whether a retry follows"),
+    ("django_future_runner_activity", "what each runner (host:pid) did"),
+    ("django_future_callable_timings", "waiting and run times per callable, p50 and p95"),
+    ("django_future_jobs_as_of(instant)", "every job as it stood at a past instant"),
+)
+
+
+def where_next(plan: Plan) -> None:
+    """Point to the three ways in: the SQL views, the commands and the admin."""
+    heading("5. where to look next")
+    print("the SQL views (psql, or any SQL client; queries in docs/audit.md):")
+    width = max(len(name) for name, _ in VIEWS)
+    for name, what in VIEWS:
+        print(f"  {name.ljust(width)}  {what}")
+    print("\nthe commands (with the same DATABASE_URL):")
+    for action in ("status", f"show {plan.payment_failure_id}", "verify"):
+        print(f"  python demo/manage.py scheduledjobs {action}")
+    print(
+        "\nthe admin, in a project with django.contrib.admin (the demo has no web pages):\n"
+        "  /admin/django_future/scheduledjob/  jobs: filters, search, each job's timeline\n"
+        "  /admin/django_future/jobevent/      the ledger, read-only"
+    )
+    print(
+        "\n(python3 dev.py demo deletes its throwaway database when it ends; to keep one to "
+        "look at, run\n demo/run_demo.py with DATABASE_URL set to your own PostgreSQL.)"
+    )
+
+
 def main() -> int:
     sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]
     migrate()
@@ -533,12 +568,13 @@ def main() -> int:
         print(f"run_demo: FAILED, {len(problems)} problem(s):", file=sys.stderr)
         for problem in problems:
             print(f"  - {problem}", file=sys.stderr)
-        return 1
-    print(
-        "run_demo: OK - every due job ran once per attempt, in one of three concurrent runners; "
-        "the ledger and the job table agree."
-    )
-    return 0
+    else:
+        print(
+            "run_demo: OK - every due job ran once per attempt, in one of three concurrent "
+            "runners; the ledger and the job table agree."
+        )
+    where_next(plan)
+    return 1 if problems else 0
 
 
 if __name__ == "__main__":
