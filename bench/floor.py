@@ -288,6 +288,7 @@ class OurStep:
         self.params: dict[str, object] = {
             "done": "[]",
             "now": None,
+            "due_by": None,
             "runner": identity,
             "runner_id": self.runner_id,
             "limit": 1,

@@ -1,8 +1,8 @@
 """Appending to the job ledger, and proving the projection agrees with it.
 
 Every change of a job is one ``INSERT`` into ``django_future_jobevent``. The
-fold trigger (``sql/0002_statement_fold.sql``, applying ``django_future_fold``
-from ``sql/0001_fold.sql``) moves the job's row in the same statement, so this
+fold trigger (``sql/fold_trigger.sql``, applying ``django_future_fold``
+from ``sql/fold.sql``) moves the job's row in the same statement, so this
 module never writes ``django_future_scheduledjob`` itself.
 """
 

@@ -8,7 +8,7 @@ the ledger folds the statement's new events into the jobs' rows, in the same
 statement and therefore the same transaction. Another trigger refuses every
 write to the projection that does not come from that fold, so the two can never
 drift apart. The fold itself is one PL/pgSQL function (``django_future_fold``,
-``sql/0001_fold.sql``, as extended in ``sql/0002_statement_fold.sql``) that
+``sql/fold.sql``, called by ``sql/fold_trigger.sql``) that
 ``verify`` and ``rebuild`` reuse.
 """
 
@@ -49,7 +49,7 @@ PROJECTION_GUARD = "django_future.ScheduledJob:written_by_ledger_only"
 
 # False only while one of the package's own SQL writers (the runner's claim
 # and completion, bulk scheduling) appends events and folds them itself, in
-# the same statement (sql/0003_writers_fold.sql). They set this
+# the same statement (sql/append.sql). They set this
 # transaction-local setting and clear it before they return; the fold trigger
 # and the projection's guard stand aside meanwhile. Nothing else should set it.
 TRIGGER_FOLDS = "current_setting('django_future.folded', true) IS DISTINCT FROM 'on'"
@@ -57,12 +57,12 @@ TRIGGER_FOLDS = "current_setting('django_future.folded', true) IS DISTINCT FROM 
 
 class EventKind(models.TextChoices):
     """What happened to a job. Each kind moves the job's status as noted; the
-    fold (``sql/0002_statement_fold.sql``) rejects an event its job's status does not allow."""
+    fold (``sql/fold.sql``) rejects an event its job's status does not allow."""
 
     # Written by schedule_job(); creates the job with status "scheduled".
     # Its data holds everything the job needs, so the projection can be rebuilt.
     SCHEDULED = "scheduled"
-    # Written by runners before migration 0002 when claiming a batch:
+    # Written by early development builds (before the squashed 0001) when claiming a batch:
     # "scheduled" -> "claimed" (reserved, not started). No longer written, but
     # the fold keeps it so that old ledgers replay.
     CLAIMED = "claimed"
@@ -83,7 +83,7 @@ class EventKind(models.TextChoices):
     RETRY = "retry"
     # Written when a runner stops before calling a job it started with its batch:
     # "running" -> "scheduled", and the attempt is given back. (Also from
-    # "claimed", in ledgers written before migration 0002.)
+    # "claimed", in ledgers of those early builds.)
     RELEASED = "released"
     # Written by a runner for a scheduled job whose window (time_slot_end)
     # passed before it ran: "scheduled" -> "expired". Never runs afterwards.
@@ -222,7 +222,7 @@ class ScheduledJob(models.Model):
         ]
         # No CHECK constraints, for the reason given above max_attempts: a window
         # that closes before it opens is refused by "scheduled" (in the fold and in
-        # the bulk writer) and by "retry" (sql/0009_checks_at_creation.sql).
+        # the bulk writer) and by "retry" (sql/fold.sql).
         triggers: ClassVar[list[pgtrigger.Trigger]] = [
             # Only the fold may write this table: the fold trigger (so depth >= 1),
             # or a writer that folds its own events (see TRIGGER_FOLDS). Once per
@@ -389,7 +389,7 @@ class JobEvent(models.Model):
                 ),
             ),
             # Once per statement: check every new event's stamps and fold them into
-            # the projection (sql/0002_statement_fold.sql). In the statement, so
+            # the projection (sql/fold_trigger.sql). In the statement, so
             # events and projection commit or fail together. Skipped for the
             # statements of writers that fold their own events (see TRIGGER_FOLDS).
             pgtrigger.Trigger(

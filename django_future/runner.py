@@ -288,7 +288,7 @@ class Runner:
         # prints them), besides the log records, whatever the project's LOGGING says.
         self.echo = echo
         self.exit_on_second_signal = exit_on_second_signal
-        self._as_of = now  # the "now" of due and expiry checks; see run
+        self._due_by: dt.datetime | None = None  # a pass: when it started; see _register
         self.runner_id: int | None = None
         self._backend_pid: int | None = None  # recorded on "started", for pg_stat_activity
         self._stop = threading.Event()
@@ -394,8 +394,9 @@ class Runner:
             self.runner_id, self._backend_pid, registered_at = cursor.fetchone()
         # A pass (not a worker) takes only the jobs due when it started, as the seed's
         # run_jobs(now) did: jobs that fall due meanwhile (retries, a job that schedules
-        # itself again) wait for the next pass, so that every pass ends.
-        self._as_of = self.now if self.now is not None or self.worker else registered_at
+        # itself again) wait for the next pass, so that every pass ends. Expiry is still
+        # checked on the clock (or at ``now``, if given).
+        self._due_by = None if self.now is not None or self.worker else registered_at
 
     def _finish(self, *, lost: bool = False) -> None:
         """Hand back unstarted claims and sign off; on a lost database, sign off
@@ -444,7 +445,7 @@ class Runner:
     def expire(self) -> list[int]:
         """Append ``expired`` to scheduled jobs whose window closed before now."""
         with connection.cursor() as cursor:
-            cursor.execute(query("expire"), {"now": self._as_of, "runner": self.identity})
+            cursor.execute(query("expire"), {"now": self.now, "runner": self.identity})
             expired = [row[0] for row in cursor.fetchall()]
         for job_id in expired:
             self._say(logging.INFO, "job %s expired before it could run", job_id)
@@ -457,7 +458,8 @@ class Runner:
         if limit <= 0:
             return []
         params: dict[str, Any] = {
-            "now": self._as_of,
+            "now": self.now,
+            "due_by": self._due_by,
             "runner": self.identity,
             "runner_id": self.runner_id,
             "limit": limit,

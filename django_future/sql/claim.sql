@@ -16,13 +16,17 @@
 -- and claims in one statement.
 
 -- Start up to how_many due jobs for this runner: append event_kind to each and
--- fold it.
+-- fold it. A job is due if it was due at due_by (a cron pass: when the pass
+-- started, so that the pass ends) or, without it, at claim_at; it must not have
+-- expired by claim_at. A NULL claim_at is the database's clock.
 CREATE OR REPLACE FUNCTION django_future_start_due(
-    claim_at timestamptz, runner_name text, runner_pk bigint, how_many integer, event_kind text
+    claim_at timestamptz, runner_name text, runner_pk bigint, how_many integer, event_kind text,
+    due_by timestamptz
 ) RETURNS void
 LANGUAGE plpgsql AS $start_due$
 DECLARE
     cutoff timestamptz := COALESCE(claim_at, statement_timestamp());
+    due_at timestamptz := COALESCE(due_by, cutoff);
     payload jsonb := jsonb_build_object('runner_id', runner_pk, 'backend_pid', pg_backend_pid());
     cur django_future_scheduledjob;
 BEGIN
@@ -36,7 +40,7 @@ BEGIN
         SELECT * INTO cur
         FROM django_future_scheduledjob j
         WHERE j.status = 'scheduled'
-          AND j.time_slot_start <= cutoff
+          AND j.time_slot_start <= due_at
           AND (j.time_slot_end IS NULL OR j.time_slot_end >= cutoff)
         ORDER BY j.time_slot_start, j.id
         LIMIT 1
@@ -49,7 +53,7 @@ BEGIN
             SELECT j AS job
             FROM django_future_scheduledjob j
             WHERE j.status = 'scheduled'
-              AND j.time_slot_start <= cutoff
+              AND j.time_slot_start <= due_at
               AND (j.time_slot_end IS NULL OR j.time_slot_end >= cutoff)
             ORDER BY j.time_slot_start, j.id
             LIMIT how_many
@@ -87,11 +91,13 @@ $start_due$;
 -- prepared or cached plan over a function's row type does not notice a column
 -- added to the table.)
 CREATE OR REPLACE FUNCTION django_future_claim(
-    claim_at timestamptz, runner_name text, runner_pk bigint, how_many integer, event_kind text
+    claim_at timestamptz, runner_name text, runner_pk bigint, how_many integer, event_kind text,
+    due_by timestamptz
 ) RETURNS SETOF django_future_scheduledjob
 LANGUAGE plpgsql AS $claim$
 BEGIN
-    PERFORM django_future_start_due(claim_at, runner_name, runner_pk, how_many, event_kind);
+    PERFORM django_future_start_due(claim_at, runner_name, runner_pk, how_many, event_kind,
+                                    due_by);
     RETURN QUERY
         SELECT * FROM django_future_scheduledjob j
         WHERE j.runner_process_id = runner_pk AND j.status IN ('claimed', 'running')

@@ -101,7 +101,8 @@ $complete$;
 -- The step for batches and for several completions: the completions (as
 -- django_future_complete), then the claim (as django_future_claim, "started").
 CREATE OR REPLACE FUNCTION django_future_complete_and_claim_many(
-    done jsonb, claim_at timestamptz, runner_name text, runner_pk bigint, how_many integer
+    done jsonb, claim_at timestamptz, runner_name text, runner_pk bigint, how_many integer,
+    due_by timestamptz
 ) RETURNS SETOF django_future_scheduledjob
 LANGUAGE plpgsql AS $complete_and_claim_many$
 DECLARE
@@ -123,7 +124,8 @@ BEGIN
             SELECT * FROM django_future_scheduledjob j
             WHERE j.id = ANY(ids) AND NOT j.id = ANY(recorded);
     END IF;
-    PERFORM django_future_start_due(claim_at, runner_name, runner_pk, how_many, 'started');
+    PERFORM django_future_start_due(claim_at, runner_name, runner_pk, how_many, 'started',
+                                    due_by);
     RETURN QUERY
         SELECT * FROM django_future_scheduledjob j
         WHERE j.runner_process_id = runner_pk AND j.status IN ('claimed', 'running')
@@ -134,18 +136,20 @@ $complete_and_claim_many$;
 
 -- The runner's step ("complete_and_claim" in queries.sql); see the top of this file.
 CREATE OR REPLACE FUNCTION django_future_complete_and_claim(
-    done jsonb, claim_at timestamptz, runner_name text, runner_pk bigint, how_many integer
+    done jsonb, claim_at timestamptz, runner_name text, runner_pk bigint, how_many integer,
+    due_by timestamptz
 ) RETURNS SETOF django_future_scheduledjob
 LANGUAGE plpgsql AS $complete_and_claim$
 DECLARE
     cutoff timestamptz := COALESCE(claim_at, statement_timestamp());
+    due_at timestamptz := COALESCE(due_by, cutoff);  -- see django_future_start_due
     finished jsonb;
     payload jsonb;
     flag text;  -- set_config's result, unused (see the top of this file)
 BEGIN
     IF how_many <> 1 OR jsonb_array_length(done) > 1 THEN
         RETURN QUERY SELECT * FROM django_future_complete_and_claim_many(
-            done, claim_at, runner_name, runner_pk, how_many);
+            done, claim_at, runner_name, runner_pk, how_many, due_by);
         RETURN;
     END IF;
     flag := set_config('django_future.folded', 'on', true);  -- see append.sql
@@ -203,7 +207,7 @@ BEGIN
             SELECT d.id
             FROM django_future_scheduledjob d
             WHERE d.status = 'scheduled'
-              AND d.time_slot_start <= cutoff
+              AND d.time_slot_start <= due_at
               AND (d.time_slot_end IS NULL OR d.time_slot_end >= cutoff)
             ORDER BY d.time_slot_start, d.id
             LIMIT 1

@@ -55,7 +55,7 @@ SELECT * FROM django_future_complete(%(done_ids)s::bigint[], %(done_seqs)s::inte
 -- The runner prepares it once per connection.
 SELECT * FROM django_future_complete_and_claim(%(done)s::jsonb, %(now)s::timestamptz,
                                                %(runner)s::text, %(runner_id)s::bigint,
-                                               %(limit)s::integer);
+                                               %(limit)s::integer, %(due_by)s::timestamptz);
 
 -- name: retry
 -- After a failed attempt: schedule the next one after %(delay)s, unless the
@@ -98,7 +98,7 @@ RETURNING job_id;
 -- Claim the oldest due jobs for this runner and read back what it holds, in one
 -- statement, which the runner prepares once per connection (see claim.sql).
 SELECT * FROM django_future_claim(%(now)s::timestamptz, %(runner)s::text, %(runner_id)s::bigint,
-                                  %(limit)s::integer, %(kind)s::text);
+                                  %(limit)s::integer, %(kind)s::text, %(due_by)s::timestamptz);
 
 -- name: recover
 -- Jobs in the hands of a runner that is gone: its lease ran out (killed, lost

@@ -59,36 +59,45 @@ JOIN django_future_jobevent e ON e.job_id = j.id AND e.seq = j.last_seq;
 -- the events.
 CREATE OR REPLACE VIEW django_future_attempts AS
 SELECT
-    st.job_id,
-    st.seq AS started_seq,
-    row_number() OVER (PARTITION BY st.job_id ORDER BY st.seq) AS attempt,
-    sch.data->>'callable_name' AS callable_name,
-    st.runner,
-    due.at_due AS due_at,
-    st.at AS started_at,
-    fin.at AS finished_at,
-    coalesce(fin.kind, 'running') AS outcome,
-    fin.data->>'exception' AS exception,
-    st.at - due.at_due AS wait_time,
-    COALESCE(make_interval(secs => (fin.data->>'seconds')::double precision),
-             fin.at - st.at) AS run_time
-FROM django_future_jobevent st
-JOIN django_future_jobevent sch ON sch.job_id = st.job_id AND sch.seq = 1
-CROSS JOIN LATERAL (
-    SELECT (CASE p.kind WHEN 'retry' THEN p.data->>'due' ELSE sch.data->>'time_slot_start' END)::timestamptz AS at_due
-    FROM django_future_jobevent p
-    WHERE p.job_id = st.job_id AND p.seq < st.seq AND p.kind IN ('scheduled', 'retry')
-    ORDER BY p.seq DESC
-    LIMIT 1
-) due
-LEFT JOIN LATERAL (
-    SELECT f.kind, f.at, f.data
-    FROM django_future_jobevent f
-    WHERE f.job_id = st.job_id AND f.seq > st.seq AND f.kind IN ('completed', 'failed', 'abandoned')
-    ORDER BY f.seq
-    LIMIT 1
-) fin ON true
-WHERE st.kind = 'started';
+    job_id, started_seq,
+    row_number() OVER (PARTITION BY job_id ORDER BY started_seq) AS attempt,
+    callable_name, runner, due_at, started_at, finished_at, outcome, exception, wait_time,
+    run_time
+FROM (
+    SELECT
+        st.job_id,
+        st.seq AS started_seq,
+        sch.data->>'callable_name' AS callable_name,
+        st.runner,
+        due.at_due AS due_at,
+        st.at AS started_at,
+        fin.at AS finished_at,
+        coalesce(fin.kind, 'running') AS outcome,
+        fin.data->>'exception' AS exception,
+        st.at - due.at_due AS wait_time,
+        COALESCE(make_interval(secs => (fin.data->>'seconds')::double precision),
+                 fin.at - st.at) AS run_time
+    FROM django_future_jobevent st
+    JOIN django_future_jobevent sch ON sch.job_id = st.job_id AND sch.seq = 1
+    CROSS JOIN LATERAL (
+        SELECT (CASE p.kind WHEN 'retry' THEN p.data->>'due' ELSE sch.data->>'time_slot_start' END)::timestamptz AS at_due
+        FROM django_future_jobevent p
+        WHERE p.job_id = st.job_id AND p.seq < st.seq AND p.kind IN ('scheduled', 'retry')
+        ORDER BY p.seq DESC
+        LIMIT 1
+    ) due
+    LEFT JOIN LATERAL (
+        SELECT f.kind, f.at, f.data
+        FROM django_future_jobevent f
+        WHERE f.job_id = st.job_id AND f.seq > st.seq
+          AND f.kind IN ('completed', 'failed', 'abandoned', 'released')
+        ORDER BY f.seq
+        LIMIT 1
+    ) fin ON true
+    WHERE st.kind = 'started'
+) starts
+-- A start handed back before its job was called ("released") is no attempt.
+WHERE outcome <> 'released';
 
 
 -- Every failed or abandoned attempt, with its error and whether a retry followed.
@@ -114,11 +123,11 @@ WHERE f.kind IN ('failed', 'abandoned');
 CREATE OR REPLACE VIEW django_future_runner_activity AS
 SELECT
     a.*,
-    EXISTS (
-        SELECT 1 FROM django_future_runnerprocess p
-        WHERE p.identity = a.runner AND p.stopped_at IS NULL
-          AND p.lease_expires_at >= statement_timestamp()
-    ) AS alive
+    -- What is known of the runner process (its newest row), not whether it lives:
+    -- a runner killed with kill -9 keeps its lease until the lease runs out.
+    p.heartbeat_at AS last_heartbeat_at,
+    p.lease_expires_at,
+    p.stopped_at
 FROM (
     SELECT
         runner,
@@ -133,7 +142,14 @@ FROM (
     FROM django_future_jobevent
     WHERE runner IS NOT NULL
     GROUP BY runner
-) a;
+) a
+LEFT JOIN LATERAL (
+    SELECT r.heartbeat_at, r.lease_expires_at, r.stopped_at
+    FROM django_future_runnerprocess r
+    WHERE r.identity = a.runner
+    ORDER BY r.id DESC
+    LIMIT 1
+) p ON true;
 
 
 -- Waiting (due to started) and run (started to finished) times per callable.

@@ -123,3 +123,14 @@ def test_a_failing_job_is_reported_once() -> None:
     assert err.startswith(f"CommandError: job {job.pk} (tests.handlers.boom) failed;"), err
     assert f"scheduledjobs show {job.pk}" in err and "--ignore-errors" in err
     assert kinds(job) == ["scheduled", "started", "failed"]
+
+
+def test_a_job_whose_window_closes_during_the_pass_expires_instead_of_running() -> None:
+    now = db_now()
+    first = schedule_job(now - dt.timedelta(seconds=2), "tests.handlers.slow", args=[1.5])
+    # Due when the pass starts, but its window closes while the first job runs.
+    late = schedule_job(now - dt.timedelta(seconds=0.5), "tests.handlers.record", expires="1s")
+    report = run_jobs()
+    assert (report.completed.total, list(report.expired)) == (1, [late.pk])
+    assert kinds(first)[-1] == "completed"
+    assert kinds(late) == ["scheduled", "expired"]

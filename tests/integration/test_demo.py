@@ -39,7 +39,7 @@ def assert_it_ends_with_where_to_look_next(stdout: str) -> None:
     assert ending, stdout[-2000:]
     assert "run_demo: OK" in heading  # the verdict comes before, the pointers last
     views = re.findall(
-        r"CREATE OR REPLACE VIEW (\w+)", (ROOT / "django_future/sql/0001_views.sql").read_text()
+        r"CREATE OR REPLACE VIEW (\w+)", (ROOT / "django_future/sql/views.sql").read_text()
     )
     assert len(views) == 6
     for name in [*views, "django_future_jobs_as_of(instant)", "docs/audit.md"]:

@@ -297,12 +297,14 @@ def check_common_errors_week(h: History) -> None:
 
 def check_runner_activity(h: History) -> None:
     rows = run("runner-activity")
-    # runner, started, completed, failed, recovered_from_others, ..., alive; latest first.
-    assert [(r[0], r[1], r[2], r[3], r[4], r[7]) for r in rows] == [
-        ("alive:1", 1, 0, 0, 0, True),
+    # runner, started, completed, failed, recovered_from_others; latest first; then
+    # whether its lease runs out after its last event, and whether it signed off (this
+    # process's runners did, within their lease; the ghost's ran out while it held a job).
+    assert [(*r[:5], r[7] > r[5], r[8] is not None) for r in rows] == [
+        ("alive:1", 1, 0, 0, 0, True, False),
         # bound, ok, bad, flaky twice, recovered once, gone; the pruned job's events are gone.
-        (h.me, 7, 5, 2, 1, False),
-        ("ghost:1", 1, 0, 0, 0, False),
+        (h.me, 7, 5, 2, 1, True, True),
+        ("ghost:1", 1, 0, 0, 0, False, False),
     ]
 
 
@@ -461,6 +463,13 @@ def test_started_twice_ignores_a_start_handed_back_and_started_again() -> None:
     )
     assert kinds == ["scheduled", "started", "released", "started", "completed"]
     assert _started_twice_rows() == []
+    # Nor is the start handed back an attempt: the job ran once.
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT attempt, started_seq, outcome FROM django_future_attempts WHERE job_id = %s",
+            [handed.pk],
+        )
+        assert cursor.fetchall() == [(1, 4, "completed")]
 
 
 def test_started_twice_finds_a_second_start_of_the_same_attempt(history: History) -> None:

@@ -415,7 +415,7 @@ def test_writers_that_fold_their_own_events_leave_the_guards_standing(batch: int
     later = schedule_job("1d", "tests.handlers.record")
     with transaction.atomic():
         claimed = sql(
-            "SELECT id, last_seq, status FROM django_future_claim(NULL, 'test', 1, %s, 'started')",
+            "SELECT id, last_seq, status FROM django_future_claim(NULL, 'test', 1, %s, 'started', NULL)",
             [batch],
         )
         assert claimed == [(job.pk, 2, "running") for job in due]
@@ -450,7 +450,7 @@ def test_a_writer_that_folds_its_own_events_fails_whole() -> None:
     with transaction.atomic():
         with pytest.raises(DatabaseError, match="LIMIT must not be negative"), transaction.atomic():
             # how_many = -1 fails in the batch statement, after the setting was set
-            sql("SELECT * FROM django_future_claim(NULL, 'test', 1, -1, 'started')")
+            sql("SELECT * FROM django_future_claim(NULL, 'test', 1, -1, 'started', NULL)")
         assert sql("SELECT current_setting('django_future.folded', true)") in ([("",)], [(None,)])
         with (
             pytest.raises(ProgrammingError, match="jobs change only by appending"),

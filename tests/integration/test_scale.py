@@ -67,7 +67,9 @@ def claim_selections() -> list[str]:
     assert one and batch, due
     assert step, step_source
     return [
-        selection.replace("cutoff", "statement_timestamp()").replace("how_many", "1")
+        selection.replace("cutoff", "statement_timestamp()")
+        .replace("due_at", "statement_timestamp()")
+        .replace("how_many", "1")
         for selection in ("SELECT * " + one.group(1), batch.group(1), step.group(1))
     ]
 
@@ -99,6 +101,7 @@ def step_statements() -> dict[str, str]:
         "runner_name": "'host:1'",
         "runner_pk": "1::bigint",
         "cutoff": "statement_timestamp()",
+        "due_at": "statement_timestamp()",
     }
     statements = {"completion": completion.group(1), "start": start.group(1)}
     for name, text in statements.items():
@@ -173,6 +176,7 @@ def test_batches_compute_their_rows_in_line(function: str, statement: str) -> No
     if function == "django_future_start_due":
         literals.update(
             cutoff="statement_timestamp()",
+            due_at="statement_timestamp()",
             how_many="50",
             event_kind="'started'",
             runner_pk="1::bigint",
