@@ -338,7 +338,8 @@ class Runner:
     # --- the run -----------------------------------------------------------------------
 
     def run(self) -> RunReport:
-        """Run until nothing is due (or, as a worker, until stopped or out of budget).
+        """Run what was due when the run started (or, as a worker, until stopped or out
+        of budget).
 
         Raises JobFailedError at the first final failure unless ignoring errors,
         and DatabaseLostError if the database goes away.
@@ -992,10 +993,14 @@ def run_jobs(
     ignore_errors: bool = False,
     now: dt.datetime | None = None,
 ) -> RunReport:
-    """Expire, claim and run due jobs until none is due (django-future's ``run_jobs``).
+    """Expire overdue jobs, then claim and run every job that was due when the run
+    started, and return (django-future's ``run_jobs``). Jobs that fall due meanwhile,
+    retries among them, are left for the next run.
 
     ``now`` stands in for the current time in the due and expiry checks;
-    ``None`` means the database's clock. Without ``ignore_errors`` the first
-    failure with no retry left is recorded and then raised as JobFailedError.
+    ``None`` means the database's clock (due: when the run started; expiry: at each
+    claim). Without ``ignore_errors`` the first failure with no retry left is recorded
+    and then raised as JobFailedError. The first SIGINT or SIGTERM (in the main thread)
+    finishes the job in hand and returns.
     """
     return Runner(delete_completed=delete_completed, ignore_errors=ignore_errors, now=now).run()
