@@ -65,3 +65,35 @@ def check_postgresql_version(
             return []
         found = f"DATABASES['default'] runs PostgreSQL {version // 10000}.{version % 10000}."
     return [Error(f"{config.POSTGRESQL_REQUIRED}, but {found}", id="django_future.E002")]
+
+
+@register()
+def check_pgtrigger(**kwargs: Any) -> list[CheckMessage]:
+    """django_future.E003: pgtrigger must be installed, with its ``Meta.triggers``.
+
+    Without it the ledger's triggers (append-only events, the fold, the guard on the
+    job table) would not be made: every command that runs system checks, ``migrate``
+    first, stops here (see ``PGTRIGGER_READY`` in models.py)."""
+    from django.apps import apps
+
+    from django_future.models import PGTRIGGER_READY
+
+    if PGTRIGGER_READY:
+        return []
+    if not apps.is_installed("pgtrigger"):
+        return [
+            Error(
+                "django_future needs 'pgtrigger' in INSTALLED_APPS.",
+                hint='Add "pgtrigger" to INSTALLED_APPS (before or after "django_future": '
+                "the order does not matter).",
+                id="django_future.E003",
+            )
+        ]
+    return [
+        Error(
+            "django_future needs pgtrigger's Meta.triggers, which PGTRIGGER_MODEL_META = False "
+            "turns off.",
+            hint="Remove PGTRIGGER_MODEL_META = False from your settings.",
+            id="django_future.E003",
+        )
+    ]

@@ -17,10 +17,8 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 import pgtrigger
-from django.apps import apps
 from django.contrib.contenttypes.fields import GenericForeignKey
 from django.contrib.contenttypes.models import ContentType
-from django.core.exceptions import ImproperlyConfigured
 from django.db import models
 from django.db.models import Value, options
 from django.db.models.functions import Now
@@ -30,18 +28,13 @@ from django_future.indexes import BrinIndex
 # The models below declare their triggers in ``Meta.triggers``, which Django
 # accepts only once pgtrigger's app module has added the name (pgtrigger/apps.py,
 # imported with every app config, before any app's models: so pgtrigger may come
-# before or after django_future in INSTALLED_APPS). Without it Django would say
-# "'class Meta' got invalid attribute(s): triggers"; say what to do instead.
-if "triggers" not in options.DEFAULT_NAMES:
-    if not apps.is_installed("pgtrigger"):
-        raise ImproperlyConfigured(
-            "django_future needs 'pgtrigger' in INSTALLED_APPS: add \"pgtrigger\" to "
-            "INSTALLED_APPS (before or after 'django_future', the order does not matter)."
-        )
-    raise ImproperlyConfigured(
-        "django_future needs pgtrigger's Meta.triggers: remove PGTRIGGER_MODEL_META = False "
-        "from your settings."
-    )
+# before or after django_future in INSTALLED_APPS). Without pgtrigger, Django would
+# stop at these models with a traceback ending in "'class Meta' got invalid
+# attribute(s): triggers". The name is accepted here instead, the triggers are then
+# ignored, and the system check django_future.E003 says in one line what to do.
+PGTRIGGER_READY = "triggers" in options.DEFAULT_NAMES
+if not PGTRIGGER_READY:
+    options.DEFAULT_NAMES = (*options.DEFAULT_NAMES, "triggers")
 
 # Names of the triggers, also used by ``pgtrigger.ignore`` in the one place
 # that is allowed to bypass them (``ledger.rebuild``).
