@@ -1,13 +1,22 @@
-"""Fixtures shared by unit and integration tests."""
+"""Fixtures for every test folder: a real PostgreSQL, committed data when processes must
+see it, and the check, after every test, that the job rows are exactly what the ledger
+says. Helpers that tests import by name are in tests/support.py."""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 from typing import Any
 
+import pgtrigger
+import psycopg
+import psycopg.conninfo
 import pytest
+from django.db import connection
 
+from django_future import ledger
 from tests import handlers
+from tests.support import kill_leftover_runners, subprocess_env
 
 
 @pytest.fixture(scope="session")
@@ -32,3 +41,54 @@ def _fresh_calls() -> Iterator[None]:
     handlers.calls.clear()
     yield
     handlers.calls.clear()
+
+
+@pytest.fixture(autouse=True)
+def _projection_agrees_with_ledger(request: pytest.FixtureRequest) -> Iterator[None]:
+    """After every scenario, fold(events) must equal the projection, row for row."""
+    yield
+    # committed_db checks for itself, before it empties the tables.
+    uses_db = request.node.get_closest_marker("django_db") is not None or bool(
+        {"db", "transactional_db"} & set(request.fixturenames)
+    )
+    if uses_db:
+        differences = ledger.verify()
+        assert differences == [], "\n".join(map(str, differences))
+
+
+@pytest.fixture
+def committed_db(django_db_setup: None, django_db_blocker: Any) -> Iterator[None]:
+    """Database access without a wrapping transaction, so other processes see our writes.
+
+    Afterwards every table is emptied. The ledger refuses DELETE and TRUNCATE, so the
+    clean-up goes through ``pgtrigger.ignore``, the sanctioned bypass.
+    """
+    with django_db_blocker.unblock():
+        name = connection.settings_dict["NAME"]
+        assert name.startswith("test_"), f"refusing to run committed tests on {name!r}"
+        try:
+            yield
+        finally:
+            kill_leftover_runners()
+        differences = ledger.verify()
+        with pgtrigger.ignore(), connection.cursor() as cursor:
+            cursor.execute(
+                "DELETE FROM django_future_scheduledjob; DELETE FROM django_future_jobevent; "
+                "DELETE FROM django_future_runnerprocess; "
+                "DELETE FROM testapp_jobrun; DELETE FROM testapp_order; DELETE FROM testapp_document;"
+            )
+        assert differences == [], "\n".join(map(str, differences))
+
+
+@pytest.fixture
+def fresh_database() -> Iterator[str]:
+    """A new, empty database on the test server (dropped afterwards); its conninfo."""
+    name = f"test_fresh_{uuid.uuid4().hex[:8]}"
+    admin = subprocess_env()["DATABASE_URL"]
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield psycopg.conninfo.make_conninfo(admin, dbname=name)
+    finally:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

@@ -1,5 +1,5 @@
-"""Integration fixtures: a real PostgreSQL, committed data when processes must see it,
-and the check, after every test, that the job rows are exactly what the ledger says."""
+"""Helpers that tests import by name: the database clock, a job's event kinds, runner
+processes started as cron starts them, polling. Fixtures live in tests/conftest.py."""
 
 from __future__ import annotations
 
@@ -8,57 +8,15 @@ import os
 import subprocess
 import sys
 import time
-import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
-import pgtrigger
 import psycopg.conninfo
-import pytest
 from django.db import connection
 
-from django_future import ledger
 from django_future.models import JobEvent, ScheduledJob
 
-ROOT = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture(autouse=True)
-def _projection_agrees_with_ledger(request: pytest.FixtureRequest) -> Iterator[None]:
-    """After every scenario, fold(events) must equal the projection, row for row."""
-    yield
-    # committed_db checks for itself, before it empties the tables.
-    uses_db = request.node.get_closest_marker("django_db") is not None or bool(
-        {"db", "transactional_db"} & set(request.fixturenames)
-    )
-    if uses_db:
-        differences = ledger.verify()
-        assert differences == [], "\n".join(map(str, differences))
-
-
-@pytest.fixture
-def committed_db(django_db_setup: None, django_db_blocker: Any) -> Iterator[None]:
-    """Database access without a wrapping transaction, so other processes see our writes.
-
-    Afterwards every table is emptied. The ledger refuses DELETE and TRUNCATE, so the
-    clean-up goes through ``pgtrigger.ignore``, the sanctioned bypass.
-    """
-    with django_db_blocker.unblock():
-        name = connection.settings_dict["NAME"]
-        assert name.startswith("test_"), f"refusing to run committed tests on {name!r}"
-        try:
-            yield
-        finally:
-            _kill_leftover_runners()
-        differences = ledger.verify()
-        with pgtrigger.ignore(), connection.cursor() as cursor:
-            cursor.execute(
-                "DELETE FROM django_future_scheduledjob; DELETE FROM django_future_jobevent; "
-                "DELETE FROM django_future_runnerprocess; "
-                "DELETE FROM testapp_jobrun; DELETE FROM testapp_order; DELETE FROM testapp_document;"
-            )
-        assert differences == [], "\n".join(map(str, differences))
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def db_now() -> dt.datetime:
@@ -101,7 +59,7 @@ def subprocess_env() -> dict[str, str]:
 _runners: list[subprocess.Popen[str]] = []
 
 
-def _kill_leftover_runners() -> None:
+def kill_leftover_runners() -> None:
     """A failed test may leave runners behind; they would hold the test database open."""
     while _runners:
         proc = _runners.pop()
@@ -126,30 +84,6 @@ def start_runner(*args: str, lease: float | None = None, **env: str) -> subproce
     )
     _runners.append(proc)
     return proc
-
-
-@pytest.fixture
-def run_command() -> Callable[..., subprocess.CompletedProcess[str]]:
-    def run(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-        proc = start_runner(*args)
-        out, err = proc.communicate(timeout=timeout)
-        return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
-
-    return run
-
-
-@pytest.fixture
-def fresh_database() -> Iterator[str]:
-    """A new, empty database on the test server (dropped afterwards); its conninfo."""
-    name = f"test_fresh_{uuid.uuid4().hex[:8]}"
-    admin = subprocess_env()["DATABASE_URL"]
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield psycopg.conninfo.make_conninfo(admin, dbname=name)
-    finally:
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def wait_until(predicate: Callable[[], object], timeout: float = 30, what: str = "") -> None:

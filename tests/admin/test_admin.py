@@ -9,7 +9,7 @@ from django.urls import reverse
 
 from django_future import run_jobs, schedule_job
 from django_future.models import JobEvent, ScheduledJob
-from tests.integration.conftest import kinds
+from tests.support import kinds
 
 pytestmark = pytest.mark.django_db
 

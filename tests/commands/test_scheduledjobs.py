@@ -19,7 +19,7 @@ from django.test import override_settings
 
 from django_future import run_jobs, schedule_job
 from django_future.models import PROJECTION_GUARD, JobEvent, PruneRecord, ScheduledJob
-from tests.integration.conftest import db_now, kinds
+from tests.support import db_now, kinds
 
 pytestmark = pytest.mark.django_db
 

@@ -40,7 +40,7 @@ from django_future import audit, ledger, run_jobs, schedule_job
 from django_future.models import JobEvent, ScheduledJob
 from django_future.runner import Runner
 from tests import handlers
-from tests.integration.conftest import db_now
+from tests.support import db_now
 from tests.testapp.models import Order
 
 pytestmark = pytest.mark.django_db

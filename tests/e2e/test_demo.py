@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from tests.integration.conftest import ROOT, subprocess_env
+from tests.support import ROOT, subprocess_env
 
 
 @pytest.mark.slow

@@ -14,7 +14,7 @@ import psycopg
 import pytest
 from django.db import connection
 
-from tests.integration.conftest import ROOT
+from tests.support import ROOT
 
 pytestmark = pytest.mark.slow
 

@@ -13,7 +13,7 @@ from django.db.utils import DatabaseError, ProgrammingError
 from django_future import ledger, run_jobs, schedule_job
 from django_future.ledger import ConcurrentAppendError, JobGoneError
 from django_future.models import PROJECTION_GUARD, EventKind, JobEvent, ScheduledJob
-from tests.integration.conftest import kinds
+from tests.support import kinds
 
 pytestmark = pytest.mark.django_db
 

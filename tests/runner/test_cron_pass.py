@@ -14,7 +14,7 @@ import pytest
 
 from django_future import run_jobs, schedule_job
 from django_future.models import ScheduledJob
-from tests.integration.conftest import ROOT, db_now, kinds, start_runner, subprocess_env, wait_until
+from tests.support import ROOT, db_now, kinds, start_runner, subprocess_env, wait_until
 from tests.testapp.models import JobRun
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("committed_db")]

@@ -16,7 +16,7 @@ from django.db import connection
 
 from django_future import audit, schedule_job
 from django_future.models import JobEvent, RunnerProcess, ScheduledJob
-from tests.integration.conftest import kinds, start_runner, wait_until
+from tests.support import kinds, start_runner, wait_until
 from tests.testapp.models import JobRun, Order
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("committed_db")]

@@ -9,7 +9,7 @@ from django.db import connection
 
 from django_future import schedule_job
 from django_future.models import JobEvent, ScheduledJob
-from tests.integration.conftest import kinds, start_runner, subprocess_env
+from tests.support import kinds, start_runner, subprocess_env
 from tests.testapp.models import JobRun
 
 JOBS = 2_000

@@ -17,7 +17,7 @@ from django_future.models import JobEvent, RunnerProcess, ScheduledJob
 from django_future.runner import JobFailedError, Runner
 from django_future.scheduler import backoff
 from tests import handlers
-from tests.integration.conftest import counts, db_now, kinds
+from tests.support import counts, db_now, kinds
 from tests.testapp.models import Order
 
 pytestmark = pytest.mark.django_db

@@ -15,7 +15,7 @@ from django_future import ledger, run_jobs, schedule_job
 from django_future.models import JobEvent, ScheduledJob
 from django_future.runner import JobFailedError
 from tests import handlers
-from tests.integration.conftest import db_now, kinds
+from tests.support import db_now, kinds
 from tests.testapp.models import Order
 
 pytestmark = pytest.mark.django_db

@@ -11,7 +11,7 @@ from django.db import OperationalError, connection, transaction
 from django_future import ledger, run_jobs, schedule_job, schedule_jobs
 from django_future.models import JobEvent, ScheduledJob
 from django_future.scheduler import BULK_CHUNK
-from tests.integration.conftest import counts, db_now
+from tests.support import counts, db_now
 from tests.testapp.models import Order
 
 pytestmark = pytest.mark.django_db

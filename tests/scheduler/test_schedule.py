@@ -12,7 +12,7 @@ from django.utils import timezone
 from django_future import ledger, schedule_job
 from django_future.models import JobEvent, LedgerOnlyError, ScheduledJob
 from django_future.scheduler import InvalidCallableError
-from tests.integration.conftest import counts, db_now, kinds
+from tests.support import counts, db_now, kinds
 from tests.testapp.models import Document, Order
 
 pytestmark = pytest.mark.django_db

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from django_future import config
-from tests.integration.conftest import ROOT, subprocess_env
+from tests.support import ROOT, subprocess_env
 
 MIGRATE_FIRST = "run `python manage.py migrate` first"
 

@@ -23,7 +23,7 @@ from django.db import connection, connections
 
 from django_future.models import JobEvent, PruneRecord, RunnerProcess, ScheduledJob
 from django_future.sql import live_sql
-from tests.integration.conftest import subprocess_env
+from tests.support import subprocess_env
 
 # (kind, name, definition) of every object of the package, read from the catalog. A
 # function is named by its signature; its definition is pg_get_functiondef's, body
