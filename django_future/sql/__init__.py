@@ -37,7 +37,7 @@ A migration never reads a live file. A migration that creates or changes SQL obj
 runs its own copy of their SQL, frozen when the migration was written, in
 ``django_future/migrations/sql/<migration name>.sql``, read with :func:`frozen`. Editing
 a live file therefore never changes what an applied migration did, and the test
-``tests/integration/test_sql_schema.py`` proves that a database migrated step by step
+``tests/sql/test_schema.py`` proves that a database migrated step by step
 has exactly the functions, views, triggers and indexes that the live files and the
 models define. To change a function (``claim.sql`` here), a contributor:
 
@@ -57,7 +57,7 @@ models define. To change a function (``claim.sql`` here), a contributor:
    reverse_sql=frozen("0002_faster_claim.reverse"))``, and, if the change drops or
    renames an object or changes a function's arguments, the ``DROP`` statements it
    needs, written out in the migration;
-5. runs ``tests/integration/test_sql_schema.py``, which fails while the migrations and
+5. runs ``tests/sql/test_schema.py``, which fails while the migrations and
    the live files disagree.
 
 :func:`freeze` refuses to overwrite a frozen file: one that is wrong and not yet
