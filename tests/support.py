@@ -25,6 +25,21 @@ def db_now() -> dt.datetime:
         return cursor.fetchone()[0]
 
 
+def later(seconds: float = 3600) -> dt.datetime:
+    """The database's now plus ``seconds``: a ``now=`` at which retries are due."""
+    return db_now() + dt.timedelta(seconds=seconds)
+
+
+def fresh(job: ScheduledJob) -> ScheduledJob:
+    """The job's row as it is now."""
+    return ScheduledJob.objects.get(pk=job.pk)
+
+
+def event(job: ScheduledJob, kind: str, nth: int = 0) -> JobEvent:
+    """The ``nth`` event of ``kind`` in the job's ledger."""
+    return list(JobEvent.objects.filter(job_id=job.pk, kind=kind).order_by("seq"))[nth]
+
+
 def kinds(job: ScheduledJob | int) -> list[str]:
     job_id = job if isinstance(job, int) else job.pk
     return list(
