@@ -1,6 +1,12 @@
 """Fixtures for every test folder: a real PostgreSQL, committed data when processes must
 see it, and the check, after every test, that the job rows are exactly what the ledger
-says. Helpers that tests import by name are in tests/support.py."""
+says. Helpers that tests import by name are in tests/support.py.
+
+Tests marked ``unit`` need no database (``pytest -m unit`` runs them alone, with any
+DATABASE_URL, no server needed). pytest-django refuses database access to a test without
+the ``django_db`` mark, and ``pytest_collection_modifyitems`` below refuses a ``unit``
+test that carries that mark or asks for a fixture that reaches the database.
+"""
 
 from __future__ import annotations
 
@@ -17,6 +23,29 @@ from django.db import connection
 from django_future import ledger
 from tests import handlers
 from tests.support import kill_leftover_runners, subprocess_env
+
+# Fixtures that reach the database, which a test marked ``unit`` must not use.
+DATABASE_FIXTURES = frozenset(
+    {
+        "db",
+        "transactional_db",
+        "django_db_setup",
+        "admin_client",
+        "admin_user",
+        "committed_db",
+        "fresh_database",
+    }
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.get_closest_marker("unit") is None:
+            continue
+        reached = DATABASE_FIXTURES & set(getattr(item, "fixturenames", ()))
+        if item.get_closest_marker("django_db") is not None or reached:
+            uses = ", ".join(sorted(reached)) or "the django_db mark"
+            raise pytest.UsageError(f"{item.nodeid} is marked unit but uses the database: {uses}")
 
 
 @pytest.fixture(scope="session")

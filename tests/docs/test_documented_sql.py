@@ -43,8 +43,6 @@ from tests import handlers
 from tests.support import db_now
 from tests.testapp.models import Order
 
-pytestmark = pytest.mark.django_db
-
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 FENCE = re.compile(r"^```sql\n(.*?)^```$", re.MULTILINE | re.DOTALL)
@@ -413,14 +411,14 @@ CHECKS: dict[str, Callable[[History], None]] = {
 }
 
 
-@pytest.mark.django_db(False)
+@pytest.mark.unit
 def test_every_documented_block_has_a_name_and_a_check() -> None:
     assert NAMING_PROBLEMS == []
     assert sorted(set(BLOCKS) - set(CHECKS)) == [], "documented blocks with no check"
     assert sorted(set(CHECKS) - set(BLOCKS)) == [], "checks whose block is gone"
 
 
-@pytest.mark.django_db(False)
+@pytest.mark.unit
 def test_a_block_without_a_name_is_found(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     page = tmp_path / "page.md"
     page.write_text(
@@ -437,6 +435,7 @@ def test_a_block_without_a_name_is_found(tmp_path: Path, monkeypatch: pytest.Mon
     ]
 
 
+@pytest.mark.django_db
 @pytest.mark.parametrize("name", sorted(CHECKS))
 def test_documented_query_returns_what_the_history_says(history: History, name: str) -> None:
     CHECKS[name](history)
@@ -446,6 +445,7 @@ def _started_twice_rows() -> list[tuple[Any, ...]]:
     return run("started-twice")
 
 
+@pytest.mark.django_db
 def test_started_twice_ignores_a_start_handed_back_and_started_again() -> None:
     """A runner stopped mid-batch hands back the jobs it had not called (``released``); the
     next runner starts them again. That is not a job started twice."""
@@ -472,6 +472,7 @@ def test_started_twice_ignores_a_start_handed_back_and_started_again() -> None:
         assert cursor.fetchall() == [(1, 4, "completed")]
 
 
+@pytest.mark.django_db
 def test_started_twice_finds_a_second_start_of_the_same_attempt(history: History) -> None:
     """Forge what must never happen: a second ``started`` for the live job's attempt, with
     no outcome between the two. The fold refuses it, so the triggers are switched off as a
@@ -490,6 +491,7 @@ def test_started_twice_finds_a_second_start_of_the_same_attempt(history: History
     assert _started_twice_rows() == []
 
 
+@pytest.mark.django_db
 def test_a_time_window_is_served_by_the_ledgers_time_index(history: History) -> None:
     """docs/audit.md says a time window such as "the last day" reads the ledger through its
     BRIN index on ``at``. This ledger is tiny, so sequential scans are priced out."""

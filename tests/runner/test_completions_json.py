@@ -9,6 +9,8 @@ import pytest
 from django_future.models import ScheduledJob
 from django_future.runner import _completions_json
 
+pytestmark = pytest.mark.unit
+
 
 @pytest.mark.parametrize(
     "value",

@@ -7,6 +7,8 @@ import pytest
 from django_future import runner
 from django_future.runner import JobIds, RunReport
 
+pytestmark = pytest.mark.unit
+
 
 @pytest.fixture
 def keep_three(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -10,6 +10,8 @@ import pytest
 
 from django_future.scheduler import _check_arguments, _window, parse_duration
 
+pytestmark = pytest.mark.unit
+
 
 @pytest.mark.parametrize(
     ("text", "expected"),

@@ -13,6 +13,7 @@ from django_future.scheduler import backoff
 from tests.support import counts
 
 
+@pytest.mark.unit
 def test_backoff_doubles_up_to_the_cap() -> None:
     delays = [backoff(n, dt.timedelta(seconds=30), dt.timedelta(minutes=5)) for n in range(1, 7)]
     assert [d.total_seconds() for d in delays] == [30, 60, 120, 240, 300, 300]

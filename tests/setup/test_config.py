@@ -10,6 +10,8 @@ from django.test import override_settings
 
 from django_future import config
 
+pytestmark = pytest.mark.unit
+
 
 def test_defaults() -> None:
     with override_settings():

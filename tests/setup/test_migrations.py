@@ -13,6 +13,7 @@ def test_models_and_migrations_agree() -> None:
     assert "No changes detected" in out.getvalue()
 
 
+@pytest.mark.unit
 def test_system_checks_pass_without_django_contrib_postgres() -> None:
     """The package asks for nothing in INSTALLED_APPS but itself and pgtrigger. Django 6
     fails its checks for ``django.contrib.postgres``'s index classes unless that app is
