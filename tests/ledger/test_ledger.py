@@ -11,7 +11,7 @@ from django.db import connection, transaction
 from django.db.utils import DatabaseError, ProgrammingError
 
 from django_future import ledger, run_jobs, schedule_job
-from django_future.ledger import ConcurrentAppendError, JobGoneError
+from django_future.ledger import JobGoneError
 from django_future.models import PROJECTION_GUARD, EventKind, JobEvent, ScheduledJob
 from tests.support import kinds
 
@@ -206,24 +206,6 @@ def test_events_for_a_job_that_does_not_exist_are_rejected() -> None:
 def test_append_reports_a_gone_job() -> None:
     with pytest.raises(JobGoneError, match="job 123456 has no live row"):
         ledger.append(123456, EventKind.EXPIRED)
-
-
-def test_second_writer_of_the_same_step_loses(django_db_blocker) -> None:  # type: ignore[no-untyped-def]
-    """Two appends computed from the same state: the unique (job, seq) rejects the second."""
-    job = schedule_job("1d", "tests.handlers.record")
-    sql(
-        "INSERT INTO django_future_jobevent (job_id, seq, kind) VALUES (%s, 2, 'expired')", [job.pk]
-    )
-    with pytest.raises(ConcurrentAppendError, match="another writer"), transaction.atomic():
-        # What a racing writer that read last_seq = 1 would send.
-        try:
-            sql(
-                "INSERT INTO django_future_jobevent (job_id, seq, kind) VALUES (%s, 2, 'started')",
-                [job.pk],
-            )
-        except DatabaseError as exc:
-            assert ledger._is_sequence_conflict(exc)
-            raise ConcurrentAppendError("another writer") from exc
 
 
 def test_events_outlive_deleted_jobs() -> None:
