@@ -57,12 +57,6 @@ def run_once(job: Any, sleep: float = 0.0) -> int:
 
 
 @job_as_parameter
-def fail_once_written(job: Any) -> None:
-    JobRun.objects.create(job_id=job.pk, attempt=job.attempts, pid=os.getpid())
-    raise RuntimeError(f"job {job.pk} failed on purpose")
-
-
-@job_as_parameter
 def slow(job: Any, seconds: float = 1.0) -> int:
     """Records its start (per attempt), then takes its time."""
     JobRun.objects.create(job_id=job.pk, attempt=job.attempts, pid=os.getpid())

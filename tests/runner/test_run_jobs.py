@@ -16,7 +16,7 @@ from django_future.models import JobEvent, ScheduledJob
 from django_future.runner import JobFailedError
 from tests import handlers
 from tests.support import db_now, kinds
-from tests.testapp.models import Order
+from tests.testapp.models import JobRun, Order
 
 pytestmark = pytest.mark.django_db
 
@@ -127,9 +127,14 @@ def test_ignore_errors_goes_on_past_failures() -> None:
 
 def test_a_job_whose_database_work_fails_does_not_break_the_run() -> None:
     order = Order.objects.create(number="dup")
-    schedule_job("0s", "tests.handlers.fail_once_written")
+    broken = schedule_job("0s", "tests.handlers.run_once")
+    # Its attempt's row is there already: the job's INSERT breaks a unique constraint.
+    JobRun.objects.create(job_id=broken.pk, attempt=1, pid=0)
     ok = schedule_job("0s", "tests.handlers.touch_order", content_object=order)
-    run_jobs(ignore_errors=True)
+    report = run_jobs(ignore_errors=True)
+    assert (report.failed, report.completed) == ([broken.pk], [ok.pk])
+    assert "IntegrityError" in (fresh(broken).error or "")
+    assert "one_run_per_attempt" in (fresh(broken).error or "")
     assert fresh(ok).return_value == "reminded dup"
 
 
