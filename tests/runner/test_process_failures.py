@@ -6,7 +6,6 @@ recovery happens within the test; the mechanism is the same at the default 30 s.
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import time
@@ -231,8 +230,11 @@ def test_worker_sleeps_until_notified_of_a_new_job() -> None:
 
 
 def test_bad_command_line_values_are_refused_clearly() -> None:
+    job = schedule_job("0s", "tests.handlers.record")
     code, _out, err = finish(start_runner("--batch-size", "0"))
-    assert code != 0 and "--batch-size: must be 1 or more, not 0" in err
+    assert code == 2 and "--batch-size: must be 1 or more, not 0" in err
     code, _out, err = finish(start_runner("--time-limit", "soon"))
-    assert code != 0 and "'soon' is not a number of seconds" in err
-    assert os.environ.get("DATABASE_URL")
+    assert code == 2 and "'soon' is not a number of seconds" in err
+    # Refused before anything starts: no runner registered, the due job untouched.
+    assert not RunnerProcess.objects.exists()
+    assert kinds(job) == ["scheduled"]
