@@ -187,8 +187,9 @@ def test_prune_removes_old_finished_jobs_and_records_it() -> None:
     assert "removed 2 finished job(s) and their 7 event(s)" in text
     assert not JobEvent.objects.filter(job_id__in=[old_done.pk, old_failed.pk]).exists()
     assert not ScheduledJob.objects.filter(pk=old_failed.pk).exists()
-    for kept in (pending, sleeping, recent):
-        assert kinds(kept)
+    assert kinds(pending) == ["scheduled", "started", "failed", "retry"]  # not finished
+    assert kinds(sleeping) == ["scheduled"]
+    assert kinds(recent) == ["scheduled", "started", "completed"]  # newer than the cut
     record = PruneRecord.objects.get()
     assert (record.by, record.jobs, record.events, record.job_ids) == (
         "ops@example.com",

@@ -41,7 +41,8 @@ def test_time_limit_stops_claiming() -> None:
 
 
 def test_a_stop_request_finishes_nothing_new() -> None:
-    schedule_job("0s", "tests.handlers.record")
+    job = schedule_job("0s", "tests.handlers.record")
     runner = Runner()
     runner.request_stop()
     assert runner.run().ran == 0
+    assert kinds(job) == ["scheduled"]  # not even claimed and handed back

@@ -11,7 +11,7 @@ from django.db import OperationalError, connection, transaction
 from django_future import ledger, run_jobs, schedule_job, schedule_jobs
 from django_future.models import JobEvent, ScheduledJob
 from django_future.scheduler import BULK_CHUNK
-from tests.support import counts, db_now
+from tests.support import counts, db_now, kinds
 from tests.testapp.models import Order
 
 pytestmark = pytest.mark.django_db
@@ -148,7 +148,8 @@ def test_a_bad_job_after_chunks_were_sent_writes_nothing() -> None:
     with pytest.raises(TypeError, match=rf"jobs\[{bad_at}\]: args\[0\] = datetime.date"):
         schedule_jobs(specs)
     assert counts() == before
-    assert schedule_jobs([good]) != []  # the connection is usable afterwards
+    (job_id,) = schedule_jobs([good])  # the connection is usable afterwards
+    assert kinds(job_id) == ["scheduled"]
 
 
 @pytest.mark.parametrize(
