@@ -129,7 +129,7 @@ def test_tuples_come_back_as_lists() -> None:
 def test_repr_and_original_field_names() -> None:
     job = schedule_job("1d", "tests.handlers.record")
     assert repr(job) == "<ScheduledJob (scheduled) callable='tests.handlers.record'>"
-    for name in (
+    names = (
         "time_slot_start",
         "time_slot_end",
         "execution_start",
@@ -142,8 +142,16 @@ def test_repr_and_original_field_names() -> None:
         "kwargs",
         "error",
         "return_value",
-    ):
-        assert hasattr(job, name), name
+    )
+    for name in names:  # model fields, as in django-future: not just attributes
+        assert ScheduledJob._meta.get_field(name).name == name
+    queried = [name for name in names if name != "content_object"]  # generic: no column
+    (row,) = ScheduledJob.objects.filter(pk=job.pk).values(*queried)
+    assert {name: row[name] for name in ("callable_name", "status", "time_slot_start")} == {
+        "callable_name": "tests.handlers.record",
+        "status": "scheduled",
+        "time_slot_start": job.time_slot_start,
+    }
 
 
 @pytest.mark.parametrize(
