@@ -3,7 +3,7 @@
 
 Usage:
   python3 dev.py test [--quick] [--no-lint] [pytest args...] [-- pytest args...]
-      ruff, mypy, then pytest on every (Python, Django) pair of noxfile.py:
+      ruff, mypy, then pytest (with coverage) on every (Python, Django) pair of noxfile.py:
       Django 5.2 on Python 3.11-3.14, Django 6.x on 3.12-3.14; a Python that is not installed
       skips its pairs. --quick: each Django series once (5.2 on the oldest Python found, 6.x
       on the newest). --no-lint: no ruff or mypy. The last line is

@@ -115,9 +115,9 @@ def types(session: nox.Session) -> None:
     ],
 )
 def tests(session: nox.Session, django: str) -> None:
-    """pytest; arguments after `--` go to pytest."""
+    """pytest with coverage of django_future; arguments after `--` go to pytest."""
     install(session, django, "test")
-    session.run("pytest", *session.posargs, env=env(session))
+    session.run("pytest", "--cov", *session.posargs, env=env(session))
 
 
 @nox.session
