@@ -90,6 +90,9 @@ def test(argv: list[str]) -> int:
         if arg == "--":
             pytest_args.extend(argv[i + 1 :])
             break
+        if arg in ("-h", "--help"):
+            print((__doc__ or "").strip())
+            return 0
         if arg == "--quick":
             quick = True
         elif arg == "--no-lint":
