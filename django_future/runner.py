@@ -54,8 +54,9 @@ from django.db.models.signals import post_init, pre_init
 from django.utils import timezone
 
 from django_future import config, ledger
+from django_future.callables import import_callable
 from django_future.models import EventKind, ScheduledJob
-from django_future.scheduler import backoff, import_callable
+from django_future.retries import backoff
 from django_future.sql import query
 
 __all__ = ["DatabaseLostError", "JobFailedError", "JobIds", "RunReport", "Runner", "run_jobs"]

@@ -21,12 +21,15 @@ import psycopg
 from django.contrib.contenttypes.models import ContentType
 from django.db import connection, models, transaction
 from django.utils import timezone
-from django.utils.module_loading import import_string
 
 from django_future import config
+from django_future.callables import InvalidCallableError, import_callable, job_as_parameter
 from django_future.models import ScheduledJob
+from django_future.retries import backoff
 from django_future.sql import query
 
+# InvalidCallableError, job_as_parameter and backoff live below the scheduler and the
+# runner, which share them (callables.py, retries.py); they are the scheduler's API too.
 __all__ = [
     "InvalidCallableError",
     "backoff",
@@ -35,8 +38,6 @@ __all__ = [
     "schedule_job",
     "schedule_jobs",
 ]
-
-F = TypeVar("F", bound=Callable[..., Any])
 
 ACCEPTED_TIMES = (
     "an aware datetime, a naive datetime (read in the current time zone), "
@@ -49,16 +50,6 @@ _DURATION = re.compile(
     r"^\s*(?:(?P<w>\d+)\s*w)?\s*(?:(?P<d>\d+)\s*d)?\s*(?:(?P<h>\d+)\s*h)?"
     r"\s*(?:(?P<m>\d+)\s*m)?\s*(?:(?P<s>\d+)\s*s)?\s*$"
 )
-
-
-class InvalidCallableError(ValueError):
-    """The job's callable cannot be found: check the dotted path or the method name."""
-
-
-def job_as_parameter(func: F) -> F:
-    """Mark a handler so that the runner passes it the running job as its first argument."""
-    func.job_as_parameter = True  # type: ignore[attr-defined]
-    return func
 
 
 def parse_duration(text: str) -> dt.timedelta:
@@ -149,19 +140,6 @@ def _delay(value: object, what: str, default: dt.timedelta) -> dt.timedelta:
     return when.after
 
 
-def backoff(attempt: int, delay: dt.timedelta, cap: dt.timedelta) -> dt.timedelta:
-    """Delay before retrying after failed attempt number ``attempt`` (1, 2, ...).
-
-    Doubles each time from ``delay``, never more than ``cap``: with 30 s and
-    1 h, the retries come 30 s, 1 min, 2 min, 4 min... 1 h, 1 h after each failure.
-    """
-    factor = 2 ** min(attempt - 1, 62)
-    try:
-        return min(delay * factor, cap)
-    except OverflowError:
-        return cap
-
-
 # --- arguments --------------------------------------------------------------
 
 _JSON_HINT = (
@@ -249,18 +227,6 @@ def _check_callable(callable_name: object, content_object: models.Model | None) 
             f"{callable_name!r} is a {type(target).__name__}, not a callable"
         )
     return callable_name
-
-
-def import_callable(dotted_path: str) -> Any:
-    """Import ``dotted_path``, turning every way it can fail into InvalidCallableError."""
-    try:
-        return import_string(dotted_path)
-    except ImportError as exc:
-        raise InvalidCallableError(f"cannot import {dotted_path!r}: {exc}") from exc
-    except Exception as exc:
-        raise InvalidCallableError(
-            f"importing {dotted_path!r} raised {type(exc).__name__}: {exc}"
-        ) from exc
 
 
 def _content_reference(content_object: object) -> dict[str, Any]:
