@@ -12,6 +12,7 @@ from django.db.utils import DatabaseError, ProgrammingError
 
 from django_future import ledger, run_jobs, schedule_job
 from django_future.ledger import ConcurrentAppendError, JobGoneError
+from django_future.ledger.append import _is_sequence_conflict
 from django_future.models import PROJECTION_GUARD, EventKind, JobEvent, ScheduledJob
 from tests.integration.conftest import kinds
 
@@ -222,7 +223,7 @@ def test_second_writer_of_the_same_step_loses(django_db_blocker) -> None:  # typ
                 [job.pk],
             )
         except DatabaseError as exc:
-            assert ledger._is_sequence_conflict(exc)
+            assert _is_sequence_conflict(exc)
             raise ConcurrentAppendError("another writer") from exc
 
 

@@ -11,10 +11,10 @@ import pytest
 from django.db import connection, transaction
 
 from django_future import ledger, run_jobs, schedule_job
-from django_future import runner as runner_module
 from django_future.ledger import JobStateError
 from django_future.models import JobEvent, RunnerProcess, ScheduledJob
 from django_future.runner import JobFailedError, Runner
+from django_future.runner import report as runner_report
 from django_future.scheduler import backoff
 from tests import handlers
 from tests.integration.conftest import counts, db_now, kinds
@@ -246,7 +246,7 @@ def test_max_jobs_counts_every_job_when_the_report_keeps_only_the_last_ids(
 ) -> None:
     # A long run keeps the ids of its last REPORT_IDS jobs only; its budget and its
     # summary still count them all.
-    monkeypatch.setattr(runner_module, "REPORT_IDS", 2)
+    monkeypatch.setattr(runner_report, "REPORT_IDS", 2)
     jobs = [schedule_job("0s", "tests.handlers.record", args=[i]) for i in range(6)]
     report = Runner(max_jobs=5).run()
     assert report.completed == [jobs[3].pk, jobs[4].pk]
