@@ -12,21 +12,15 @@ import hashlib
 from dataclasses import asdict, dataclass
 from typing import Any
 
-import pgtrigger
 from django.db import connection, transaction
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from django_future import ledger
-from django_future.models import PROJECTION_GUARD, JobEvent, PruneRecord
+from django_future.models import JobEvent, PruneRecord
 from django_future.sql import query
 
 __all__ = ["PruneResult", "local_time", "prune", "status", "timeline"]
-
-LEDGER_GUARDS = (
-    "django_future.JobEvent:append_only",
-    PROJECTION_GUARD,
-)
 
 
 def _rows(sql: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
@@ -147,8 +141,8 @@ def prune(older_than: dt.timedelta, *, by: str | None = None, dry_run: bool = Fa
     """Remove the events (and rows) of finished jobs whose last event is older than
     ``older_than``, and record what was removed in ``PruneRecord``.
 
-    This is the one place that bypasses the append-only trigger, through
-    ``pgtrigger.ignore``, in one transaction with its record.
+    The one removal of events: the ledger deletes them (``ledger.remove_jobs``,
+    past the append-only trigger), in one transaction with their record.
     """
     with transaction.atomic():
         with connection.cursor() as cursor:
@@ -163,13 +157,7 @@ def prune(older_than: dt.timedelta, *, by: str | None = None, dry_run: bool = Fa
         ).hexdigest()
         record_id = None
         if job_ids and not dry_run:
-            with pgtrigger.ignore(*LEDGER_GUARDS), connection.cursor() as cursor:
-                cursor.execute(
-                    "DELETE FROM django_future_scheduledjob WHERE id = ANY(%s)", [job_ids]
-                )
-                cursor.execute(
-                    "DELETE FROM django_future_jobevent WHERE job_id = ANY(%s)", [job_ids]
-                )
+            ledger.remove_jobs(job_ids)
             record = PruneRecord.objects.create(
                 by=by or f"python:{ledger.runner_identity()}",
                 cutoff=cutoff,

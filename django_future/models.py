@@ -14,11 +14,14 @@ drift apart. The fold itself is one PL/pgSQL function (``django_future_fold``,
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import pgtrigger
 from django.contrib.contenttypes.fields import GenericForeignKey
 from django.contrib.contenttypes.models import ContentType
+from django.core.exceptions import ImproperlyConfigured
 from django.db import models
 from django.db.models import Value, options
 from django.db.models.functions import Now
@@ -262,12 +265,11 @@ class ScheduledJob(models.Model):
         """Cancel this scheduled job: it will never run. Records who and why.
 
         ``by`` names who cancelled (a user name, a system); it defaults to this
-        process (``host:pid``). Raises ``JobNotCancellableError`` unless the job
+        process (``host:pid``). Raises ``ledger.JobStateError`` unless the job
         is scheduled (a claimed or running job belongs to its runner).
+        ``ledger.cancel(job_id)`` does the same.
         """
-        from django_future import ledger
-
-        ledger.cancel(self.pk, by=by, reason=reason)
+        _operations().cancel(self.pk, by=by, reason=reason)
         return ScheduledJob.objects.get(pk=self.pk)
 
     def reschedule(
@@ -288,8 +290,6 @@ class ScheduledJob(models.Model):
         policy and ``atomic`` are copied. The new job's ``scheduled`` event
         records ``rescheduled_from`` (and ``by``, who asked, if given).
         """
-        from django_future.scheduler import schedule_job
-
         if content_object is None and self.content_type_id is not None:
             content_object = self.content_object
             if content_object is None:
@@ -297,7 +297,7 @@ class ScheduledJob(models.Model):
                     f"cannot reschedule job {self.pk}: its content object "
                     f"(pk {self.object_id!r}) no longer exists"
                 )
-        return schedule_job(
+        return _operations().schedule_job(
             date,
             callable_name if callable_name is not None else self.callable_name,
             content_object=content_object,
@@ -472,3 +472,39 @@ class PruneRecord(models.Model):
 
     def __str__(self) -> str:
         return f"prune at {self.at}: {self.jobs} jobs, {self.events} events before {self.cutoff}"
+
+
+# --- job.cancel() and job.reschedule() ------------------------------------------------
+#
+# Two conveniences that users call on a job, carried out by the layers above this
+# module: ``ledger.cancel`` and ``scheduler.schedule_job``, which both import the
+# models. This module imports neither, not even inside a method: that would close a
+# cycle (models -> ledger -> models), only hidden. Instead the app's ready()
+# (apps.py), which sits above every layer, hands the two operations in, and the
+# methods call whatever was handed in. tests/unit/test_layers.py keeps it so.
+
+
+@dataclass(frozen=True, slots=True)
+class Operations:
+    """What ``ScheduledJob.cancel`` and ``ScheduledJob.reschedule`` call."""
+
+    cancel: Callable[..., int]
+    schedule_job: Callable[..., ScheduledJob]
+
+
+_provided: Operations | None = None
+
+
+def provide_operations(operations: Operations) -> None:
+    """Called by ``DjangoFutureConfig.ready()`` with the ledger's and the scheduler's."""
+    global _provided
+    _provided = operations
+
+
+def _operations() -> Operations:
+    if _provided is None:
+        raise ImproperlyConfigured(
+            "django_future's app is not ready: add 'django_future' to INSTALLED_APPS and "
+            "call django.setup() before using ScheduledJob.cancel() or reschedule()"
+        )
+    return _provided

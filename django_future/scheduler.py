@@ -1,32 +1,34 @@
 """``schedule_job`` and the parsing of times, callables and arguments.
 
 Everything is checked before anything is written: a bad time, callable or
-argument raises and leaves no row and no event behind.
+argument raises and leaves no row and no event behind. What passes is handed to the
+ledger (``ledger.schedule``, ``ledger.schedule_chunks``), which sends it: the
+scheduler builds events, and writes none itself.
 """
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import functools
 import itertools
 import json
 import math
 import re
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-import psycopg
 from django.contrib.contenttypes.models import ContentType
-from django.db import connection, models, transaction
+from django.db import models
 from django.utils import timezone
-from django.utils.module_loading import import_string
 
-from django_future import config
+from django_future import config, ledger
+from django_future.callables import InvalidCallableError, import_callable, job_as_parameter
 from django_future.models import ScheduledJob
-from django_future.sql import query
+from django_future.retries import backoff
 
+# InvalidCallableError, job_as_parameter and backoff live below the scheduler and the
+# runner, which share them (callables.py, retries.py); they are the scheduler's API too.
 __all__ = [
     "InvalidCallableError",
     "backoff",
@@ -35,8 +37,6 @@ __all__ = [
     "schedule_job",
     "schedule_jobs",
 ]
-
-F = TypeVar("F", bound=Callable[..., Any])
 
 ACCEPTED_TIMES = (
     "an aware datetime, a naive datetime (read in the current time zone), "
@@ -49,16 +49,6 @@ _DURATION = re.compile(
     r"^\s*(?:(?P<w>\d+)\s*w)?\s*(?:(?P<d>\d+)\s*d)?\s*(?:(?P<h>\d+)\s*h)?"
     r"\s*(?:(?P<m>\d+)\s*m)?\s*(?:(?P<s>\d+)\s*s)?\s*$"
 )
-
-
-class InvalidCallableError(ValueError):
-    """The job's callable cannot be found: check the dotted path or the method name."""
-
-
-def job_as_parameter(func: F) -> F:
-    """Mark a handler so that the runner passes it the running job as its first argument."""
-    func.job_as_parameter = True  # type: ignore[attr-defined]
-    return func
 
 
 def parse_duration(text: str) -> dt.timedelta:
@@ -149,19 +139,6 @@ def _delay(value: object, what: str, default: dt.timedelta) -> dt.timedelta:
     return when.after
 
 
-def backoff(attempt: int, delay: dt.timedelta, cap: dt.timedelta) -> dt.timedelta:
-    """Delay before retrying after failed attempt number ``attempt`` (1, 2, ...).
-
-    Doubles each time from ``delay``, never more than ``cap``: with 30 s and
-    1 h, the retries come 30 s, 1 min, 2 min, 4 min... 1 h, 1 h after each failure.
-    """
-    factor = 2 ** min(attempt - 1, 62)
-    try:
-        return min(delay * factor, cap)
-    except OverflowError:
-        return cap
-
-
 # --- arguments --------------------------------------------------------------
 
 _JSON_HINT = (
@@ -249,18 +226,6 @@ def _check_callable(callable_name: object, content_object: models.Model | None) 
             f"{callable_name!r} is a {type(target).__name__}, not a callable"
         )
     return callable_name
-
-
-def import_callable(dotted_path: str) -> Any:
-    """Import ``dotted_path``, turning every way it can fail into InvalidCallableError."""
-    try:
-        return import_string(dotted_path)
-    except ImportError as exc:
-        raise InvalidCallableError(f"cannot import {dotted_path!r}: {exc}") from exc
-    except Exception as exc:
-        raise InvalidCallableError(
-            f"importing {dotted_path!r} raised {type(exc).__name__}: {exc}"
-        ) from exc
 
 
 def _content_reference(content_object: object) -> dict[str, Any]:
@@ -425,19 +390,16 @@ def schedule_job(
         atomic=atomic,
         origin=_origin,
     )
-    params: dict[str, Any] = {
-        "start_at": start.at,
-        "start_in": start.after,
-        "end_at": end.at if end else None,
-        "end_in": end.after if end else None,
-        "data": json.dumps(data),
-    }
-    with connection.cursor() as cursor, config.tables_needed():
-        cursor.execute(query("schedule"), params)
-        row = cursor.fetchone()
-    if row is None:
+    job_id = ledger.schedule(
+        json.dumps(data),
+        start_at=start.at,
+        start_in=start.after,
+        end_at=end.at if end else None,
+        end_in=end.after if end else None,
+    )
+    if job_id is None:
         raise ValueError(f"expires: {expires!r} falls before the scheduled time {date!r}")
-    return ScheduledJob.objects.get(pk=row[0])
+    return ScheduledJob.objects.get(pk=job_id)
 
 
 def _absolute(when: _When, base: dt.datetime) -> dt.datetime:
@@ -478,43 +440,29 @@ def schedule_jobs(jobs: Iterable[Mapping[str, Any]]) -> list[int]:
         return []
     checks = _Checks()
     times: dict[tuple[_When, _When | None], tuple[str, str | None]] = {}
-    sent: list[psycopg.Cursor[Any]] = []
-    with config.tables_needed(), transaction.atomic():
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT statement_timestamp()")
-            (now,) = cursor.fetchone()
-        raw = connection.connection
-        sql = query("schedule_lines")
+
+    def chunks(now: dt.datetime) -> Iterator[list[str]]:
+        # Each chunk is checked and encoded while the database writes the one before.
         lines: list[str] = []
-        # Pipeline mode needs libpq 14 or later (psycopg's binary wheels bring their
-        # own). With an older one the chunks go one after another, without overlap.
-        stream = raw.pipeline() if psycopg.Pipeline.is_supported() else contextlib.nullcontext()
-        # Django's exception classes for errors from these statements, as through its cursors.
-        with connection.wrap_database_errors, stream:
-            for i, spec in enumerate(itertools.chain((first,), items)):
-                try:
-                    start, end, data = _bulk_item(checks, spec)
-                    window = times.get((start, end))
-                    if window is None:
-                        window = times[start, end] = _window_text(start, end, now)
-                except KeyError as exc:
-                    raise TypeError(f"jobs[{i}]: missing {exc.args[0]!r}") from None
-                except (TypeError, ValueError) as exc:
-                    raise type(exc)(f"jobs[{i}]: {exc}") from None
-                data["time_slot_start"], data["time_slot_end"] = window
-                lines.append(json.dumps(data))
-                if len(lines) == BULK_CHUNK:
-                    sent.append(_send_lines(raw, sql, lines))
-                    lines = []
-            if lines:
-                sent.append(_send_lines(raw, sql, lines))
-        ids: list[int] = []
-        for chunk in sent:  # the pipeline has ended: every chunk's result is in
-            with chunk:
-                row = chunk.fetchone()
-            assert row is not None  # noqa: S101 - the function returns one row
-            ids.extend(row[0])
-    return ids
+        for i, spec in enumerate(itertools.chain((first,), items)):
+            try:
+                start, end, data = _bulk_item(checks, spec)
+                window = times.get((start, end))
+                if window is None:
+                    window = times[start, end] = _window_text(start, end, now)
+            except KeyError as exc:
+                raise TypeError(f"jobs[{i}]: missing {exc.args[0]!r}") from None
+            except (TypeError, ValueError) as exc:
+                raise type(exc)(f"jobs[{i}]: {exc}") from None
+            data["time_slot_start"], data["time_slot_end"] = window
+            lines.append(json.dumps(data))
+            if len(lines) == BULK_CHUNK:
+                yield lines
+                lines = []
+        if lines:
+            yield lines
+
+    return ledger.schedule_chunks(chunks)
 
 
 def _bulk_item(
@@ -548,10 +496,3 @@ def _window_text(start: _When, end: _When | None, now: dt.datetime) -> tuple[str
     if finish is not None and finish < begin:
         raise ValueError("expires falls before the scheduled time")
     return begin.isoformat(), None if finish is None else finish.isoformat()
-
-
-def _send_lines(raw: psycopg.Connection[Any], sql: str, lines: list[str]) -> psycopg.Cursor[Any]:
-    # A cursor per chunk: in pipeline mode each keeps its own result until read.
-    cursor = psycopg.Cursor(raw)
-    cursor.execute(sql, ["\n".join(lines)])
-    return cursor

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
+from django_future.ledger.wire import _completions_json
 from django_future.models import ScheduledJob
-from django_future.runner import _completions_json
 
 pytestmark = pytest.mark.unit
 

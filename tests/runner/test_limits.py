@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from django_future import runner as runner_module
 from django_future import schedule_job
 from django_future.models import ScheduledJob
 from django_future.runner import Runner
+from django_future.runner import report as runner_report
 from tests.support import kinds
 
 pytestmark = pytest.mark.django_db
@@ -25,7 +25,7 @@ def test_max_jobs_counts_every_job_when_the_report_keeps_only_the_last_ids(
 ) -> None:
     # A long run keeps the ids of its last REPORT_IDS jobs only; its budget and its
     # summary still count them all.
-    monkeypatch.setattr(runner_module, "REPORT_IDS", 2)
+    monkeypatch.setattr(runner_report, "REPORT_IDS", 2)
     jobs = [schedule_job("0s", "tests.handlers.record", args=[i]) for i in range(6)]
     report = Runner(max_jobs=5).run()
     assert report.completed == [jobs[3].pk, jobs[4].pk]

@@ -160,14 +160,14 @@ def test_a_runner_goes_on_without_prepared_statements_a_pooler_drops(caplog) -> 
 
     ids = _schedule_many(3, "tests.handlers.record")
     runner = Runner()
-    real_execute = runner._send
+    real_execute = runner._wire.send
 
     def drop_prepared_then_send(*args, **kwargs):  # type: ignore[no-untyped-def]
-        if runner._unrecorded:  # a completion waits: it must survive the failure
+        if runner._executor.unrecorded:  # a completion waits: it must survive the failure
             connection.connection.pgconn.exec_(b"DEALLOCATE ALL")
         return real_execute(*args, **kwargs)
 
-    runner._send = drop_prepared_then_send  # type: ignore[method-assign]
+    runner._wire.send = drop_prepared_then_send  # type: ignore[method-assign]
     with caplog.at_level("WARNING", logger="django_future.runner"):
         assert runner.run().completed == ids
     assert "prepared statements do not last on this connection" in caplog.text

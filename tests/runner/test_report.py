@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from django_future import runner
 from django_future.runner import JobIds, RunReport
+from django_future.runner import report as report_module
 
 pytestmark = pytest.mark.unit
 
 
 @pytest.fixture
 def keep_three(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(runner, "REPORT_IDS", 3)
+    monkeypatch.setattr(report_module, "REPORT_IDS", 3)
 
 
 def test_ids_are_a_list_of_every_id_while_few() -> None:
