@@ -481,7 +481,7 @@ class PruneRecord(models.Model):
 # models. This module imports neither, not even inside a method: that would close a
 # cycle (models -> ledger -> models), only hidden. Instead the app's ready()
 # (apps.py), which sits above every layer, hands the two operations in, and the
-# methods call whatever was handed in. tests/unit/test_layers.py keeps it so.
+# methods call whatever was handed in. tests/setup/test_layers.py keeps it so.
 
 
 @dataclass(frozen=True, slots=True)

@@ -26,7 +26,7 @@ The ledger imports ``models``, ``config`` and ``sql``, and nothing above it. The
 scheduler and the runner sit on it side by side (and never import each other: what
 they share is in ``callables.py`` and ``retries.py``, below both); the admin, the
 audit, the system checks and the management commands sit on top.
-``tests/unit/test_layers.py`` fails on an import against these arrows, or on any
+``tests/setup/test_layers.py`` fails on an import against these arrows, or on any
 import cycle, imports inside functions included.
 
 Two ways past the guards, on purpose

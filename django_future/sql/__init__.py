@@ -70,7 +70,7 @@ procrastinate versions the functions its workers call by name
 (``procrastinate_fetch_job_v2``), so that workers of the previous release keep calling
 the definition they were written for while a migration adds the next. We considered
 doing so to retire the runner's recovery of outdated prepared statements
-(``DEALLOCATE ALL`` in ``runner.py``'s ``_execute``), and decided against it for now:
+(``DEALLOCATE ALL`` in ``ledger/wire.py``'s ``Wire.execute``), and decided against it for now:
 
 - that recovery is for a change of the job *table* (a column dropped or changing type
   while a runner waits), which outdates the runner's prepared ``SELECT <columns> FROM
