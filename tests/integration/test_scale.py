@@ -70,6 +70,18 @@ def scans() -> tuple[int, int]:
     return seq, live
 
 
+def test_the_due_selection_is_one_ordered_scan_of_the_claimable_index() -> None:
+    """django_future_due (claim.sql), the one definition of which jobs are due and in what
+    order, which every claim calls, takes the oldest due job from the partial index of
+    live work, in its order: no sequential scan of the job table, no sort."""
+    bulk_history(HISTORY)
+    text = plan(
+        "SELECT * FROM django_future_due(statement_timestamp(), statement_timestamp(), 1)", []
+    )
+    assert "Index Scan using django_future_claimable" in text, text
+    assert "Seq Scan" not in text and "Sort" not in text, text
+
+
 @pytest.mark.parametrize(
     "claim",
     [

@@ -1,0 +1,42 @@
+"""One definition of which jobs are due, and one way to start them.
+
+- ``django_future_due`` is the one definition of the due selection (which jobs, in what
+  order, locked and skipping those held elsewhere); the claim, batches and the runner's
+  step call it, and the planner writes it into each.
+- ``django_future_start_due`` starts any number of jobs with one set-based statement and
+  returns their rows (it returned nothing), with a generic plan: its LIMIT is a
+  parameter, for which PostgreSQL otherwise planned every call again.
+- ``django_future_complete`` records any number of completions with one set-based
+  statement.
+- ``django_future_append_folded``, which their one-job paths called, goes.
+
+Runs frozen copies of claim.sql and complete.sql (django_future/sql/).
+"""
+
+from django.db import migrations
+
+from django_future.sql import frozen
+
+START_DUE = "django_future_start_due(timestamptz, text, bigint, integer, text, timestamptz)"
+
+FORWARD = [
+    # It returns rows now, which CREATE OR REPLACE refuses.
+    f"DROP FUNCTION {START_DUE};",
+    "DROP FUNCTION django_future_append_folded(django_future_scheduledjob, text, text, jsonb);",
+    frozen("0003_one_due_selection"),
+]
+REVERSE = [
+    f"DROP FUNCTION {START_DUE};",
+    "DROP FUNCTION django_future_due(timestamptz, timestamptz, integer);",
+    frozen("0003_one_due_selection.reverse"),
+]
+
+
+class Migration(migrations.Migration):
+    dependencies = [
+        ("django_future", "0002_pass_cutoff"),
+    ]
+
+    operations = [
+        migrations.RunSQL(FORWARD, reverse_sql=REVERSE),
+    ]
