@@ -17,19 +17,14 @@ from django.db import migrations
 
 from django_future.sql import frozen
 
-START_DUE = "django_future_start_due(timestamptz, text, bigint, integer, text, timestamptz)"
-
-FORWARD = [
-    # It returns rows now, which CREATE OR REPLACE refuses.
-    f"DROP FUNCTION {START_DUE};",
-    "DROP FUNCTION django_future_append_folded(django_future_scheduledjob, text, text, jsonb);",
-    frozen("0003_one_due_selection"),
-]
-REVERSE = [
-    f"DROP FUNCTION {START_DUE};",
-    "DROP FUNCTION django_future_due(timestamptz, timestamptz, integer);",
-    frozen("0003_one_due_selection.reverse"),
-]
+# Its return type changes (rows, not void), which CREATE OR REPLACE refuses.
+DROP_START_DUE = (
+    "DROP FUNCTION django_future_start_due(timestamptz, text, bigint, integer, text, timestamptz);"
+)
+DROP_APPEND_FOLDED = (
+    "DROP FUNCTION django_future_append_folded(django_future_scheduledjob, text, text, jsonb);"
+)
+DROP_DUE = "DROP FUNCTION django_future_due(timestamptz, timestamptz, integer);"
 
 
 class Migration(migrations.Migration):
@@ -38,5 +33,8 @@ class Migration(migrations.Migration):
     ]
 
     operations = [
-        migrations.RunSQL(FORWARD, reverse_sql=REVERSE),
+        migrations.RunSQL(
+            [DROP_START_DUE, DROP_APPEND_FOLDED, frozen("0003_one_due_selection")],
+            reverse_sql=[DROP_START_DUE, DROP_DUE, frozen("0003_one_due_selection.reverse")],
+        ),
     ]
