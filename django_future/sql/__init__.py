@@ -14,11 +14,13 @@ family beside this module, and that file holds its current definition:
   and the writers inline;
 - ``fold_trigger.sql``: what the fold trigger calls, ``django_future_apply_events``;
 - ``replay.sql``: replay, ``verify``'s replay and time travel;
-- ``append.sql``: one event appended to one job, folded by the trigger or by its writer
-  (and the ``django_future.folded`` setting);
-- ``claim.sql``: the runner's claim and a batch's start;
+- ``append.sql``: one event appended to one job and folded by the trigger, and why the
+  hot writers fold their own (the ``django_future.folded`` setting);
+- ``claim.sql``: which jobs are due (``django_future_due``, the one definition that
+  every claim calls), starting them, and the runner's claim;
 - ``complete.sql``: the runner's completions and its step
-  (``django_future_complete_and_claim``);
+  (``django_future_complete_and_claim``, which keeps an in-line copy of the start and
+  of a completion, for speed: see the file);
 - ``bulk.sql``: one chunk of ``schedule_jobs()``;
 - ``views.sql``: the audit views (docs/audit.md).
 

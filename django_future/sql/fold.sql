@@ -5,8 +5,8 @@
 -- the event, or a NULL id when the event removes the row. It raises on any
 -- event that does not follow from the state (wrong sequence number, or a
 -- transition the job's status does not allow). The fold trigger
--- (fold_trigger.sql), the writers that fold their own events (append.sql,
--- claim.sql, complete.sql, bulk.sql) and replay, verify, rebuild and time
+-- (fold_trigger.sql), the writers that fold their own events (claim.sql,
+-- complete.sql, bulk.sql) and replay, verify, rebuild and time
 -- travel (replay.sql) all reach a job's next state through it or through the
 -- transition functions it calls, so they cannot disagree.
 --

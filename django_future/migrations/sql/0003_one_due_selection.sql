@@ -1,0 +1,353 @@
+-- Frozen for migration 0003_one_due_selection: the live files of django_future/sql/ below,
+-- as they stood when it was written. Do not edit: the live files are where the
+-- current definitions are (see django_future/sql/__init__.py).
+
+-- ---- claim.sql
+
+-- Claiming: the runner starts the oldest due jobs, skipping rows other runners
+-- hold (FOR UPDATE SKIP LOCKED), and folds their "started" events itself (see
+-- append.sql for why, and for the django_future.folded setting).
+--
+-- Which jobs are due, and in what order, is defined once, by django_future_due
+-- below, which every claim calls: the claim, batches, and the runner's step
+-- (django_future_complete_and_claim, complete.sql). How jobs are started is
+-- defined by django_future_start_due, which the claim and batches call; the
+-- step has a copy of its statement in line, for speed (see complete.sql).
+--
+-- Jobs are started by one set-based statement, whatever the batch's size: an
+-- UPDATE that locks the row, folds the event into it and returns what the
+-- event needs, followed by the event's INSERT, so each row is written once (a
+-- locking SELECT followed by an UPDATE writes it twice: the lock is a write of
+-- its own, the row's xmax and a WAL record). It calls django_future_started
+-- (fold.sql) and django_future_event_hash (hash.sql), which the planner writes
+-- into the UPDATE as plain expressions; its WHERE clause already makes the
+-- fold's checks (only scheduled, due jobs are started).
+--
+-- The runner claims with django_future_claim ("claim" in queries.sql) only
+-- when it has no completion to record; otherwise its step
+-- (django_future_complete_and_claim, complete.sql) records the completions
+-- and claims in one statement.
+
+-- The ids of the due jobs, oldest first, locked for the caller and skipping
+-- those that other transactions hold: at most how_many. A job is due if it was
+-- due at due_at (a cron pass: when the pass started, so that the pass ends)
+-- and has not expired by cutoff (the clock).
+--
+-- The planner writes this function into its caller's query (it is SQL, a
+-- single SELECT, and declared STABLE), so that a claim is one scan of the
+-- partial index django_future_claimable, in its order, stopped at how_many
+-- (tests/integration/test_scale.py EXPLAINs it). It locks rows, which
+-- PostgreSQL allows only in a VOLATILE function once it is run as a function
+-- of its own: it must be called in a FROM clause, where it is inlined, and
+-- anywhere else fails with "SELECT FOR UPDATE is not allowed in a
+-- non-volatile function" rather than quietly scanning another way. It
+-- returns ids, not rows: the caller's UPDATE reads the row it writes, and
+-- carrying every column out of the subquery cost the runner's step 133 us of
+-- database time against 120 us (a loop of 3,000 steps in one backend, median
+-- of 5 rounds).
+CREATE OR REPLACE FUNCTION django_future_due(
+    due_at timestamptz, cutoff timestamptz, how_many integer
+) RETURNS SETOF bigint
+LANGUAGE sql STABLE AS $due$
+    SELECT j.id
+    FROM django_future_scheduledjob j
+    WHERE j.status = 'scheduled'
+      AND j.time_slot_start <= due_at
+      AND (j.time_slot_end IS NULL OR j.time_slot_end >= cutoff)
+    ORDER BY j.time_slot_start, j.id
+    LIMIT how_many
+    FOR UPDATE SKIP LOCKED
+$due$;
+
+
+-- Start up to how_many due jobs for this runner: append "started" to each and
+-- fold it, and return their new rows. A job is due if it was due at due_by (a
+-- cron pass) or, without it, at claim_at; it must not have expired by
+-- claim_at. A NULL claim_at is the database's clock. event_kind must be
+-- 'started': the runner no longer writes "claimed" (fold.sql keeps it for
+-- replay).
+--
+-- Its statement's plan is kept (plan_cache_mode): with how_many a parameter of
+-- the LIMIT, PostgreSQL's estimate of a generic plan is higher than that of a
+-- plan made for the value, so it planned the statement again at every call,
+-- which cost a one-job claim about 1 ms instead of 0.1 ms.
+CREATE OR REPLACE FUNCTION django_future_start_due(
+    claim_at timestamptz, runner_name text, runner_pk bigint, how_many integer, event_kind text,
+    due_by timestamptz
+) RETURNS SETOF django_future_scheduledjob
+LANGUAGE plpgsql
+SET plan_cache_mode = force_generic_plan
+AS $start_due$
+DECLARE
+    cutoff timestamptz := COALESCE(claim_at, statement_timestamp());
+    due_at timestamptz := COALESCE(due_by, cutoff);
+    payload jsonb := jsonb_build_object('runner_id', runner_pk, 'backend_pid', pg_backend_pid());
+    flag text;  -- set_config's result, unused (see complete.sql)
+BEGIN
+    IF event_kind <> 'started' THEN
+        RAISE EXCEPTION 'django_future: jobs are started with "started" events, not "%"',
+            event_kind;
+    END IF;
+    flag := set_config('django_future.folded', 'on', true);  -- see append.sql
+    -- The new rows' last_seq and last_hash are their events', which the INSERT
+    -- copies.
+    RETURN QUERY
+    WITH started AS (
+        UPDATE django_future_scheduledjob j SET
+            (status, time_slot_start, execution_start, execution_end, runner,
+             runner_process_id, attempts, error, return_value, last_seq, last_hash)
+            = (SELECT (n).status, (n).time_slot_start, (n).execution_start,
+                      (n).execution_end, (n).runner, (n).runner_process_id, (n).attempts,
+                      (n).error, (n).return_value, (n).last_seq, (n).last_hash
+               FROM (SELECT django_future_started(
+                         j, j.last_seq + 1, statement_timestamp(), runner_name, runner_pk,
+                         django_future_event_hash(j.last_hash, j.id, j.last_seq + 1, 'started',
+                                                  statement_timestamp(), runner_name,
+                                                  payload)) AS n) folded)
+        WHERE j.id = ANY(ARRAY(SELECT d FROM django_future_due(due_at, cutoff, how_many) d))
+        RETURNING j.*
+    ), start_event AS (
+        INSERT INTO django_future_jobevent (job_id, seq, kind, at, runner, data, hash)
+        SELECT s.id, s.last_seq, 'started', statement_timestamp(), runner_name, payload,
+               s.last_hash
+        FROM started s
+    )
+    SELECT * FROM started;
+    flag := set_config('django_future.folded', '', true);
+END
+$start_due$;
+
+
+-- Claim up to how_many due jobs for this runner, then return every job it holds.
+-- (Callers that return these rows read the table, not this function's result: a
+-- prepared or cached plan over a function's row type does not notice a column
+-- added to the table.)
+CREATE OR REPLACE FUNCTION django_future_claim(
+    claim_at timestamptz, runner_name text, runner_pk bigint, how_many integer, event_kind text,
+    due_by timestamptz
+) RETURNS SETOF django_future_scheduledjob
+LANGUAGE plpgsql AS $claim$
+BEGIN
+    PERFORM django_future_start_due(claim_at, runner_name, runner_pk, how_many, event_kind,
+                                    due_by);
+    RETURN QUERY
+        SELECT * FROM django_future_scheduledjob j
+        WHERE j.runner_process_id = runner_pk AND j.status IN ('claimed', 'running')
+        ORDER BY j.time_slot_start, j.id;
+END
+$claim$;
+
+-- ---- complete.sql
+
+-- Completing: the runner records the completions of the jobs it ran, each only
+-- if its job is still running at the seq the runner saw (a job recovered
+-- elsewhere meanwhile is left alone), and folds the "completed" events itself
+-- (see append.sql for why, and for the django_future.folded setting).
+--
+-- django_future_complete_and_claim is the runner's step, the one statement it
+-- sends per job: record the last job's completion, then start the next job.
+-- One statement rather than two in one transaction: it is prepared once per
+-- connection and sent alone. The completions come as one JSON array of [id,
+-- seq, return value, seconds] (cheaper for the runner to send than four typed
+-- arrays). It returns the jobs it claimed, preceded by the current row of each
+-- job whose completion it refused; in the normal case there is none.
+--
+-- Each completion is recorded by an UPDATE that locks the job's row, folds the
+-- event into it and returns what the event needs, followed by the event's
+-- INSERT: each row is written once, where a locking SELECT followed by an
+-- UPDATE writes it twice (the lock is a write of its own: the row's xmax and
+-- a WAL record). The UPDATE calls django_future_completed (fold.sql) and
+-- django_future_event_hash (hash.sql), which the planner inlines, so that it
+-- computes each column by a plain expression; its WHERE clause makes the
+-- fold's checks (the job is running at the seq the runner saw). Jobs are
+-- started the same way (claim.sql).
+--
+-- The statements are written twice, and the job-row column list four times in
+-- this file and claim.sql, for speed: django_future_complete records any
+-- number of completions and django_future_start_due starts any number of
+-- jobs, and batches and several completions go through them (by
+-- django_future_complete_and_claim_many), but the one-job step, the hottest
+-- path of the package, has its own copy of each statement, in line. Calling
+-- the two functions from the step instead cost it more time in the database
+-- per job: a loop of 3,000 steps in one backend, CPU per step, median of 10
+-- rounds: 146.7 us with both in line, 153.3 us (1.05x) calling
+-- django_future_start_due, 173.3 us (1.18x) calling both. Keep the copies in
+-- step with the functions: the same columns, the same WHERE clauses. (Which
+-- jobs are due is not copied: the step calls django_future_due, which the
+-- planner writes into its statement, with the same plan as a copy.)
+--
+-- The step sets its flag by assignment, not PERFORM: PL/pgSQL runs a PERFORM
+-- as a query of its own, with an executor started and stopped, twice per job.
+--
+-- The completion is recorded before the claim, in that order on purpose: a
+-- claim's FOR UPDATE can keep a lock on a row it passed over (the newest
+-- version of a row updated meanwhile, locked, then found no longer due), so a
+-- runner that claimed first could hold another runner's finished job while
+-- waiting to record its own: two such runners deadlock.
+
+-- Record the completions of jobs this runner ran (arrays of ids, the seq each
+-- job was at when it started, return values, and how many seconds each call
+-- took), with one set-based statement that calls django_future_completed,
+-- whatever their number. Returns the ids recorded. queries.sql calls it as
+-- "complete", when a slow batch keeps finished work waiting or as the runner
+-- stops, and django_future_complete_and_claim_many for batches.
+CREATE OR REPLACE FUNCTION django_future_complete(
+    ids bigint[], seqs integer[], return_values text[], seconds double precision[],
+    runner_name text
+) RETURNS SETOF bigint
+LANGUAGE plpgsql AS $complete$
+DECLARE
+    flag text;  -- set_config's result, unused (see the top of this file)
+BEGIN
+    flag := set_config('django_future.folded', 'on', true);  -- see append.sql
+    RETURN QUERY
+    WITH completed AS (
+        UPDATE django_future_scheduledjob j SET
+            (status, time_slot_start, execution_start, execution_end, runner,
+             runner_process_id, attempts, error, return_value, last_seq, last_hash)
+            = (SELECT (n).status, (n).time_slot_start, (n).execution_start,
+                      (n).execution_end, (n).runner, (n).runner_process_id, (n).attempts,
+                      (n).error, (n).return_value, (n).last_seq, (n).last_hash
+               FROM (SELECT django_future_completed(
+                         j, j.last_seq + 1, statement_timestamp(), d.payload->>'return_value',
+                         django_future_event_hash(j.last_hash, j.id, j.last_seq + 1,
+                                                  'completed', statement_timestamp(),
+                                                  runner_name, d.payload)) AS n) folded)
+        FROM (
+            SELECT u.id, u.seq,
+                   jsonb_build_object('return_value', u.return_value, 'seconds', u.seconds)
+                       AS payload
+            FROM unnest(ids, seqs, return_values, seconds) AS u(id, seq, return_value, seconds)
+        ) d
+        WHERE j.id = d.id
+          AND j.last_seq = d.seq
+          AND j.status = 'running'
+        RETURNING j.id, j.last_seq, j.last_hash, d.payload
+    )
+    INSERT INTO django_future_jobevent AS e (job_id, seq, kind, at, runner, data, hash)
+    SELECT c.id, c.last_seq, 'completed', statement_timestamp(), runner_name, c.payload,
+           c.last_hash
+    FROM completed c
+    RETURNING e.job_id;
+    flag := set_config('django_future.folded', '', true);
+END
+$complete$;
+
+
+-- The step for batches and for several completions: the completions (as
+-- django_future_complete), then the claim (as django_future_claim, "started").
+CREATE OR REPLACE FUNCTION django_future_complete_and_claim_many(
+    done jsonb, claim_at timestamptz, runner_name text, runner_pk bigint, how_many integer,
+    due_by timestamptz
+) RETURNS SETOF django_future_scheduledjob
+LANGUAGE plpgsql AS $complete_and_claim_many$
+DECLARE
+    ids bigint[];
+    seqs integer[];
+    return_values text[];
+    seconds double precision[];
+    recorded bigint[];
+BEGIN
+    SELECT array_agg((d->>0)::bigint), array_agg((d->>1)::integer), array_agg(d->>2),
+           array_agg((d->>3)::double precision)
+    INTO ids, seqs, return_values, seconds
+    FROM jsonb_array_elements(done) d;
+    recorded := ARRAY(
+        SELECT c FROM django_future_complete(ids, seqs, return_values, seconds, runner_name) c
+    );
+    IF cardinality(recorded) < cardinality(ids) THEN
+        RETURN QUERY
+            SELECT * FROM django_future_scheduledjob j
+            WHERE j.id = ANY(ids) AND NOT j.id = ANY(recorded);
+    END IF;
+    PERFORM django_future_start_due(claim_at, runner_name, runner_pk, how_many, 'started',
+                                    due_by);
+    RETURN QUERY
+        SELECT * FROM django_future_scheduledjob j
+        WHERE j.runner_process_id = runner_pk AND j.status IN ('claimed', 'running')
+        ORDER BY j.time_slot_start, j.id;
+END
+$complete_and_claim_many$;
+
+
+-- The runner's step ("complete_and_claim" in queries.sql); see the top of this file.
+CREATE OR REPLACE FUNCTION django_future_complete_and_claim(
+    done jsonb, claim_at timestamptz, runner_name text, runner_pk bigint, how_many integer,
+    due_by timestamptz
+) RETURNS SETOF django_future_scheduledjob
+LANGUAGE plpgsql AS $complete_and_claim$
+DECLARE
+    cutoff timestamptz := COALESCE(claim_at, statement_timestamp());
+    due_at timestamptz := COALESCE(due_by, cutoff);  -- see django_future_due
+    finished jsonb;
+    payload jsonb;
+    flag text;  -- set_config's result, unused (see the top of this file)
+BEGIN
+    IF how_many <> 1 OR jsonb_array_length(done) > 1 THEN
+        RETURN QUERY SELECT * FROM django_future_complete_and_claim_many(
+            done, claim_at, runner_name, runner_pk, how_many, due_by);
+        RETURN;
+    END IF;
+    flag := set_config('django_future.folded', 'on', true);  -- see append.sql
+
+    IF jsonb_array_length(done) = 1 THEN
+        -- [id, seq, return value, seconds], recorded as django_future_complete
+        -- records it, in line (see the top of this file).
+        finished := done->0;
+        payload := jsonb_build_object('return_value', finished->>2,
+                                      'seconds', (finished->>3)::double precision);
+        WITH completed AS (
+            UPDATE django_future_scheduledjob j SET
+                (status, time_slot_start, execution_start, execution_end, runner,
+                 runner_process_id, attempts, error, return_value, last_seq, last_hash)
+                = (SELECT (n).status, (n).time_slot_start, (n).execution_start,
+                          (n).execution_end, (n).runner, (n).runner_process_id, (n).attempts,
+                          (n).error, (n).return_value, (n).last_seq, (n).last_hash
+                   FROM (SELECT django_future_completed(
+                             j, j.last_seq + 1, statement_timestamp(), payload->>'return_value',
+                             django_future_event_hash(j.last_hash, j.id, j.last_seq + 1,
+                                                      'completed', statement_timestamp(),
+                                                      runner_name, payload)) AS n) folded)
+            WHERE j.id = (finished->>0)::bigint
+              AND j.last_seq = (finished->>1)::integer
+              AND j.status = 'running'
+            RETURNING j.id, j.last_seq, j.last_hash
+        )
+        INSERT INTO django_future_jobevent (job_id, seq, kind, at, runner, data, hash)
+        SELECT c.id, c.last_seq, 'completed', statement_timestamp(), runner_name, payload,
+               c.last_hash
+        FROM completed c;
+        IF NOT FOUND THEN
+            RETURN QUERY SELECT * FROM django_future_scheduledjob j
+                         WHERE j.id = (finished->>0)::bigint;
+        END IF;
+    END IF;
+
+    -- The oldest due job, started for this runner as django_future_start_due
+    -- (claim.sql) starts jobs, in line (see the top of this file).
+    payload := jsonb_build_object('runner_id', runner_pk, 'backend_pid', pg_backend_pid());
+    RETURN QUERY
+    WITH started AS (
+        UPDATE django_future_scheduledjob j SET
+            (status, time_slot_start, execution_start, execution_end, runner,
+             runner_process_id, attempts, error, return_value, last_seq, last_hash)
+            = (SELECT (n).status, (n).time_slot_start, (n).execution_start,
+                      (n).execution_end, (n).runner, (n).runner_process_id, (n).attempts,
+                      (n).error, (n).return_value, (n).last_seq, (n).last_hash
+               FROM (SELECT django_future_started(
+                         j, j.last_seq + 1, statement_timestamp(), runner_name, runner_pk,
+                         django_future_event_hash(j.last_hash, j.id, j.last_seq + 1, 'started',
+                                                  statement_timestamp(), runner_name,
+                                                  payload)) AS n) folded)
+        WHERE j.id = (SELECT d FROM django_future_due(due_at, cutoff, 1) d)
+        RETURNING j.*
+    ), start_event AS (
+        INSERT INTO django_future_jobevent (job_id, seq, kind, at, runner, data, hash)
+        SELECT s.id, s.last_seq, 'started', statement_timestamp(), runner_name, payload,
+               s.last_hash
+        FROM started s
+    )
+    SELECT * FROM started;
+    flag := set_config('django_future.folded', '', true);
+END
+$complete_and_claim$;
