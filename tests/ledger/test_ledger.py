@@ -390,7 +390,8 @@ def test_a_bad_event_anywhere_in_a_statement_writes_nothing() -> None:
 
 @pytest.mark.parametrize("batch", [1, 3])
 def test_writers_that_fold_their_own_events_leave_the_guards_standing(batch: int) -> None:
-    """The runner's claim and completion append and fold in one statement (append.sql).
+    """The runner's claim and completion append and fold in one statement (claim.sql,
+    complete.sql).
     The setting that tells the triggers to stand aside is cleared before they
     return: later statements of the same transaction meet the fold and the guard."""
     due = [schedule_job("0s", "tests.handlers.record") for _ in range(batch)]
