@@ -11,13 +11,13 @@ Who sends what
 Every statement that appends (or removes) events is sent from a module of this
 package, and from nowhere else in Python:
 
-- ``append.py``: one event for one job (``append``), and ``cancel``;
-- ``schedule.py``: ``scheduled`` events, for ``schedule_job`` and ``schedule_jobs``;
-- ``recovery.py``: the runner's recovery, retries, expiry and hand-backs;
+- ``writes.py``: one event for one job (``append``) and ``cancel``; ``scheduled``
+  events, for ``schedule_job`` and ``schedule_jobs``; and the runner's recovery,
+  retries, expiry and hand-backs;
 - ``wire.py``: the runner's per-job statements (its claim and its completions), on a
   prepared psycopg cursor that the runner holds (``Wire``);
-- ``bypass.py``: ``rebuild`` and ``remove_jobs`` (for ``scheduledjobs prune``);
-- ``replay.py`` only reads: ``verify`` and ``jobs_as_of``.
+- ``replay.py``: reading back (``verify``, ``jobs_as_of``), and the two writes around
+  the guards, ``rebuild`` and ``remove_jobs`` (for ``scheduledjobs prune``).
 
 The layers
 ----------
@@ -42,7 +42,7 @@ stay two because they do different things:
   it is on, the fold trigger and the job table's guard stand aside, because the writer
   applies the same fold itself. It permits nothing else: events are still only
   inserted, each checked by the fold. Python never sets it.
-- ``pgtrigger.ignore`` (``bypass.py``) turns the guards off for a block of statements on
+- ``pgtrigger.ignore`` (``replay.py``) turns the guards off for a block of statements on
   one connection, for the two writes that are not folds of new events: ``rebuild``
   (rewrites job rows) and ``remove_jobs`` (deletes events, for ``prune``, which
   records what it removed).
@@ -58,19 +58,30 @@ docs/design.md says the same for readers of the design.
 
 from __future__ import annotations
 
-from django_future.ledger.append import (
+from django_future.ledger.replay import (
+    LEDGER_GUARDS,
+    BrokenChain,
+    Difference,
+    jobs_as_of,
+    rebuild,
+    remove_jobs,
+    verify,
+)
+from django_future.ledger.wire import Completion, Wire
+from django_future.ledger.writes import (
     ConcurrentAppendError,
     JobGoneError,
     JobStateError,
     append,
     cancel,
+    expire,
+    recover,
+    release,
+    retry,
     runner_identity,
+    schedule,
+    schedule_chunks,
 )
-from django_future.ledger.bypass import LEDGER_GUARDS, rebuild, remove_jobs
-from django_future.ledger.recovery import expire, recover, release, retry
-from django_future.ledger.replay import BrokenChain, Difference, jobs_as_of, verify
-from django_future.ledger.schedule import schedule, schedule_chunks
-from django_future.ledger.wire import Completion, Wire
 
 __all__ = [
     "LEDGER_GUARDS",

@@ -20,14 +20,14 @@ other runner touches its jobs, however long they run.
 The modules, each read in one sitting:
 
 - ``loop.py``: ``Runner`` (register, upkeep, the claim loop, stop and drain,
-  signals) and ``run_jobs``;
+  signals, a worker's sleep between claims) and ``run_jobs``;
 - ``executor.py``: calling one job (``resolve``, ``atomic``, its outcome, its
   failure and the retry decision);
-- ``upkeep.py``: recovering the jobs of runners that are gone, and expiry;
-- ``lease.py``: registering, the heartbeat thread and its connection, signing off;
-- ``wait.py``: a worker's sleep between claims (LISTEN/NOTIFY);
-- ``report.py``: ``RunReport`` and ``JobIds``, and the runner's log lines;
-- ``errors.py``: ``JobFailedError`` and ``DatabaseLostError``.
+- ``lease.py``: registering, the heartbeat thread and its connection, signing off,
+  and the upkeep that recovers the jobs of runners whose lease lapsed and expires
+  overdue jobs;
+- ``report.py``: ``RunReport`` and ``JobIds``, the runner's log lines, and
+  ``JobFailedError`` and ``DatabaseLostError``.
 
 The runner writes no event itself: the ledger sends every statement that does
 (``django_future.ledger``), the per-job claim and completions through the
@@ -36,10 +36,9 @@ The runner writes no event itself: the ledger sends every statement that does
 
 from __future__ import annotations
 
-from django_future.runner.errors import DatabaseLostError, JobFailedError
 from django_future.runner.executor import resolve
 from django_future.runner.loop import Runner, run_jobs
-from django_future.runner.report import JobIds, RunReport
+from django_future.runner.report import DatabaseLostError, JobFailedError, JobIds, RunReport
 
 __all__ = [
     "DatabaseLostError",

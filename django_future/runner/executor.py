@@ -22,13 +22,14 @@ from django_future import ledger
 from django_future.callables import import_callable
 from django_future.models import EventKind, ScheduledJob
 from django_future.retries import backoff
-from django_future.runner.errors import (
+from django_future.runner.report import (
     DatabaseLostError,
     JobFailedError,
+    RunReport,
     current_exception,
     one_line,
+    say,
 )
-from django_future.runner.report import RunReport, say
 
 __all__ = ["Executor", "TakenError", "resolve"]
 

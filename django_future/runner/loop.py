@@ -9,7 +9,7 @@ budget or asked to stop:
    ledger's ``Wire``), and hands each job to its ``Executor``; jobs of a batch not
    called when it stops are handed back (``released``);
 3. as a worker, sleeps until a job is scheduled (NOTIFY), falls due, or the next
-   upkeep.
+   upkeep (``Sleeper``, listening on a connection of its own).
 
 The first SIGTERM or SIGINT asks it to stop after the job in hand; it signs off
 whatever happens, so that others recover what it leaves at once.
@@ -34,20 +34,20 @@ from django.db import (
     DatabaseError,
     InterfaceError,
     OperationalError,
+    connection,
     connections,
 )
 from django.utils import timezone
 
 from django_future import config, ledger
 from django_future.models import ScheduledJob
-from django_future.runner.errors import DatabaseLostError
 from django_future.runner.executor import Executor
-from django_future.runner.lease import Registration
-from django_future.runner.report import RunReport, say
-from django_future.runner.upkeep import Upkeep
-from django_future.runner.wait import Sleeper
+from django_future.runner.lease import Registration, Upkeep, new_connection
+from django_future.runner.report import DatabaseLostError, RunReport, say
+from django_future.sql import query
 
-__all__ = ["FLUSH_AFTER", "Runner", "run_jobs"]
+__all__ = ["FLUSH_AFTER", "Runner", "Sleeper", "run_jobs"]
+
 
 # In a batch, completions wait for the next claim, but not longer than this many
 # seconds when the batch's jobs are slow.
@@ -360,3 +360,39 @@ def run_jobs(
     finishes the job in hand and returns.
     """
     return Runner(delete_completed=delete_completed, ignore_errors=ignore_errors, now=now).run()
+
+
+class Sleeper:
+    """Sleeps for a worker, listening on a connection of its own."""
+
+    def __init__(self, stop: threading.Event) -> None:
+        self._stop = stop
+        self._listener: psycopg.Connection[Any] | None = None
+
+    def listen(self) -> psycopg.Connection[Any]:
+        """Start listening, if not yet: a job scheduled from now on wakes ``sleep``."""
+        if self._listener is None or self._listener.closed:
+            self._listener = new_connection()
+            self._listener.execute("LISTEN django_future")
+        return self._listener
+
+    def sleep(self, longest: float) -> None:
+        """Wait for NOTIFY django_future or the next due job, ``longest`` seconds at most
+        (and the poll interval, in case a notification is missed)."""
+        with connection.cursor() as cursor:
+            cursor.execute(query("next_due"))
+            (next_due,) = cursor.fetchone()
+        timeout = min(config.poll_interval().total_seconds(), longest)
+        if next_due is not None:
+            timeout = min(timeout, max(float(next_due), 0.0))
+        listener = self.listen()
+        deadline = time.monotonic() + max(timeout, 0.0)
+        # Short waits, so that a stop request is noticed within a second.
+        while not self._stop.is_set() and (left := deadline - time.monotonic()) > 0:
+            if any(True for _ in listener.notifies(timeout=min(left, 1.0), stop_after=1)):
+                return
+
+    def close(self) -> None:
+        if self._listener is not None:
+            self._listener.close()
+            self._listener = None

@@ -1,12 +1,27 @@
-"""What a run tells: its report (``RunReport``), and its lines about jobs (``say``)."""
+"""What a run tells: its report (``RunReport``), its lines about jobs (``say``), and how
+it ends early (``JobFailedError``, a job that failed for good; ``DatabaseLostError``)."""
 
 from __future__ import annotations
 
 import logging
+import sys
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-__all__ = ["REPORT_IDS", "JobIds", "RunReport", "logger", "say"]
+from django_future.models import ScheduledJob
+
+__all__ = [
+    "REPORT_IDS",
+    "DatabaseLostError",
+    "JobFailedError",
+    "JobIds",
+    "RunReport",
+    "current_exception",
+    "logger",
+    "one_line",
+    "say",
+]
+
 
 # Every module of the runner logs here: LOGGING configurations name this logger.
 logger = logging.getLogger("django_future.runner")
@@ -86,3 +101,40 @@ def say(echo: Callable[[str], None] | None, level: int, message: str, *args: obj
     logger.log(level, message, *args)
     if echo is not None:
         echo(message % args)
+
+
+class JobFailedError(Exception):
+    """A job failed for good (no retry left) and the run stopped there."""
+
+    def __init__(self, job: ScheduledJob, error: str) -> None:
+        self.job = job
+        self.error = error
+        super().__init__(f"job {job.pk} ({job.callable_name}) failed; the run stopped there")
+
+
+class DatabaseLostError(Exception):
+    """The runner lost its database connection and stopped; nothing it recorded is lost."""
+
+    def __init__(self, cause: BaseException, job: ScheduledJob | None) -> None:
+        self.job = job
+        where = (
+            f" while job {job.pk} ({job.callable_name}) was in hand; its outcome could not be "
+            "recorded, so the next runner will find it abandoned and retry or fail it by its "
+            "policy"
+            if job is not None
+            else ""
+        )
+        super().__init__(f"lost the database connection{where} ({one_line(cause)})")
+
+
+def one_line(exc: BaseException) -> str:
+    """``Type: first line of the message``, as events and log lines show an exception."""
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
+
+
+def current_exception() -> BaseException:
+    """The exception being handled (only called from ``except`` blocks)."""
+    exc = sys.exc_info()[1]
+    assert exc is not None  # noqa: S101 - only called from except blocks
+    return exc
