@@ -1,7 +1,7 @@
 """System checks: what django_future needs of its database, said before anything fails.
 
 Registered by ``DjangoFutureConfig.ready()``. The messages come from
-``django_future.config``, which the scheduler and the commands use too, so that
+``django_future.database``, which the scheduler and the commands use too, so that
 every path says the same sentence.
 """
 
@@ -13,7 +13,7 @@ from typing import Any
 from django.core.checks import CheckMessage, Error, Tags, register
 from django.db import DEFAULT_DB_ALIAS, NotSupportedError, connections
 
-from django_future import config
+from django_future import database
 
 
 @register()
@@ -32,7 +32,7 @@ def check_postgresql(
         return []
     return [
         Error(
-            config.postgresql_required(DEFAULT_DB_ALIAS),
+            database.postgresql_required(DEFAULT_DB_ALIAS),
             hint="Set DATABASES['default']['ENGINE'] to 'django.db.backends.postgresql'.",
             id="django_future.E001",
         )
@@ -61,10 +61,10 @@ def check_postgresql_version(
     except NotSupportedError as exc:
         found = f"Django refused DATABASES['default']: {exc}"
     else:
-        if version >= config.POSTGRESQL_MINIMUM * 10000:
+        if version >= database.POSTGRESQL_MINIMUM * 10000:
             return []
         found = f"DATABASES['default'] runs PostgreSQL {version // 10000}.{version % 10000}."
-    return [Error(f"{config.POSTGRESQL_REQUIRED}, but {found}", id="django_future.E002")]
+    return [Error(f"{database.POSTGRESQL_REQUIRED}, but {found}", id="django_future.E002")]
 
 
 @register()

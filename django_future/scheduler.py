@@ -22,7 +22,7 @@ from django.contrib.contenttypes.models import ContentType
 from django.db import models
 from django.utils import timezone
 
-from django_future import config, ledger
+from django_future import config, database, ledger
 from django_future.callables import InvalidCallableError, import_callable, job_as_parameter
 from django_future.models import ScheduledJob
 from django_future.retries import backoff
@@ -376,7 +376,7 @@ def schedule_job(
     Raises ImproperlyConfigured if the database is not PostgreSQL, or if the
     package's tables are missing (run ``migrate`` first).
     """
-    config.require_postgresql()
+    database.require_postgresql()
     start, end, data = _Checks().prepare(
         date,
         callable_name,
@@ -433,7 +433,7 @@ def schedule_jobs(jobs: Iterable[Mapping[str, Any]]) -> list[int]:
 
     Raises as ``schedule_job`` does, naming the item for bad input.
     """
-    config.require_postgresql()
+    database.require_postgresql()
     items = iter(jobs)
     first = next(items, _NO_JOBS)
     if first is _NO_JOBS:

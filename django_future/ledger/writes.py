@@ -28,7 +28,7 @@ from typing import Any
 import psycopg
 from django.db import DatabaseError, IntegrityError, OperationalError, connection, transaction
 
-from django_future import config
+from django_future import database
 from django_future.models import EventKind, ScheduledJob
 from django_future.sql import query
 
@@ -121,9 +121,9 @@ def cancel(job_id: int, *, by: str | None = None, reason: str = "") -> int:
     Raises JobStateError if the job is not scheduled (claimed and running jobs
     belong to their runner; finished ones are finished).
     """
-    config.require_postgresql()
+    database.require_postgresql()
     who = by or f"python:{runner_identity()}"
-    with config.tables_needed():
+    with database.tables_needed():
         return append(
             job_id,
             EventKind.CANCELLED,
@@ -158,7 +158,7 @@ def schedule(
         "end_in": end_in,
         "data": data,
     }
-    with connection.cursor() as cursor, config.tables_needed():
+    with connection.cursor() as cursor, database.tables_needed():
         cursor.execute(query("schedule"), params)
         row = cursor.fetchone()
     return None if row is None else int(row[0])
@@ -174,7 +174,7 @@ def schedule_chunks(chunks: Callable[[dt.datetime], Iterable[list[str]]]) -> lis
     no pipeline mode, the chunks go one after another.) An exception from ``chunks``
     rolls everything back."""
     sent: list[psycopg.Cursor[Any]] = []
-    with config.tables_needed(), transaction.atomic():
+    with database.tables_needed(), transaction.atomic():
         with connection.cursor() as cursor:
             cursor.execute("SELECT statement_timestamp()")
             (now,) = cursor.fetchone()

@@ -21,7 +21,7 @@ from typing import Any
 import psycopg
 from django.db import connection, transaction
 
-from django_future import config, ledger
+from django_future import database, ledger
 from django_future.models import EventKind, ScheduledJob
 from django_future.runner.executor import Executor
 from django_future.runner.report import RunReport, logger, say
@@ -50,7 +50,7 @@ class Registration:
             "lease": self.lease,
         }
         # The runner's first statement: before migrate, it says to migrate.
-        with config.tables_needed(), connection.cursor() as cursor:
+        with database.tables_needed(), connection.cursor() as cursor:
             cursor.execute(query("register_runner"), params)
             self.runner_id, self.backend_pid, registered_at = cursor.fetchone()
         return registered_at

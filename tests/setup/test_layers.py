@@ -30,7 +30,7 @@ PACKAGE = "django_future"
 # Lower layers first. An import may only point to a lower layer, or within one
 # package of a layer (``django_future.runner.loop`` -> ``django_future.runner.report``).
 LAYERS: list[set[str]] = [
-    {"config", "indexes", "sql", "callables", "retries"},  # import nothing of ours
+    {"config", "database", "indexes", "sql", "callables", "retries"},  # import nothing of ours
     {"models"},
     {"ledger"},
     {"scheduler", "runner"},  # side by side: neither imports the other
@@ -154,10 +154,14 @@ def test_every_import_points_down() -> None:
         ("callables", set()),
         ("retries", set()),
         ("config", set()),
+        ("database", set()),
         ("sql", set()),
-        ("ledger", {"ledger", "models", "config", "sql"}),
-        ("scheduler", {"ledger", "models", "config", "sql", "callables", "retries"}),
-        ("runner", {"runner", "ledger", "models", "config", "sql", "callables", "retries"}),
+        ("ledger", {"ledger", "models", "config", "database", "sql"}),
+        ("scheduler", {"ledger", "models", "config", "database", "sql", "callables", "retries"}),
+        (
+            "runner",
+            {"runner", "ledger", "models", "config", "database", "sql", "callables", "retries"},
+        ),
     ],
 )
 def test_what_each_layer_may_import(importer: str, allowed: set[str]) -> None:

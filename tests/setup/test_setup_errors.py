@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from django_future import config
+from django_future import database
 from tests.support import ROOT, subprocess_env
 
 MIGRATE_FIRST = "run `python manage.py migrate` first"
@@ -149,7 +149,7 @@ def test_postgresql_passes_the_checks_with_database_checks() -> None:
 def test_commands_before_migrate_say_to_migrate(fresh_database: str, command: list[str]) -> None:
     proc = django(*command, database=fresh_database)
     assert proc.returncode == 2, proc.stderr
-    assert proc.stderr.strip() == f"CommandError: {config.MIGRATE_FIRST}"
+    assert proc.stderr.strip() == f"CommandError: {database.MIGRATE_FIRST}"
     assert MIGRATE_FIRST in proc.stderr
 
 
@@ -158,9 +158,9 @@ def test_writers_before_migrate_say_to_migrate(fresh_database: str) -> None:
     # The database's error stays as the cause: an undefined table (42P01) for
     # the schedulers, an undefined function (42883) for the ledger's append.
     assert writer_lines(proc) == {
-        "schedule_job": [config.MIGRATE_FIRST, "42P01"],
-        "schedule_jobs": [config.MIGRATE_FIRST, "42883"],
-        "cancel": [config.MIGRATE_FIRST, "42883"],
+        "schedule_job": [database.MIGRATE_FIRST, "42P01"],
+        "schedule_jobs": [database.MIGRATE_FIRST, "42883"],
+        "cancel": [database.MIGRATE_FIRST, "42883"],
     }
 
 
@@ -168,7 +168,7 @@ def test_commands_after_a_partial_migrate_say_to_migrate(fresh_database: str) ->
     assert django("migrate", "django_future", "0001", database=fresh_database).returncode == 0
     proc = django("scheduledjobs", "status", database=fresh_database)
     assert proc.returncode == 2, proc.stderr
-    assert proc.stderr.strip() == f"CommandError: {config.MIGRATE_FIRST}"
+    assert proc.stderr.strip() == f"CommandError: {database.MIGRATE_FIRST}"
 
 
 # 6. pgtrigger left out of INSTALLED_APPS, or after django_future.

@@ -8,7 +8,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from django_future import config
+from django_future import database
 from django_future.runner import DatabaseLostError, JobFailedError, Runner
 
 
@@ -85,7 +85,7 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
-        config.require_migrated()
+        database.require_migrated()
         verbosity = options["verbosity"]
         # Everything loaded so far (Django, the apps, their modules) lives as long as
         # this process: moved out of the garbage collector's generations, it is not

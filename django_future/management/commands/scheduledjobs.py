@@ -24,7 +24,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-from django_future import audit, config, ledger
+from django_future import audit, database, ledger
 from django_future.scheduler import parse_duration
 
 
@@ -115,7 +115,7 @@ class Command(BaseCommand):
             p.add_argument("--json", action="store_true", help="Print JSON instead of tables.")
 
     def handle(self, *args: Any, **options: Any) -> None:
-        config.require_migrated()
+        database.require_migrated()
         action = options["action"]
         result = getattr(self, f"do_{action}")(options)
         if options["json"]:
