@@ -15,18 +15,14 @@ from django.db import connection
 
 from django_future import audit, schedule_job
 from django_future.models import JobEvent, RunnerProcess, ScheduledJob
-from tests.support import kinds, start_runner, wait_until
+from tests.support import event, fresh, kinds, start_runner, wait_until
 from tests.testapp.models import JobRun, Order
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("committed_db")]
 
 
 def status(job: ScheduledJob) -> str:
-    return ScheduledJob.objects.get(pk=job.pk).status
-
-
-def started_event(job: ScheduledJob, nth: int = 0) -> JobEvent:
-    return list(JobEvent.objects.filter(job_id=job.pk, kind="started").order_by("seq"))[nth]
+    return fresh(job).status
 
 
 def finish(proc: subprocess.Popen[str], timeout: float = 60) -> tuple[int, str, str]:
@@ -44,7 +40,7 @@ def test_runner_killed_mid_job_is_recovered_by_the_next_runner() -> None:
 
     # The dead runner's lease runs out within a second; a runner started after that,
     # as cron would, finds the job, records why, and retries it by its policy.
-    dead = RunnerProcess.objects.get(pk=started_event(job).data["runner_id"])
+    dead = RunnerProcess.objects.get(pk=event(job, "started").data["runner_id"])
     assert dead.pid == first.pid and dead.stopped_at is None
     # `scheduledjobs status` claims no life: it shows the silence growing, and the
     # jobs recoverable once the lease has run out.
@@ -68,7 +64,7 @@ def test_runner_killed_mid_job_is_recovered_by_the_next_runner() -> None:
     assert "stopped renewing its lease" in abandoned.data["error"]
     retry = JobEvent.objects.get(job_id=job.pk, kind="retry")
     assert retry.data["attempt"] == 2 and "RunnerLost" in retry.data["reason"]
-    assert started_event(job, 1).runner.endswith(f":{second.pid}")  # type: ignore[union-attr]
+    assert event(job, "started", 1).runner.endswith(f":{second.pid}")  # type: ignore[union-attr]
     # Leave nothing running for the clean-up's verify: one last runner fails it for good.
     third = start_runner("-i", lease=1)
     wait_until(
@@ -113,7 +109,7 @@ def test_a_live_runner_keeps_its_job_however_long_it_runs() -> None:
         assert finish(other)[0] == 0
     assert finish(owner)[0] == 0
     assert kinds(job) == ["scheduled", "started", "completed"]
-    assert started_event(job).runner.endswith(f":{owner.pid}")  # type: ignore[union-attr]
+    assert event(job, "started").runner.endswith(f":{owner.pid}")  # type: ignore[union-attr]
 
 
 def test_sigterm_mid_batch_finishes_the_job_in_hand_and_hands_back_the_rest() -> None:
@@ -161,7 +157,7 @@ def test_lost_database_connection_ends_the_runner_clearly_and_the_job_is_recover
     job = schedule_job("0s", "tests.handlers.slow", args=[1.5], retries=1, retry_delay="1s")
     runner = start_runner(lease=30)
     wait_until(lambda: JobRun.objects.filter(job_id=job.pk).exists(), what="the job's call")
-    backend = started_event(job).data["backend_pid"]
+    backend = event(job, "started").data["backend_pid"]
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_terminate_backend(%s)", [backend])
         assert cursor.fetchone() == (True,)

@@ -15,14 +15,10 @@ from django_future import ledger, run_jobs, schedule_job
 from django_future.models import JobEvent, ScheduledJob
 from django_future.runner import JobFailedError
 from tests import handlers
-from tests.support import db_now, kinds
+from tests.support import db_now, fresh, kinds
 from tests.testapp.models import JobRun, Order
 
 pytestmark = pytest.mark.django_db
-
-
-def fresh(job: ScheduledJob) -> ScheduledJob:
-    return ScheduledJob.objects.get(pk=job.pk)
 
 
 def test_due_jobs_run_in_order_of_their_slot_and_future_ones_wait() -> None:
