@@ -292,6 +292,8 @@ class OurStep:
             "runner": identity,
             "runner_id": self.runner_id,
             "limit": 1,
+            "queues": None,
+            "exclude_queues": None,
         }
 
     def drain(self) -> int:

@@ -45,6 +45,8 @@ class ScheduledJobAdmin(_ReadOnly):
         "id",
         "callable_name",
         "status",
+        "queue",
+        "priority",
         "time_slot_start",
         "attempts",
         "runner",
@@ -53,6 +55,8 @@ class ScheduledJobAdmin(_ReadOnly):
     )
     list_filter = (
         "status",
+        "queue",
+        "priority",
         "callable_name",
         "time_slot_start",
         "execution_start",
@@ -70,7 +74,17 @@ class ScheduledJobAdmin(_ReadOnly):
         ("Schedule", {"fields": ("time_slot_start", "time_slot_end", "created_at")}),
         (
             "Policy",
-            {"fields": ("atomic", "max_attempts", "attempts", "retry_delay", "retry_max_delay")},
+            {
+                "fields": (
+                    "queue",
+                    "priority",
+                    "atomic",
+                    "max_attempts",
+                    "attempts",
+                    "retry_delay",
+                    "retry_max_delay",
+                )
+            },
         ),
         (
             "Last attempt",

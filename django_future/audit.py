@@ -103,7 +103,10 @@ def timeline(job_id: int) -> list[dict[str, Any]]:
 
 def _detail(kind: str, data: dict[str, Any]) -> str:
     if kind == "scheduled":
-        return f"{data.get('callable_name')} due {local_time(data.get('time_slot_start'))}"
+        return (
+            f"{data.get('callable_name')} due {local_time(data.get('time_slot_start'))}"
+            f" in queue {data.get('queue', 'default')}, priority {data.get('priority', 0)}"
+        )
     if kind in ("failed", "abandoned"):
         return str(data.get("exception") or "")
     if kind == "completed":

@@ -191,6 +191,11 @@ class ScheduledJob(models.Model):
     last_seq = models.IntegerField()
     # hash of that event: the next event's hash is chained to it.
     last_hash = models.CharField(max_length=64)
+    # Which runners take the job (runscheduledjobs --queue/--exclude-queue), and before
+    # which others: a larger priority first, from -100 to 100 (the fold refuses any
+    # other). Fixed at scheduling time. Last because migration 0004 added them.
+    queue = models.CharField(max_length=100, default="default")
+    priority = models.IntegerField(default=0)
 
     objects = ScheduledJobQuerySet.as_manager()
 
@@ -198,9 +203,10 @@ class ScheduledJob(models.Model):
         ordering = ("time_slot_start", "id")
         indexes: ClassVar[list[models.Index]] = [
             # The claim: WHERE status = 'scheduled' AND time_slot_start <= now
-            # ORDER BY time_slot_start, id. Only live work is in this index.
+            # ORDER BY priority DESC, time_slot_start, id (sql/claim.sql). Only live
+            # work is in this index.
             models.Index(
-                fields=["time_slot_start", "id"],
+                fields=["-priority", "time_slot_start", "id"],
                 condition=models.Q(status="scheduled"),
                 name="django_future_claimable",
             ),
@@ -287,7 +293,7 @@ class ScheduledJob(models.Model):
 
         The callable, content object, args and kwargs not given are copied;
         ``expires`` defaults to ``'7d'`` as in django-future 0.2. The retry
-        policy and ``atomic`` are copied. The new job's ``scheduled`` event
+        policy, ``atomic``, the queue and the priority are copied. The new job's ``scheduled`` event
         records ``rescheduled_from`` (and ``by``, who asked, if given).
         """
         if content_object is None and self.content_type_id is not None:
@@ -308,6 +314,8 @@ class ScheduledJob(models.Model):
             retry_delay=self.retry_delay,
             retry_max_delay=self.retry_max_delay,
             atomic=self.atomic,
+            queue=self.queue,
+            priority=self.priority,
             _origin={"rescheduled_from": self.pk, **({"by": by} if by else {})},
         )
 

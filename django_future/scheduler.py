@@ -139,6 +139,37 @@ def _delay(value: object, what: str, default: dt.timedelta) -> dt.timedelta:
     return when.after
 
 
+# --- queue and priority -------------------------------------------------------
+
+QUEUE_MAX_LENGTH = 100
+PRIORITY_RANGE = range(-100, 101)
+_QUEUE_REFUSED = re.compile(r"[\s\x00]")
+
+
+def _check_queue(queue: object) -> str:
+    if not isinstance(queue, str) or not queue:
+        raise ValueError(f"queue must be a non-empty string, not {queue!r}")
+    if len(queue) > QUEUE_MAX_LENGTH:
+        raise ValueError(
+            f"queue {queue[:20]!r}... is {len(queue)} characters long; "
+            f"a queue name has at most {QUEUE_MAX_LENGTH}"
+        )
+    if _QUEUE_REFUSED.search(queue):
+        raise ValueError(
+            f"queue {queue!r} contains whitespace or a NUL character, which a queue name "
+            "cannot hold (runscheduledjobs --queue takes it as one word)"
+        )
+    return queue
+
+
+def _check_priority(priority: object) -> int:
+    if isinstance(priority, bool) or not isinstance(priority, int):
+        raise ValueError(f"priority must be a whole number from -100 to 100, not {priority!r}")
+    if priority not in PRIORITY_RANGE:
+        raise ValueError(f"priority must be from -100 to 100 (larger runs first), not {priority}")
+    return priority
+
+
 # --- arguments --------------------------------------------------------------
 
 _JSON_HINT = (
@@ -282,6 +313,7 @@ class _Checks:
         self._callables: set[str] = set()
         self._windows: dict[tuple[object, ...], tuple[_When, _When | None]] = {}
         self._policies: dict[tuple[object, ...], dict[str, Any]] = {}
+        self._queues: dict[tuple[object, ...], tuple[str, int]] = {}
 
     def window(self, date: object, expires: object) -> tuple[_When, _When | None]:
         key = (type(date), date, type(expires), expires)
@@ -290,6 +322,12 @@ class _Checks:
     def policy(self, retries: object, delay: object, cap: object) -> dict[str, Any]:
         key = (type(retries), retries, type(delay), delay, type(cap), cap)
         return _remembered(self._policies, key, lambda: _retry_policy(retries, delay, cap))
+
+    def queue(self, queue: object, priority: object) -> tuple[str, int]:
+        key = (type(queue), queue, type(priority), priority)
+        return _remembered(
+            self._queues, key, lambda: (_check_queue(queue), _check_priority(priority))
+        )
 
     def callable(self, callable_name: object, content_object: models.Model | None) -> str:
         if content_object is None and callable_name in self._callables:
@@ -312,11 +350,14 @@ class _Checks:
         retry_delay: object,
         retry_max_delay: object,
         atomic: object,
+        queue: object = "default",
+        priority: object = 0,
         origin: dict[str, Any] | None,
     ) -> tuple[_When, _When | None, dict[str, Any]]:
         """Check everything about one job; return its window and its scheduled event's data."""
         start, end = self.window(date, expires)
         policy = self.policy(retries, retry_delay, retry_max_delay)
+        queue_name, rank = self.queue(queue, priority)
         if not isinstance(atomic, bool):
             raise ValueError(f"atomic must be True or False, not {atomic!r}")
         name = self.callable(callable_name, content_object)
@@ -327,13 +368,18 @@ class _Checks:
             "kwargs": checked_kwargs,
         }
         # Left out at their defaults, which the fold supplies: no content object, not
-        # atomic, no retries. A smaller event is cheaper to parse, hash and keep.
+        # atomic, no retries, the queue "default", priority 0. A smaller event is cheaper
+        # to parse, hash and keep, and ledgers written before queues replay as they were.
         if content_object is not None:
             data.update(_content_reference(content_object))
         if atomic:
             data["atomic"] = True
         if policy["retries"]:
             data.update(policy)
+        if queue_name != "default":
+            data["queue"] = queue_name
+        if rank != 0:
+            data["priority"] = rank
         data.update(origin or {})
         return start, end, data
 
@@ -350,6 +396,8 @@ def schedule_job(
     retry_delay: dt.timedelta | str | None = None,
     retry_max_delay: dt.timedelta | str | None = None,
     atomic: bool = False,
+    queue: str = "default",
+    priority: int = 0,
     _origin: dict[str, Any] | None = None,
 ) -> ScheduledJob:
     """Schedule ``callable_name`` to run at ``date`` and return the job.
@@ -370,7 +418,17 @@ def schedule_job(
     ``completed`` event: its database writes and its completion commit as one,
     and an exception rolls them back before ``failed`` is recorded.
 
-    Raises ValueError (bad time, unknown callable, bad retry policy) or
+    ``queue`` names the queue the job waits in (default ``"default"``): a
+    non-empty string of at most 100 characters, without whitespace or NUL.
+    Runners take every queue unless told otherwise (``runscheduledjobs --queue``
+    and ``--exclude-queue``). ``priority``, a whole number from -100 to 100
+    (default 0), orders the due jobs: larger first, then the oldest due, then by
+    id. There is no aging: a steady stream of due jobs of a higher priority can
+    delay lower ones indefinitely; give work that must not wait a queue and
+    runners of its own (docs/scheduling.md, "Queues and priorities").
+
+    Raises ValueError (bad time, unknown callable, bad retry policy, bad queue
+    or priority) or
     TypeError (arguments that JSON cannot carry) before writing anything. Inside
     ``transaction.atomic()`` the job commits or rolls back with the block.
     Raises ImproperlyConfigured if the database is not PostgreSQL, or if the
@@ -388,6 +446,8 @@ def schedule_job(
         retry_delay=retry_delay,
         retry_max_delay=retry_max_delay,
         atomic=atomic,
+        queue=queue,
+        priority=priority,
         origin=_origin,
     )
     job_id = ledger.schedule(
@@ -421,9 +481,10 @@ def schedule_jobs(jobs: Iterable[Mapping[str, Any]]) -> list[int]:
     """Schedule many jobs at once; return their ids, in order.
 
     Each item holds ``schedule_job``'s arguments by name (``date`` and
-    ``callable_name`` required), and is checked as ``schedule_job`` checks
-    them. A bad item raises, naming its position, and nothing is written: the
-    call is one transaction (inside ``transaction.atomic()``, part of yours).
+    ``callable_name`` required; ``queue`` and ``priority`` among the others), and is
+    checked as ``schedule_job`` checks them. A bad item raises, naming its position,
+    and nothing is written: the call is one transaction (inside
+    ``transaction.atomic()``, part of yours).
     Relative times are measured from one reading of the database's clock.
 
     The jobs are sent ``BULK_CHUNK`` at a time in pipeline mode: while the
@@ -482,6 +543,8 @@ def _bulk_item(
         retry_delay=options.pop("retry_delay", None),
         retry_max_delay=options.pop("retry_max_delay", None),
         atomic=options.pop("atomic", False),
+        queue=options.pop("queue", "default"),
+        priority=options.pop("priority", 0),
         origin=None,
     )
     if options:

@@ -144,3 +144,18 @@ def again(job: Any) -> str:
     """Schedules a copy of itself, due at once, every time it runs."""
     copy = job.reschedule("0s")
     return f"rescheduled as {copy.pk}"
+
+
+def returns_structure(*items: Any) -> dict[str, Any]:
+    """A return value JSON can carry: its completed event keeps it as "result"."""
+    return {"items": list(items), "ok": True, "ratio": 0.5}
+
+
+def returns_nan() -> float:
+    """A float JSON (and PostgreSQL's jsonb) cannot carry."""
+    return float("nan")
+
+
+def returns_object() -> object:
+    """A return value json.dumps refuses: only its text is kept."""
+    return Order

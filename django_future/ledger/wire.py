@@ -38,9 +38,10 @@ logger = logging.getLogger("django_future.runner")
 _IDLE = psycopg.pq.TransactionStatus.IDLE
 _TIMESTAMPTZ = psycopg.adapters.types["timestamptz"].oid
 
-#: A plain job's completion as the runner keeps it until it is sent:
-#: the job, its return value as text, and how many seconds its call took.
-Completion = tuple[ScheduledJob, str | None, float]
+#: A plain job's completion as the runner keeps it until it is sent: the job, its
+#: return value as text, how many seconds its call took, and its return value as JSON
+#: text (None when there is none: the callable returned None, or JSON cannot carry it).
+Completion = tuple[ScheduledJob, str | None, float, str | None]
 
 
 class Wire:
@@ -56,8 +57,9 @@ class Wire:
         self._cursor: psycopg.Cursor[Any] | None = None  # see send
 
     def claim(self, params: dict[str, Any]) -> list[ScheduledJob]:
-        """Start the oldest due jobs for the runner (``now``, ``due_by``, ``runner``,
-        ``runner_id``, ``limit``) and return them."""
+        """Start the first due jobs for the runner (``now``, ``due_by``, ``runner``,
+        ``runner_id``, ``limit``, and ``queues`` and ``exclude_queues``, lists of queue
+        names or None) and return them."""
         cursor = self.execute("claim", {**params, "kind": EventKind.STARTED})
         return _jobs_from(cursor, self.db.timezone)
 
@@ -75,10 +77,11 @@ class Wire:
     def complete(self, done: list[Completion], *, runner: str) -> set[int]:
         """Record ``done`` on its own; the ids of the jobs whose completion was recorded."""
         params: dict[str, Any] = {
-            "done_ids": [job.pk for job, _, _ in done],
-            "done_seqs": [job.last_seq for job, _, _ in done],
-            "done_values": [value for _, value, _ in done],
-            "done_seconds": [seconds for _, _, seconds in done],
+            "done_ids": [job.pk for job, *_ in done],
+            "done_seqs": [job.last_seq for job, *_ in done],
+            "done_values": [value for _, value, _, _ in done],
+            "done_seconds": [seconds for _, _, seconds, _ in done],
+            "done_results": [result for *_, result in done],
             "runner": runner,
         }
         return {row[0] for row in self.execute("complete", params).fetchall()}
@@ -186,14 +189,16 @@ def _jobs_from(cursor: Any, tz: dt.tzinfo | None) -> list[ScheduledJob]:
 _new_job = object.__new__
 
 
-def _completions_json(done: list[tuple[ScheduledJob, str | None, float]]) -> str:
+def _completions_json(done: list[Completion]) -> str:
     """The completions sent with a claim, ``[[id, seq, return value, seconds], ...]``,
-    as JSON written out: json.dumps sets up an encoder for every call, which was nearly
-    a tenth of the runner's own time per job (py-spy). Strings are escaped by the
-    function json.dumps uses: the text is json.dumps's, without the spaces."""
+    with the result (JSON text already) as a fifth element where there is one, as JSON
+    written out: json.dumps sets up an encoder for every call, which was nearly a tenth
+    of the runner's own time per job (py-spy). Strings are escaped by the function
+    json.dumps uses: the text is json.dumps's, without the spaces."""
     items = (
-        f"[{job.pk},{job.last_seq},{'null' if value is None else _json_string(value)},{seconds!r}]"
-        for job, value, seconds in done
+        f"[{job.pk},{job.last_seq},{'null' if value is None else _json_string(value)},{seconds!r}"
+        f"{'' if result is None else ',' + result}]"
+        for job, value, seconds, result in done
     )
     return f"[{','.join(items)}]"
 

@@ -9,7 +9,9 @@ sends it with its next claim, in the same statement and commit.
 
 from __future__ import annotations
 
+import json
 import logging
+import re
 import time
 import traceback
 from collections.abc import Callable
@@ -31,7 +33,36 @@ from django_future.runner.report import (
     say,
 )
 
-__all__ = ["Executor", "TakenError", "resolve"]
+__all__ = ["Executor", "TakenError", "exception_class", "resolve", "result_json"]
+
+# One encoder for every result: json.dumps with options builds one per call.
+_RESULT_ENCODER = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+# \u0000 that is an escape (not an escaped backslash followed by "u0000").
+_NUL_ESCAPE = re.compile(r"(?<!\\)(?:\\\\)*\\u0000")
+
+
+def result_json(result: object) -> str | None:
+    """A callable's return value as JSON text, for its ``completed`` event's ``result``;
+    None when it returned None or JSON cannot carry it: what ``json.dumps`` refuses
+    (other types, NaN and infinities, circular structures), and strings that
+    PostgreSQL's jsonb refuses (a NUL character, a lone surrogate). The event's
+    ``return_value`` keeps ``str(result)`` either way."""
+    if result is None:
+        return None
+    try:
+        text = _RESULT_ENCODER.encode(result)
+        text.encode("utf-8")  # a lone surrogate cannot be sent, nor stored in jsonb
+    except (TypeError, ValueError, RecursionError):  # UnicodeEncodeError is a ValueError
+        return None
+    if "\\u0000" in text and _NUL_ESCAPE.search(text):
+        return None
+    return text
+
+
+def exception_class(exc: BaseException) -> str:
+    """``<module>.<qualname>`` of an exception's class, as its ``failed`` event records it."""
+    kind = type(exc)
+    return f"{kind.__module__}.{kind.__qualname__}"
 
 
 class TakenError(Exception):
@@ -126,7 +157,7 @@ class Executor:
             value = None if result is None else str(result)
             if not self.unrecorded:
                 self.unrecorded_since = time.monotonic()
-            self.unrecorded.append((job, value, self._call_seconds()))
+            self.unrecorded.append((job, value, self._call_seconds(), result_json(result)))
             return value
         with transaction.atomic():
             return self._complete(job, result)
@@ -138,7 +169,7 @@ class Executor:
         self.in_hand = None
         if not refused:
             return
-        for job, _, _ in done:
+        for job, *_ in done:
             if job.pk not in refused:
                 continue
             # The attempt was recovered elsewhere after this runner's lease lapsed
@@ -173,7 +204,9 @@ class Executor:
     def _complete(self, job: ScheduledJob, result: object) -> str | None:
         self._completing = True
         value = None if result is None else str(result)
-        data = {"return_value": value, "seconds": self._call_seconds()}
+        data: dict[str, Any] = {"return_value": value, "seconds": self._call_seconds()}
+        if result_json(result) is not None:
+            data["result"] = result
         self._append_mine(job, EventKind.COMPLETED, data)
         if self.delete_completed:
             ledger.append(
@@ -194,6 +227,7 @@ class Executor:
                     {
                         "error": error,
                         "exception": summary,
+                        "exception_class": exception_class(exc),
                         "attempt": job.attempts,
                         "seconds": self._call_seconds(),
                     },

@@ -24,7 +24,7 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from types import FrameType
 from typing import Any
 
@@ -113,6 +113,8 @@ class Runner:
         identity: str | None = None,
         echo: Callable[[str], None] | None = None,
         exit_on_second_signal: bool = False,
+        queues: Iterable[str] | None = None,
+        exclude_queues: Iterable[str] | None = None,
     ) -> None:
         if now is not None and timezone.is_naive(now):
             now = timezone.make_aware(now, timezone.get_current_timezone())
@@ -131,6 +133,10 @@ class Runner:
         # prints them), besides the log records, whatever the project's LOGGING says.
         self.echo = echo
         self.exit_on_second_signal = exit_on_second_signal
+        # The queues this runner takes jobs from (None: every queue), and those it
+        # leaves out (None: none); the claim and the worker's sleep filter by both.
+        self.queues = _queue_names(queues, "queues")
+        self.exclude_queues = _queue_names(exclude_queues, "exclude_queues")
         self._due_by: dt.datetime | None = None  # a pass: when it started; see _register
         self.runner_id: int | None = None
         self._registration = Registration(self.identity, self.lease)
@@ -262,6 +268,8 @@ class Runner:
             "runner": self.identity,
             "runner_id": self.runner_id,
             "limit": limit,
+            "queues": self.queues,
+            "exclude_queues": self.exclude_queues,
         }
         # Claims and returns what this runner now holds: only what it just claimed,
         # since it claims when its hands are empty.
@@ -318,7 +326,7 @@ class Runner:
             return
         self._executor.in_hand = done[0][0]
         recorded = self._wire.complete(done, runner=self.identity)
-        self._executor.settle(done, {job.pk for job, _, _ in done} - recorded, self._report)
+        self._executor.settle(done, {job.pk for job, *_ in done} - recorded, self._report)
 
     def _release(self, reason: str) -> None:
         if not self._unstarted:
@@ -341,13 +349,31 @@ class Runner:
         longest = self.lease.total_seconds()
         if self.time_limit is not None:
             longest = min(longest, self.time_limit - (time.monotonic() - self._started_at))
-        self._sleeper.sleep(longest)
+        self._sleeper.sleep(longest, queues=self.queues, exclude_queues=self.exclude_queues)
+
+
+def _queue_names(names: Iterable[str] | None, what: str) -> list[str] | None:
+    """The queue names as the claim takes them (a list, or None for no filter)."""
+    if names is None:
+        return None
+    if isinstance(names, str):
+        raise TypeError(f"{what} must be a list of queue names, not the string {names!r}")
+    chosen = list(dict.fromkeys(names))
+    for name in chosen:
+        if not isinstance(name, str) or not name:
+            raise ValueError(f"{what}: {name!r} is not a queue name")
+    if not chosen:
+        raise ValueError(f"{what} is empty: give None for no filter")
+    return chosen
 
 
 def run_jobs(
     delete_completed: bool = False,
     ignore_errors: bool = False,
     now: dt.datetime | None = None,
+    *,
+    queues: Iterable[str] | None = None,
+    exclude_queues: Iterable[str] | None = None,
 ) -> RunReport:
     """Expire overdue jobs, then claim and run every job that was due when the run
     started, and return (django-future's ``run_jobs``). Jobs that fall due meanwhile,
@@ -358,8 +384,18 @@ def run_jobs(
     claim). Without ``ignore_errors`` the first failure with no retry left is recorded
     and then raised as JobFailedError. The first SIGINT or SIGTERM (in the main thread)
     finishes the job in hand and returns.
+
+    ``queues`` (names) takes jobs of those queues only; ``exclude_queues`` leaves those
+    out; None (the default) filters nothing. Jobs are taken by priority, larger first,
+    then oldest due first.
     """
-    return Runner(delete_completed=delete_completed, ignore_errors=ignore_errors, now=now).run()
+    return Runner(
+        delete_completed=delete_completed,
+        ignore_errors=ignore_errors,
+        now=now,
+        queues=queues,
+        exclude_queues=exclude_queues,
+    ).run()
 
 
 class Sleeper:
@@ -376,11 +412,19 @@ class Sleeper:
             self._listener.execute("LISTEN django_future")
         return self._listener
 
-    def sleep(self, longest: float) -> None:
-        """Wait for NOTIFY django_future or the next due job, ``longest`` seconds at most
-        (and the poll interval, in case a notification is missed)."""
+    def sleep(
+        self,
+        longest: float,
+        *,
+        queues: list[str] | None = None,
+        exclude_queues: list[str] | None = None,
+    ) -> None:
+        """Wait for NOTIFY django_future or the next due job of the worker's queues,
+        ``longest`` seconds at most (and the poll interval, in case a notification is
+        missed). A job due in a queue the worker does not serve does not wake it: it
+        would claim nothing, and sleep no time at all, over and over."""
         with connection.cursor() as cursor:
-            cursor.execute(query("next_due"))
+            cursor.execute(query("next_due"), {"queues": queues, "exclude_queues": exclude_queues})
             (next_due,) = cursor.fetchone()
         timeout = min(config.poll_interval().total_seconds(), longest)
         if next_due is not None:

@@ -37,26 +37,33 @@ BEGIN
         INSERT INTO django_future_scheduledjob
             (id, callable_name, content_type_id, object_id, args, kwargs, time_slot_start,
              time_slot_end, atomic, max_attempts, retry_delay, retry_max_delay, attempts,
-             status, created_at, last_seq, last_hash)
+             status, created_at, last_seq, last_hash, queue, priority)
         SELECT g.id, (c.n).callable_name, (c.n).content_type_id, (c.n).object_id, (c.n).args,
                (c.n).kwargs, (c.n).time_slot_start, (c.n).time_slot_end, (c.n).atomic,
                (c.n).max_attempts, (c.n).retry_delay, (c.n).retry_max_delay, (c.n).attempts,
-               (c.n).status, (c.n).created_at, (c.n).last_seq, (c.n).last_hash
+               (c.n).status, (c.n).created_at, (c.n).last_seq, (c.n).last_hash, (c.n).queue,
+               (c.n).priority
         FROM given g
         CROSS JOIN LATERAL (
             SELECT django_future_scheduled(g.data, statement_timestamp(), g.hash) AS n) c
-        RETURNING id, max_attempts, time_slot_start, time_slot_end
+        RETURNING id, max_attempts, time_slot_start, time_slot_end, queue, priority
     ), refused AS (
         -- The rows as stored: checking them here reads each value once, where checking
         -- the event's data again would parse its times a second time. The call is in
         -- the WHERE clause, after the cheap test, because EXISTS below drops a
         -- subquery's select list unevaluated.
         SELECT FROM created r
-        WHERE (r.max_attempts < 1 OR r.time_slot_end < r.time_slot_start)
+        WHERE (r.max_attempts < 1 OR r.time_slot_end < r.time_slot_start
+               OR r.priority NOT BETWEEN -100 AND 100 OR r.queue = '')
           AND django_future_refuse(
                   CASE WHEN r.max_attempts < 1
                   THEN format('django_future: job %s: retries must be 0 or more, got %s',
                               r.id, r.max_attempts - 1)
+                  WHEN r.priority NOT BETWEEN -100 AND 100
+                  THEN format('django_future: job %s: priority must be from -100 to 100, got %s',
+                              r.id, r.priority)
+                  WHEN r.queue = ''
+                  THEN format('django_future: job %s: the queue name is empty', r.id)
                   ELSE format('django_future: job %s cannot expire (%s) before it is due (%s)',
                               r.id, r.time_slot_end, r.time_slot_start)
                   END, true)

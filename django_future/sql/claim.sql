@@ -1,4 +1,5 @@
--- Claiming: the runner starts the oldest due jobs, skipping rows other runners
+-- Claiming: the runner starts the due jobs of highest priority, oldest first,
+-- of the queues it serves, skipping rows other runners
 -- hold (FOR UPDATE SKIP LOCKED), and folds their "started" events itself (see
 -- append.sql for why, and for the django_future.folded setting).
 --
@@ -22,15 +23,22 @@
 -- (django_future_complete_and_claim, complete.sql) records the completions
 -- and claims in one statement.
 
--- The ids of the due jobs, oldest first, locked for the caller and skipping
--- those that other transactions hold: at most how_many. A job is due if it was
--- due at due_at (a cron pass: when the pass started, so that the pass ends)
--- and has not expired by cutoff (the clock).
+-- The ids of the due jobs, highest priority first, then oldest first (then by
+-- id), locked for the caller and skipping those that other transactions hold:
+-- at most how_many. A job is due if it was due at due_at (a cron pass: when the
+-- pass started, so that the pass ends) and has not expired by cutoff (the
+-- clock). Only jobs of the queues in queues (NULL: every queue) and not in
+-- exclude_queues (NULL: none) are taken.
 --
 -- The planner writes this function into its caller's query (it is SQL, a
 -- single SELECT, and declared STABLE), so that a claim is one scan of the
--- partial index django_future_claimable, in its order, stopped at how_many
--- (tests/integration/test_scale.py EXPLAINs it). It locks rows, which
+-- partial index django_future_claimable (priority DESC, time_slot_start, id),
+-- in its order, stopped at how_many (tests/sql/test_scale.py EXPLAINs it).
+-- The due time is a condition on the index's second column: jobs of a higher
+-- priority that are not due yet are stepped over inside the index, without
+-- reading their rows (docs/scheduling.md measures it). The queues are tested
+-- on the row: a runner that serves some queues reads, and passes over, the due
+-- rows of the others that come before its own in that order. It locks rows, which
 -- PostgreSQL allows only in a VOLATILE function once it is run as a function
 -- of its own: it must be called in a FROM clause, where it is inlined, and
 -- anywhere else fails with "SELECT FOR UPDATE is not allowed in a
@@ -40,7 +48,8 @@
 -- database time against 120 us (a loop of 3,000 steps in one backend, median
 -- of 5 rounds).
 CREATE OR REPLACE FUNCTION django_future_due(
-    due_at timestamptz, cutoff timestamptz, how_many integer
+    due_at timestamptz, cutoff timestamptz, how_many integer, queues text[],
+    exclude_queues text[]
 ) RETURNS SETOF bigint
 LANGUAGE sql STABLE AS $due$
     SELECT j.id
@@ -48,7 +57,9 @@ LANGUAGE sql STABLE AS $due$
     WHERE j.status = 'scheduled'
       AND j.time_slot_start <= due_at
       AND (j.time_slot_end IS NULL OR j.time_slot_end >= cutoff)
-    ORDER BY j.time_slot_start, j.id
+      AND (queues IS NULL OR j.queue = ANY(queues))
+      AND (exclude_queues IS NULL OR j.queue <> ALL(exclude_queues))
+    ORDER BY j.priority DESC, j.time_slot_start, j.id
     LIMIT how_many
     FOR UPDATE SKIP LOCKED
 $due$;
@@ -59,7 +70,7 @@ $due$;
 -- cron pass) or, without it, at claim_at; it must not have expired by
 -- claim_at. A NULL claim_at is the database's clock. event_kind must be
 -- 'started': the runner no longer writes "claimed" (fold.sql keeps it for
--- replay).
+-- replay). queues and exclude_queues choose the queues (see django_future_due).
 --
 -- Its statement's plan is kept (plan_cache_mode): with how_many a parameter of
 -- the LIMIT, PostgreSQL's estimate of a generic plan is higher than that of a
@@ -67,7 +78,7 @@ $due$;
 -- which cost a one-job claim about 1 ms instead of 0.1 ms.
 CREATE OR REPLACE FUNCTION django_future_start_due(
     claim_at timestamptz, runner_name text, runner_pk bigint, how_many integer, event_kind text,
-    due_by timestamptz
+    due_by timestamptz, queues text[], exclude_queues text[]
 ) RETURNS SETOF django_future_scheduledjob
 LANGUAGE plpgsql
 SET plan_cache_mode = force_generic_plan
@@ -98,7 +109,8 @@ BEGIN
                          django_future_event_hash(j.last_hash, j.id, j.last_seq + 1, 'started',
                                                   statement_timestamp(), runner_name,
                                                   payload)) AS n) folded)
-        WHERE j.id = ANY(ARRAY(SELECT d FROM django_future_due(due_at, cutoff, how_many) d))
+        WHERE j.id = ANY(ARRAY(SELECT d FROM django_future_due(due_at, cutoff, how_many, queues,
+                                                              exclude_queues) d))
         RETURNING j.*
     ), start_event AS (
         INSERT INTO django_future_jobevent (job_id, seq, kind, at, runner, data, hash)
@@ -112,21 +124,22 @@ END
 $start_due$;
 
 
--- Claim up to how_many due jobs for this runner, then return every job it holds.
+-- Claim up to how_many due jobs for this runner, then return every job it holds,
+-- in the order they were claimed in.
 -- (Callers that return these rows read the table, not this function's result: a
 -- prepared or cached plan over a function's row type does not notice a column
 -- added to the table.)
 CREATE OR REPLACE FUNCTION django_future_claim(
     claim_at timestamptz, runner_name text, runner_pk bigint, how_many integer, event_kind text,
-    due_by timestamptz
+    due_by timestamptz, queues text[], exclude_queues text[]
 ) RETURNS SETOF django_future_scheduledjob
 LANGUAGE plpgsql AS $claim$
 BEGIN
     PERFORM django_future_start_due(claim_at, runner_name, runner_pk, how_many, event_kind,
-                                    due_by);
+                                    due_by, queues, exclude_queues);
     RETURN QUERY
         SELECT * FROM django_future_scheduledjob j
         WHERE j.runner_process_id = runner_pk AND j.status IN ('claimed', 'running')
-        ORDER BY j.time_slot_start, j.id;
+        ORDER BY j.priority DESC, j.time_slot_start, j.id;
 END
 $claim$;

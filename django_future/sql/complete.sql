@@ -7,8 +7,11 @@
 -- sends per job: record the last job's completion, then start the next job.
 -- One statement rather than two in one transaction: it is prepared once per
 -- connection and sent alone. The completions come as one JSON array of [id,
--- seq, return value, seconds] (cheaper for the runner to send than four typed
--- arrays). It returns the jobs it claimed, preceded by the current row of each
+-- seq, return value, seconds] or [id, seq, return value, seconds, result]
+-- (cheaper for the runner to send than typed arrays): the result, the
+-- callable's return value as JSON, is there only when the runner could encode
+-- it, and the "completed" event then carries it as "result", besides the text
+-- of "return_value". It returns the jobs it claimed, preceded by the current row of each
 -- job whose completion it refused; in the normal case there is none.
 --
 -- Each completion is recorded by an UPDATE that locks the job's row, folds the
@@ -45,14 +48,14 @@
 -- waiting to record its own: two such runners deadlock.
 
 -- Record the completions of jobs this runner ran (arrays of ids, the seq each
--- job was at when it started, return values, and how many seconds each call
--- took), with one set-based statement that calls django_future_completed,
+-- job was at when it started, return values, how many seconds each call took,
+-- and results as JSON, NULL where there is none), with one set-based statement that calls django_future_completed,
 -- whatever their number. Returns the ids recorded. queries.sql calls it as
 -- "complete", when a slow batch keeps finished work waiting or as the runner
 -- stops, and django_future_complete_and_claim_many for batches.
 CREATE OR REPLACE FUNCTION django_future_complete(
     ids bigint[], seqs integer[], return_values text[], seconds double precision[],
-    runner_name text
+    results jsonb[], runner_name text
 ) RETURNS SETOF bigint
 LANGUAGE plpgsql AS $complete$
 DECLARE
@@ -75,8 +78,10 @@ BEGIN
         FROM (
             SELECT u.id, u.seq,
                    jsonb_build_object('return_value', u.return_value, 'seconds', u.seconds)
-                       AS payload
-            FROM unnest(ids, seqs, return_values, seconds) AS u(id, seq, return_value, seconds)
+                   || CASE WHEN u.result IS NULL THEN '{}'::jsonb
+                      ELSE jsonb_build_object('result', u.result) END AS payload
+            FROM unnest(ids, seqs, return_values, seconds, results)
+                AS u(id, seq, return_value, seconds, result)
         ) d
         WHERE j.id = d.id
           AND j.last_seq = d.seq
@@ -97,7 +102,7 @@ $complete$;
 -- django_future_complete), then the claim (as django_future_claim, "started").
 CREATE OR REPLACE FUNCTION django_future_complete_and_claim_many(
     done jsonb, claim_at timestamptz, runner_name text, runner_pk bigint, how_many integer,
-    due_by timestamptz
+    due_by timestamptz, queues text[], exclude_queues text[]
 ) RETURNS SETOF django_future_scheduledjob
 LANGUAGE plpgsql AS $complete_and_claim_many$
 DECLARE
@@ -105,14 +110,16 @@ DECLARE
     seqs integer[];
     return_values text[];
     seconds double precision[];
+    results jsonb[];
     recorded bigint[];
 BEGIN
     SELECT array_agg((d->>0)::bigint), array_agg((d->>1)::integer), array_agg(d->>2),
-           array_agg((d->>3)::double precision)
-    INTO ids, seqs, return_values, seconds
+           array_agg((d->>3)::double precision), array_agg(d->4)
+    INTO ids, seqs, return_values, seconds, results
     FROM jsonb_array_elements(done) d;
     recorded := ARRAY(
-        SELECT c FROM django_future_complete(ids, seqs, return_values, seconds, runner_name) c
+        SELECT c FROM django_future_complete(ids, seqs, return_values, seconds, results,
+                                             runner_name) c
     );
     IF cardinality(recorded) < cardinality(ids) THEN
         RETURN QUERY
@@ -120,11 +127,11 @@ BEGIN
             WHERE j.id = ANY(ids) AND NOT j.id = ANY(recorded);
     END IF;
     PERFORM django_future_start_due(claim_at, runner_name, runner_pk, how_many, 'started',
-                                    due_by);
+                                    due_by, queues, exclude_queues);
     RETURN QUERY
         SELECT * FROM django_future_scheduledjob j
         WHERE j.runner_process_id = runner_pk AND j.status IN ('claimed', 'running')
-        ORDER BY j.time_slot_start, j.id;
+        ORDER BY j.priority DESC, j.time_slot_start, j.id;
 END
 $complete_and_claim_many$;
 
@@ -132,7 +139,7 @@ $complete_and_claim_many$;
 -- The runner's step ("complete_and_claim" in queries.sql); see the top of this file.
 CREATE OR REPLACE FUNCTION django_future_complete_and_claim(
     done jsonb, claim_at timestamptz, runner_name text, runner_pk bigint, how_many integer,
-    due_by timestamptz
+    due_by timestamptz, queues text[], exclude_queues text[]
 ) RETURNS SETOF django_future_scheduledjob
 LANGUAGE plpgsql AS $complete_and_claim$
 DECLARE
@@ -144,17 +151,20 @@ DECLARE
 BEGIN
     IF how_many <> 1 OR jsonb_array_length(done) > 1 THEN
         RETURN QUERY SELECT * FROM django_future_complete_and_claim_many(
-            done, claim_at, runner_name, runner_pk, how_many, due_by);
+            done, claim_at, runner_name, runner_pk, how_many, due_by, queues, exclude_queues);
         RETURN;
     END IF;
     flag := set_config('django_future.folded', 'on', true);  -- see append.sql
 
     IF jsonb_array_length(done) = 1 THEN
-        -- [id, seq, return value, seconds], recorded as django_future_complete
-        -- records it, in line (see the top of this file).
+        -- [id, seq, return value, seconds(, result)], recorded as
+        -- django_future_complete records it, in line (see the top of this file).
         finished := done->0;
         payload := jsonb_build_object('return_value', finished->>2,
                                       'seconds', (finished->>3)::double precision);
+        IF jsonb_array_length(finished) > 4 THEN
+            payload := payload || jsonb_build_object('result', finished->4);
+        END IF;
         WITH completed AS (
             UPDATE django_future_scheduledjob j SET
                 (status, time_slot_start, execution_start, execution_end, runner,
@@ -182,7 +192,7 @@ BEGIN
         END IF;
     END IF;
 
-    -- The oldest due job, started for this runner as django_future_start_due
+    -- The first due job, started for this runner as django_future_start_due
     -- (claim.sql) starts jobs, in line (see the top of this file).
     payload := jsonb_build_object('runner_id', runner_pk, 'backend_pid', pg_backend_pid());
     RETURN QUERY
@@ -198,7 +208,8 @@ BEGIN
                          django_future_event_hash(j.last_hash, j.id, j.last_seq + 1, 'started',
                                                   statement_timestamp(), runner_name,
                                                   payload)) AS n) folded)
-        WHERE j.id = (SELECT d FROM django_future_due(due_at, cutoff, 1) d)
+        WHERE j.id = (SELECT d FROM django_future_due(due_at, cutoff, 1, queues,
+                                                      exclude_queues) d)
         RETURNING j.*
     ), start_event AS (
         INSERT INTO django_future_jobevent (job_id, seq, kind, at, runner, data, hash)

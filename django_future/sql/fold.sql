@@ -28,8 +28,10 @@
 -- the job table is written by the fold or by a writer that makes the same
 -- transitions (the guard declared in models.py refuses anything else), so:
 --
--- * "scheduled" refuses a negative number of retries and a window that closes
---   before it opens, in the fold and in the bulk writer (bulk.sql);
+-- * "scheduled" refuses a negative number of retries, a window that closes
+--   before it opens, a priority outside -100..100 and an empty queue name, in
+--   the fold and in the bulk writer (bulk.sql), and django_future_scheduled
+--   itself a queue name longer than 100 characters;
 -- * "retry" refuses a due time after the window closed;
 -- * attempts and last_seq only ever count up from 0 and 1, and an event's seq
 --   must follow its job's last (the fold, and the ledger's unique (job_id, seq)).
@@ -47,8 +49,9 @@ END
 $refuse$;
 
 -- "scheduled": the job as its event's data describes it. Keys left out take
--- their defaults (no content object, no arguments, not atomic, no retries):
--- schedule_job leaves them out when they have them. STABLE, not IMMUTABLE,
+-- their defaults (no content object, no arguments, not atomic, no retries,
+-- queue "default", priority 0): schedule_job leaves them out when they have
+-- them, and ledgers written before queues existed replay as they were. STABLE, not IMMUTABLE,
 -- because reading a time from text is (and a function declared IMMUTABLE over
 -- STABLE ones is never inlined).
 CREATE OR REPLACE FUNCTION django_future_scheduled(data jsonb, at timestamptz, hash text)
@@ -61,7 +64,14 @@ LANGUAGE sql STABLE AS $scheduled$
                COALESCE((data->>'retries')::integer, 0) + 1,
                make_interval(secs => (data->>'retry_delay')::double precision),
                make_interval(secs => (data->>'retry_max_delay')::double precision),
-               0, 'scheduled', at, 1, hash)::django_future_created
+               0, 'scheduled', at, 1, hash,
+               -- A longer name would be cut to fit the type's varchar(100) unsaid.
+               CASE WHEN length(data->>'queue') > 100
+               THEN django_future_refuse(format(
+                   'django_future: the queue name %s... is longer than 100 characters',
+                   left(data->>'queue', 20)), NULL::text)
+               ELSE COALESCE(data->>'queue', 'default') END,
+               COALESCE((data->>'priority')::integer, 0))::django_future_created
 $scheduled$;
 
 -- "started": running, one more attempt, the runner recorded.
@@ -110,6 +120,14 @@ BEGIN
             RAISE EXCEPTION 'django_future: job % cannot expire (%) before it is due (%)',
                 e.job_id, n.time_slot_end, n.time_slot_start USING ERRCODE = 'check_violation';
         END IF;
+        IF n.priority NOT BETWEEN -100 AND 100 THEN
+            RAISE EXCEPTION 'django_future: job %: priority must be from -100 to 100, got %',
+                e.job_id, n.priority USING ERRCODE = 'check_violation';
+        END IF;
+        IF n.queue = '' THEN
+            RAISE EXCEPTION 'django_future: job %: the queue name is empty', e.job_id
+                USING ERRCODE = 'check_violation';
+        END IF;
         s.id := e.job_id;
         s.callable_name := n.callable_name;
         s.content_type_id := n.content_type_id;
@@ -127,6 +145,8 @@ BEGIN
         s.created_at := n.created_at;
         s.last_seq := n.last_seq;
         s.last_hash := n.last_hash;
+        s.queue := n.queue;
+        s.priority := n.priority;
         RETURN s;
     END IF;
 

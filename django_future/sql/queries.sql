@@ -46,16 +46,19 @@ SELECT django_future_append(%(job_id)s, %(kind)s, %(runner)s, %(data)s::jsonb,
 -- complete_and_claim carries its completions.
 SELECT * FROM django_future_complete(%(done_ids)s::bigint[], %(done_seqs)s::integer[],
                                      %(done_values)s::text[],
-                                     %(done_seconds)s::double precision[], %(runner)s::text);
+                                     %(done_seconds)s::double precision[],
+                                     %(done_results)s::jsonb[], %(runner)s::text);
 
 -- name: complete_and_claim
 -- The completions of plain jobs (a JSON array of [id, seq, return value,
--- seconds]), then the next claim, in one statement (see complete.sql):
+-- seconds(, result)]), then the next claim, in one statement (see complete.sql):
 -- the claimed jobs, after the row of each job whose completion was refused.
 -- The runner prepares it once per connection.
 SELECT * FROM django_future_complete_and_claim(%(done)s::jsonb, %(now)s::timestamptz,
                                                %(runner)s::text, %(runner_id)s::bigint,
-                                               %(limit)s::integer, %(due_by)s::timestamptz);
+                                               %(limit)s::integer, %(due_by)s::timestamptz,
+                                               %(queues)s::text[],
+                                               %(exclude_queues)s::text[]);
 
 -- name: retry
 -- After a failed attempt: schedule the next one after %(delay)s, unless the
@@ -95,10 +98,12 @@ FROM gone
 RETURNING job_id;
 
 -- name: claim
--- Claim the oldest due jobs for this runner and read back what it holds, in one
--- statement, which the runner prepares once per connection (see claim.sql).
+-- Claim the first due jobs of this runner's queues (highest priority, then
+-- oldest) and read back what it holds, in one statement, which the runner
+-- prepares once per connection (see claim.sql).
 SELECT * FROM django_future_claim(%(now)s::timestamptz, %(runner)s::text, %(runner_id)s::bigint,
-                                  %(limit)s::integer, %(kind)s::text, %(due_by)s::timestamptz);
+                                  %(limit)s::integer, %(kind)s::text, %(due_by)s::timestamptz,
+                                  %(queues)s::text[], %(exclude_queues)s::text[]);
 
 -- name: recover
 -- Jobs in the hands of a runner that is gone: its lease ran out (killed, lost
@@ -152,10 +157,31 @@ FOR UPDATE
 RETURNING job_id;
 
 -- name: next_due
--- Seconds until the next scheduled job is due (NULL when none is scheduled).
-SELECT extract(epoch FROM min(time_slot_start) - statement_timestamp())
-FROM django_future_scheduledjob
-WHERE status = 'scheduled';
+-- Seconds until the next scheduled job of these queues is due (NULL when none
+-- is scheduled), for a sleeping worker. The claimable index is in priority
+-- order, so the earliest job is looked up once per priority in use: the
+-- recursive part finds the priorities (each step one probe of the index), and
+-- each priority's first job of the worker's queues is the first of its range.
+WITH RECURSIVE priorities AS (
+    (SELECT priority FROM django_future_scheduledjob
+     WHERE status = 'scheduled' ORDER BY priority DESC LIMIT 1)
+    UNION ALL
+    SELECT (SELECT j.priority FROM django_future_scheduledjob j
+            WHERE j.status = 'scheduled' AND j.priority < p.priority
+            ORDER BY j.priority DESC LIMIT 1)
+    FROM priorities p
+    WHERE p.priority IS NOT NULL
+)
+SELECT extract(epoch FROM min(first.time_slot_start) - statement_timestamp())
+FROM priorities p
+CROSS JOIN LATERAL (
+    SELECT j.time_slot_start FROM django_future_scheduledjob j
+    WHERE j.status = 'scheduled' AND j.priority = p.priority
+      AND (%(queues)s::text[] IS NULL OR j.queue = ANY(%(queues)s::text[]))
+      AND (%(exclude_queues)s::text[] IS NULL OR j.queue <> ALL(%(exclude_queues)s::text[]))
+    ORDER BY j.time_slot_start
+    LIMIT 1
+) first;
 
 -- name: register_runner
 -- A runner announces itself, with a lease that its heartbeat renews, and

@@ -23,6 +23,8 @@ CREATE TYPE django_future_progress AS (
 );
 
 -- The columns of a job's first row, all but its id: what "scheduled" sets.
+-- queue and priority come last: migration 0004 added them (ALTER TYPE ... ADD
+-- ATTRIBUTE appends), and the attributes' order is the type's.
 CREATE TYPE django_future_created AS (
     callable_name varchar(255),
     content_type_id integer,
@@ -39,5 +41,7 @@ CREATE TYPE django_future_created AS (
     status varchar(20),
     created_at timestamptz,
     last_seq integer,
-    last_hash varchar(64)
+    last_hash varchar(64),
+    queue varchar(100),
+    priority integer
 );

@@ -2,7 +2,9 @@
 
 -- One row per event, with what the job was (from its "scheduled" event, so it
 -- still answers after the job's row is deleted) and its current status (NULL
--- once deleted).
+-- once deleted). result is a "completed" event's return value as JSON (NULL
+-- when the callable returned None or something JSON cannot carry); the columns
+-- added after hash were added by migration 0004 (a view's new columns come last).
 CREATE OR REPLACE VIEW django_future_job_history AS
 SELECT
     e.id AS event_id,
@@ -22,7 +24,10 @@ SELECT
     e.data->>'error' AS error,
     e.data->>'return_value' AS return_value,
     e.data,
-    e.hash
+    e.hash,
+    e.data->'result' AS result,
+    COALESCE(s.data->>'queue', 'default') AS queue,
+    COALESCE((s.data->>'priority')::integer, 0) AS priority
 FROM django_future_jobevent e
 JOIN django_future_jobevent s ON s.job_id = e.job_id AND s.seq = 1
 LEFT JOIN django_future_scheduledjob j ON j.id = e.job_id;
@@ -45,7 +50,9 @@ SELECT
     j.error,
     j.return_value,
     e.kind AS last_event,
-    e.at AS last_event_at
+    e.at AS last_event_at,
+    j.queue,
+    j.priority
 FROM django_future_scheduledjob j
 JOIN django_future_jobevent e ON e.job_id = j.id AND e.seq = j.last_seq;
 

@@ -398,13 +398,14 @@ def test_writers_that_fold_their_own_events_leave_the_guards_standing(batch: int
     later = schedule_job("1d", "tests.handlers.record")
     with transaction.atomic():
         claimed = sql(
-            "SELECT id, last_seq, status FROM django_future_claim(NULL, 'test', 1, %s, 'started', NULL)",
+            "SELECT id, last_seq, status"
+            " FROM django_future_claim(NULL, 'test', 1, %s, 'started', NULL, NULL, NULL)",
             [batch],
         )
         assert claimed == [(job.pk, 2, "running") for job in due]
         done = sql(
-            "SELECT * FROM django_future_complete(%s, %s, %s, %s, 'test')",
-            [[j.pk for j in due], [2] * batch, ["x"] * batch, [0.5] * batch],
+            "SELECT * FROM django_future_complete(%s, %s, %s, %s, %s::jsonb[], 'test')",
+            [[j.pk for j in due], [2] * batch, ["x"] * batch, [0.5] * batch, [None] * batch],
         )
         assert sorted(row[0] for row in done) == [job.pk for job in due]
         assert sql("SELECT current_setting('django_future.folded', true)") == [("",)]
@@ -433,7 +434,9 @@ def test_a_writer_that_folds_its_own_events_fails_whole() -> None:
     with transaction.atomic():
         with pytest.raises(DatabaseError, match="LIMIT must not be negative"), transaction.atomic():
             # how_many = -1 fails in the batch statement, after the setting was set
-            sql("SELECT * FROM django_future_claim(NULL, 'test', 1, -1, 'started', NULL)")
+            sql(
+                "SELECT * FROM django_future_claim(NULL, 'test', 1, -1, 'started', NULL, NULL, NULL)"
+            )
         assert sql("SELECT current_setting('django_future.folded', true)") in ([("",)], [(None,)])
         with (
             pytest.raises(ProgrammingError, match="jobs change only by appending"),

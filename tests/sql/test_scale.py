@@ -10,6 +10,7 @@ promises hold.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable
 
 import pytest
@@ -17,6 +18,7 @@ from django.db import DatabaseError, connection, transaction
 
 from django_future.scheduler import schedule_job, schedule_jobs
 from django_future.sql import query
+from tests.support import db_now
 
 pytestmark = pytest.mark.django_db
 
@@ -76,7 +78,9 @@ def test_the_due_selection_is_one_ordered_scan_of_the_claimable_index() -> None:
     live work, in its order: no sequential scan of the job table, no sort."""
     bulk_history(HISTORY)
     text = plan(
-        "SELECT * FROM django_future_due(statement_timestamp(), statement_timestamp(), 1)", []
+        "SELECT * FROM django_future_due("
+        "statement_timestamp(), statement_timestamp(), 1, NULL, NULL)",
+        [],
     )
     assert "Index Scan using django_future_claimable" in text, text
     assert "Seq Scan" not in text and "Sort" not in text, text
@@ -85,10 +89,12 @@ def test_the_due_selection_is_one_ordered_scan_of_the_claimable_index() -> None:
 @pytest.mark.parametrize(
     "claim",
     [
-        "SELECT * FROM django_future_claim(NULL, 'test', 1, 1, 'started', NULL)",
-        "SELECT * FROM django_future_claim(NULL, 'test', 1, 3, 'started', NULL)",
-        "SELECT * FROM django_future_complete_and_claim('[]', NULL, 'test', 1, 1, NULL)",
-        "SELECT * FROM django_future_complete_and_claim('[]', NULL, 'test', 1, 3, NULL)",
+        "SELECT * FROM django_future_claim(NULL, 'test', 1, 1, 'started', NULL, NULL, NULL)",
+        "SELECT * FROM django_future_claim(NULL, 'test', 1, 3, 'started', NULL, NULL, NULL)",
+        "SELECT * FROM django_future_complete_and_claim("
+        "'[]', NULL, 'test', 1, 1, NULL, NULL, NULL)",
+        "SELECT * FROM django_future_complete_and_claim("
+        "'[]', NULL, 'test', 1, 3, NULL, NULL, NULL)",
     ],
     ids=["claim", "claim-batch", "step", "step-batch"],
 )
@@ -108,10 +114,123 @@ def test_claims_never_scan_the_job_table(claim: str) -> None:
     assert live_after > live_before
 
 
+def queues_and_priorities(future: int) -> None:
+    """Live work in several queues and priorities: ``future`` jobs of the highest
+    priority not due for a day (which the claim steps over inside the index), and due
+    jobs of two queues at two priorities."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO django_future_jobevent (job_id, seq, kind, data) "
+            "SELECT nextval(pg_get_serial_sequence('django_future_scheduledjob', 'id')), 1,"
+            " 'scheduled', jsonb_build_object('callable_name', 'tests.handlers.record',"
+            " 'queue', CASE WHEN i %% 2 = 0 THEN 'emails' ELSE 'reports' END, 'priority', 100,"
+            " 'time_slot_start', now() + interval '1 day') FROM generate_series(1, %s) i",
+            [future],
+        )
+        cursor.execute(
+            "INSERT INTO django_future_jobevent (job_id, seq, kind, data) "
+            "SELECT nextval(pg_get_serial_sequence('django_future_scheduledjob', 'id')), 1,"
+            " 'scheduled', jsonb_build_object('callable_name', 'tests.handlers.record',"
+            " 'queue', q, 'priority', p, 'time_slot_start', now() - interval '1 hour')"
+            " FROM unnest(ARRAY['emails', 'reports']) q, unnest(ARRAY[-5, 5]) p,"
+            " generate_series(1, %s)",
+            [DUE],
+        )
+        cursor.execute("ANALYZE django_future_scheduledjob")
+
+
+@pytest.mark.parametrize(
+    ("queues", "exclude"),
+    [(None, None), (["emails"], None), (None, ["emails"]), (["emails", "reports"], ["x"])],
+    ids=["all", "queue", "exclude", "both"],
+)
+def test_with_queues_and_priorities_the_due_selection_is_still_one_ordered_index_scan(
+    queues: list[str] | None, exclude: list[str] | None
+) -> None:
+    """The claim's order (priority DESC, time_slot_start, id) is the claimable index's:
+    with jobs of several queues and priorities, and higher-priority jobs not yet due,
+    the due selection is one scan of that index, in its order, and no sort; and it
+    takes the due job of the highest priority of the queues asked for."""
+    bulk_history(HISTORY)
+    queues_and_priorities(2_000)
+    sql = (
+        "SELECT * FROM django_future_due("
+        "statement_timestamp(), statement_timestamp(), 1, %s::text[], %s::text[])"
+    )
+    text = plan(sql, [queues, exclude])
+    assert "Index Scan using django_future_claimable" in text, text
+    assert "Seq Scan" not in text and "Sort" not in text, text
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT queue, priority, time_slot_start <= now() FROM django_future_scheduledjob"
+            f" WHERE id = ({sql})",
+            [queues, exclude],
+        )
+        queue, priority, due = cursor.fetchone()
+    assert (priority, due) == (5, True)
+    assert queue == ("reports" if exclude == ["emails"] else queue)
+    if queues == ["emails"]:
+        assert queue == "emails"
+
+
+@pytest.mark.parametrize(
+    "claim",
+    [
+        "SELECT * FROM django_future_claim(NULL, 'test', 1, 1, 'started', NULL,"
+        " ARRAY['emails'], NULL)",
+        "SELECT * FROM django_future_complete_and_claim("
+        "'[]', NULL, 'test', 1, 1, NULL, NULL, ARRAY['reports'])",
+        "SELECT * FROM django_future_complete_and_claim("
+        "'[]', NULL, 'test', 1, 3, NULL, ARRAY['reports'], NULL)",
+    ],
+    ids=["claim", "step", "step-batch"],
+)
+def test_claims_of_some_queues_never_scan_the_job_table(claim: str) -> None:
+    bulk_history(HISTORY)
+    queues_and_priorities(2_000)
+    seq_before, live_before = scans()
+    with connection.cursor() as cursor:
+        cursor.execute(claim)
+        rows = cursor.fetchall()
+    assert rows
+    seq_after, live_after = scans()
+    assert seq_after == seq_before
+    assert live_after > live_before
+
+
 def test_expiry_and_next_due_use_the_partial_indexes() -> None:
     bulk_history(HISTORY)
+    queues_and_priorities(2_000)
     assert "django_future_expirable" in plan(query("expire"), {"now": None, "runner": "x:1"})
-    assert "django_future_claimable" in plan(query("next_due"), {})
+    for queues in (None, ["emails"]):
+        text = plan(query("next_due"), {"queues": queues, "exclude_queues": None})
+        assert "django_future_claimable" in text, text
+        assert "Seq Scan" not in text, text
+
+
+def test_next_due_is_the_earliest_job_of_the_queues_whatever_its_priority() -> None:
+    """next_due finds each priority's earliest job through the index (a loose scan);
+    the answer is the earliest of them, in the worker's queues only."""
+    now = db_now()
+    schedule_job(now + dt.timedelta(hours=3), "tests.handlers.record", priority=90)
+    schedule_job(now + dt.timedelta(hours=1), "tests.handlers.record", priority=-90)
+    schedule_job(now + dt.timedelta(hours=2), "tests.handlers.record", priority=0)
+    schedule_job(now + dt.timedelta(minutes=5), "tests.handlers.record", queue="other")
+
+    def next_due(queues: list[str] | None, exclude: list[str] | None) -> float | None:
+        with connection.cursor() as cursor:
+            cursor.execute(query("next_due"), {"queues": queues, "exclude_queues": exclude})
+            (seconds,) = cursor.fetchone()
+        return None if seconds is None else float(seconds)
+
+    def hours(seconds: float | None) -> float:
+        assert seconds is not None
+        return round(seconds / 3600, 1)
+
+    assert hours(next_due(None, None)) == 0.1
+    assert hours(next_due(["default"], None)) == 1.0
+    assert hours(next_due(None, ["other"])) == 1.0
+    assert next_due(["nothing-here"], None) is None
 
 
 Calls = Callable[[], dict[str, int]]
@@ -159,13 +278,14 @@ def test_the_step_is_one_call_per_job(pl_calls: Calls) -> None:
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT id, last_seq"
-            " FROM django_future_complete_and_claim('[]', NULL, 'test', 1, 1, NULL)"
+            " FROM django_future_complete_and_claim("
+            "'[]', NULL, 'test', 1, 1, NULL, NULL, NULL)"
         )
         ((first, seq),) = cursor.fetchall()
         before = pl_calls()
         cursor.execute(
             "SELECT id, status FROM django_future_complete_and_claim("
-            "%s::jsonb, NULL, 'test', 1, 1, NULL)",
+            "%s::jsonb, NULL, 'test', 1, 1, NULL, NULL, NULL)",
             [f'[[{first}, {seq}, "x", 0.5]]'],
         )
         ((second, status),) = cursor.fetchall()
@@ -192,7 +312,7 @@ def test_batches_cost_the_same_calls_whatever_their_size(pl_calls: Calls, write:
             before = pl_calls()
             cursor.execute(
                 "SELECT id, last_seq"
-                " FROM django_future_claim(NULL, 'test', %s, %s, 'started', NULL)",
+                " FROM django_future_claim(NULL, 'test', %s, %s, 'started', NULL, NULL, NULL)",
                 [n, n],  # a runner of its own, which holds only these
             )
             started = dict(cursor.fetchall())
@@ -200,8 +320,8 @@ def test_batches_cost_the_same_calls_whatever_their_size(pl_calls: Calls, write:
             if write == "complete":
                 before = pl_calls()
                 cursor.execute(
-                    "SELECT * FROM django_future_complete(%s, %s, %s, %s, 'test')",
-                    [ids, [started[i] for i in ids], ["x"] * n, [0.5] * n],
+                    "SELECT * FROM django_future_complete(%s, %s, %s, %s, %s::jsonb[], 'test')",
+                    [ids, [started[i] for i in ids], ["x"] * n, [0.5] * n, [None] * n],
                 )
                 assert len(cursor.fetchall()) == n
         return difference(before, pl_calls())

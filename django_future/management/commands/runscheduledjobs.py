@@ -32,6 +32,14 @@ def _positive_seconds(text: str) -> float:
     return value
 
 
+def _queue_name(text: str) -> str:
+    if not text or any(c.isspace() or c == "\x00" for c in text) or len(text) > 100:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a queue name (1 to 100 characters, no whitespace)"
+        )
+    return text
+
+
 class Command(BaseCommand):
     help = (
         "Recover jobs of dead runners, expire overdue jobs, then run every job that was due "
@@ -83,6 +91,22 @@ class Command(BaseCommand):
             help="Keep running: sleep until the next job is due or a job is scheduled "
             "(LISTEN/NOTIFY), until stopped by a signal or --time-limit.",
         )
+        parser.add_argument(
+            "--queue",
+            action="append",
+            type=_queue_name,
+            metavar="NAME",
+            dest="queues",
+            help="Run only jobs of this queue; repeat for several (default: every queue).",
+        )
+        parser.add_argument(
+            "--exclude-queue",
+            action="append",
+            type=_queue_name,
+            metavar="NAME",
+            dest="exclude_queues",
+            help="Leave the jobs of this queue to other runners; repeatable.",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         database.require_migrated()
@@ -101,6 +125,8 @@ class Command(BaseCommand):
             max_jobs=options["max_jobs"],
             time_limit=options["time_limit"],
             worker=options["worker"],
+            queues=options["queues"],
+            exclude_queues=options["exclude_queues"],
             # -v 2 prints a line per job here, whatever the project's LOGGING says;
             # the log records go wherever the project sends them, as always.
             echo=self.stdout.write if verbosity >= 2 else None,

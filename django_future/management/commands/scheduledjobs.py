@@ -164,9 +164,17 @@ class Command(BaseCommand):
         events = audit.timeline(options["job_id"])
         if not events:
             raise CommandError(f"no events for job {options['job_id']}", returncode=2)
+        scheduled = events[0]["data"] if events[0]["kind"] == "scheduled" else {}
+        queue, priority = scheduled.get("queue", "default"), scheduled.get("priority", 0)
+        self.say(options, f"job {options['job_id']}: queue {queue}, priority {priority}")
         rows = [[e["seq"], e["kind"], e["at"], e["runner"], e["detail"]] for e in events]
         self.say(options, table(["seq", "kind", "at", "runner", "detail"], rows))
-        return {"job_id": options["job_id"], "events": events}
+        return {
+            "job_id": options["job_id"],
+            "queue": queue,
+            "priority": priority,
+            "events": events,
+        }
 
     def do_verify(self, options: dict[str, Any]) -> dict[str, Any]:
         problems = ledger.verify()
