@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -246,6 +247,22 @@ def check_job_history(h: History) -> None:
     ]
 
 
+def check_job_results(h: History) -> None:
+    rows = run("job-results", job=h.gone)  # returns_number: 42
+    # Django's cursor reads jsonb as text, or decoded, depending on what ran before.
+    decoded = [(json.loads(r) if isinstance(r, str) else r, v) for _seq, _at, r, v in rows]
+    assert decoded == [(42, "42")]
+    assert run("job-results", job=h.bad) == []  # failed: no completion
+
+
+def check_waiting_by_queue(h: History) -> None:
+    rows = run("waiting-by-queue")
+    # The job due in an hour: in the default queue at priority 0, not due yet.
+    assert [(queue, priority, waiting, due_for) for queue, priority, waiting, due_for in rows] == [
+        ("default", 0, 1, None)
+    ]
+
+
 def check_object_history(h: History) -> None:
     rows = run("object-history", obj=h.order)
     assert [(r[0], r[1], r[2], r[4]) for r in rows] == [
@@ -393,6 +410,8 @@ CHECKS: dict[str, Callable[[History], None]] = {
     "timings-per-callable": check_timings_per_callable,
     "started-twice": check_started_twice,
     "job-history": check_job_history,
+    "job-results": check_job_results,
+    "waiting-by-queue": check_waiting_by_queue,
     "object-history": check_object_history,
     "queue-by-status": check_queue_by_status,
     "running-now": check_running_now,
