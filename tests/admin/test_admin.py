@@ -39,6 +39,24 @@ def test_job_list_filters_and_search(admin_client: Client) -> None:
     assert listed(q=str(failed.pk)) == [failed.pk]
 
 
+def test_job_list_shows_and_filters_by_queue_and_priority(admin_client: Client) -> None:
+    emails = schedule_job("1d", "tests.handlers.record", queue="emails", priority=7)
+    plain = schedule_job("1d", "tests.handlers.record")
+    page = admin_client.get(url("scheduledjob_changelist"))
+    body = page.content.decode()
+    assert "By queue" in body and "By priority" in body
+    assert "column-queue" in body and "column-priority" in body
+
+    def listed(**query: str) -> list[int]:
+        response = admin_client.get(url("scheduledjob_changelist"), query)
+        return [job.pk for job in response.context["cl"].result_list]
+
+    assert listed(queue="emails") == [emails.pk]
+    assert listed(priority="0") == [plain.pk]
+    job_page = admin_client.get(url("scheduledjob_change", emails.pk)).content.decode()
+    assert "emails" in job_page
+
+
 def test_job_page_shows_the_event_timeline_read_only(admin_client: Client) -> None:
     job = schedule_job("0s", "tests.handlers.boom", args=["card declined"])
     run_jobs(ignore_errors=True)

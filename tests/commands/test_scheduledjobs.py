@@ -121,6 +121,17 @@ def test_show_prints_a_timeline() -> None:
         run("show", "99999")
 
 
+def test_show_prints_the_queue_and_priority() -> None:
+    job = schedule_job("1h", "tests.handlers.record", queue="emails", priority=-3)
+    text = run("show", str(job.pk))
+    assert f"job {job.pk}: queue emails, priority -3" in text
+    assert "in queue emails, priority -3" in text  # the scheduled event's detail
+    shown = as_json("show", str(job.pk))
+    assert (shown["queue"], shown["priority"]) == ("emails", -3)  # type: ignore[index]
+    plain = schedule_job("1h", "tests.handlers.record")
+    assert f"job {plain.pk}: queue default, priority 0" in run("show", str(plain.pk))
+
+
 @override_settings(TIME_ZONE="America/New_York")
 def test_every_command_shows_and_reads_times_in_time_zone(
     capsys: pytest.CaptureFixture[str],

@@ -42,8 +42,9 @@ def test_completed_job_records_start_runner_and_return_value_as_text() -> None:
     started, completed = JobEvent.objects.filter(job_id=job.pk, seq__gt=1).order_by("seq")
     assert (started.kind, started.runner) == ("started", ledger.runner_identity())
     assert completed.kind == "completed"
-    assert completed.data.keys() == {"return_value", "seconds"}
+    assert completed.data.keys() == {"return_value", "seconds", "result"}
     assert completed.data["return_value"] == "42" and 0 <= completed.data["seconds"] < 5
+    assert completed.data["result"] == 42  # the value itself, as JSON
 
 
 def test_none_stays_none() -> None:
