@@ -245,8 +245,10 @@ def test_verify_finds_a_tampered_projection_and_rebuild_repairs_it() -> None:
         sql("DELETE FROM django_future_scheduledjob WHERE id = %s", [waiting.pk])
         sql(
             "INSERT INTO django_future_scheduledjob (id, callable_name, args, kwargs, time_slot_start,"
-            " status, created_at, last_seq, atomic, max_attempts, attempts, last_hash)"
-            " VALUES (%s, 'x.y', '[]', '{}', now(), 'scheduled', now(), 1, false, 1, 0, '')",
+            " status, created_at, last_seq, atomic, max_attempts, attempts, last_hash,"
+            " queue, priority)"
+            " VALUES (%s, 'x.y', '[]', '{}', now(), 'scheduled', now(), 1, false, 1, 0, '',"
+            " 'default', 0)",
             [deleted.pk],
         )
     differences = {d.job_id: d for d in ledger.verify()}

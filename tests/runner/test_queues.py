@@ -62,8 +62,11 @@ def test_larger_priority_first_then_due_time_then_id(batch_size: int) -> None:
     jobs = mixed_jobs()
     report = Runner(batch_size=batch_size).run()
     by_id = {pk: name for name, pk in jobs.items()}
-    assert [by_id[pk] for pk in report.completed] == EXPECTED
-    assert [by_id[pk] for pk in started_order(list(jobs.values()))] == EXPECTED
+    assert [by_id[pk] for pk in report.completed] == EXPECTED  # the order of the calls
+    if batch_size == 1:
+        # One claim per job: the started events follow the claim order. (A batch's
+        # are appended by one statement, in no order that means anything.)
+        assert [by_id[pk] for pk in started_order(list(jobs.values()))] == EXPECTED
 
 
 @pytest.mark.django_db
