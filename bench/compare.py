@@ -133,7 +133,7 @@ def main() -> int:
     for path in args.variants:
         if not path.exists():
             parser.error(f"{path}: no such SQL file or source tree")
-        if path.is_dir() and not (path / "django_future" / "runner.py").is_file():
+        if path.is_dir() and not (path / "django_future" / "runner" / "loop.py").is_file():
             parser.error(f"{path}: not a source tree of django-future-ledger")
         if path.is_dir() and args.step:
             parser.error(f"{path}: --step sends this tree's step; it takes SQL variants only")
