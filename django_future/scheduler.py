@@ -390,16 +390,16 @@ def schedule_job(
         atomic=atomic,
         origin=_origin,
     )
-    job_id = ledger.schedule(
+    job = ledger.schedule(
         json.dumps(data),
         start_at=start.at,
         start_in=start.after,
         end_at=end.at if end else None,
         end_in=end.after if end else None,
     )
-    if job_id is None:
+    if job is None:
         raise ValueError(f"expires: {expires!r} falls before the scheduled time {date!r}")
-    return ScheduledJob.objects.get(pk=job_id)
+    return job
 
 
 def _absolute(when: _When, base: dt.datetime) -> dt.datetime:
