@@ -268,18 +268,24 @@ def _remembered(
     return result
 
 
+# The dotted paths that were found callable, for the whole process: a process
+# schedules a few callables many times, and a module, once imported, stays.
+_CALLABLES: set[str] = set()
+
+
 class _Checks:
     """The checks of one call of ``schedule_job`` or ``schedule_jobs``.
 
     A bulk call usually repeats a few callables, times and retry policies over
     thousands of jobs, so the checks that depend only on those remember what
     they found, keyed by value and type (``True == 1``, but ``retries=True`` is
-    refused and ``retries=1`` is not). Arguments and content objects are checked
-    for every job.
+    refused and ``retries=1`` is not). Callables found by their dotted path are
+    remembered for the process (``_CALLABLES``); times and policies only for the
+    call (a naive time depends on the current time zone, a policy on settings).
+    Arguments and content objects are checked for every job.
     """
 
     def __init__(self) -> None:
-        self._callables: set[str] = set()
         self._windows: dict[tuple[object, ...], tuple[_When, _When | None]] = {}
         self._policies: dict[tuple[object, ...], dict[str, Any]] = {}
 
@@ -292,11 +298,11 @@ class _Checks:
         return _remembered(self._policies, key, lambda: _retry_policy(retries, delay, cap))
 
     def callable(self, callable_name: object, content_object: models.Model | None) -> str:
-        if content_object is None and callable_name in self._callables:
+        if content_object is None and callable_name in _CALLABLES:
             return callable_name
         name = _check_callable(callable_name, content_object)
         if content_object is None:
-            self._callables.add(name)
+            _CALLABLES.add(name)
         return name
 
     def prepare(
