@@ -4,7 +4,9 @@
   as in a web request that enqueues one job), timed in one process after a warm-up:
   our ``schedule_job('0s', 'bench.noop.noop')``; ``Task.enqueue()`` of a ``@task``
   through our backend (``django_future.backends.LedgerBackend``, ``bench.tasks``);
-  django-tasks-db's ``Task.enqueue()`` (its ``DatabaseBackend``, ``bench.peers``).
+  django-tasks-db's ``Task.enqueue()`` (its ``DatabaseBackend``, ``bench.peers``); and a
+  floor, what any of them could reach: a bare psycopg loop, no Django, inserting one row
+  (an id and a JSON document) into a table with no other index, each its own transaction.
 - ``tasks_throughput``: tasks enqueued through our backend beforehand (untimed, in one
   transaction, as the django-tasks-db peer enqueues its tasks), then drained by real
   ``runscheduledjobs`` processes, timed as ``bench.ours`` times its drains; the peer's
@@ -27,6 +29,8 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+
+import psycopg
 
 from bench import ours
 from bench.common import Result, Skipped, analyze, count_wal, drain_result
@@ -72,7 +76,11 @@ def _backend_available() -> None:
 
 def loop(dsn: str, *, system: str, jobs: int) -> Result:
     """Jobs/s of a loop of ``jobs`` enqueue calls, one job each, in autocommit."""
-    if system == "tasks_db":
+    if system == "floor":
+        seconds = _floor_loop(dsn, jobs)
+        name = "bare INSERT loop (psycopg, no Django)"
+        notes = "INSERT INTO t (data) VALUES (%s::jsonb) RETURNING *, a table with only its key"
+    elif system == "tasks_db":
         from bench.peers import django_tasks_bench
 
         seconds, notes = django_tasks_bench.enqueue_loop(dsn, jobs=jobs, warm_up=WARM_UP)
@@ -99,6 +107,21 @@ def loop(dsn: str, *, system: str, jobs: int) -> Result:
         seconds=seconds,
         notes=f"{notes}; one call per job, autocommit, after {WARM_UP} untimed calls",
     )
+
+
+def _floor_loop(dsn: str, jobs: int) -> float:
+    """Seconds of ``jobs`` one-row INSERTs, each its own transaction, by one bare psycopg
+    connection: what a commit per job costs on this server, whoever sends it."""
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("CREATE TABLE enqueue_floor (id bigserial PRIMARY KEY, data jsonb NOT NULL)")
+        sql = "INSERT INTO enqueue_floor (data) VALUES (%s::jsonb) RETURNING *"
+        data = '{"task": "bench.noop.noop", "args": [], "kwargs": {}}'
+        for _ in range(WARM_UP):
+            conn.execute(sql, [data]).fetchone()
+        started = time.perf_counter()
+        for _ in range(jobs):
+            conn.execute(sql, [data]).fetchone()
+        return time.perf_counter() - started
 
 
 def tasks_throughput(dsn: str, *, jobs: int, runners: int) -> Result:
