@@ -6,7 +6,9 @@
   through our backend (``django_future.backends.LedgerBackend``, ``bench.tasks``);
   django-tasks-db's ``Task.enqueue()`` (its ``DatabaseBackend``, ``bench.peers``); and a
   floor, what any of them could reach: a bare psycopg loop, no Django, inserting one row
-  (an id and a JSON document) into a table with no other index, each its own transaction.
+  (an id and a JSON document) into a table with no other index, each its own transaction;
+  and our own statement (``schedule`` in queries.sql) sent by the same bare loop: what our
+  SQL allows before any Python of ours runs.
 - ``tasks_throughput``: tasks enqueued through our backend beforehand (untimed, in one
   transaction, as the django-tasks-db peer enqueues its tasks), then drained by real
   ``runscheduledjobs`` processes, timed as ``bench.ours`` times its drains; the peer's
@@ -80,6 +82,11 @@ def loop(dsn: str, *, system: str, jobs: int) -> Result:
         seconds = _floor_loop(dsn, jobs)
         name = "bare INSERT loop (psycopg, no Django)"
         notes = "INSERT INTO t (data) VALUES (%s::jsonb) RETURNING *, a table with only its key"
+    elif system == "sql":
+        ours.migrate(dsn)
+        seconds = _our_statement_loop(dsn, jobs)
+        name = "our schedule statement by a bare psycopg loop"
+        notes = "schedule_job's one statement (queries.sql: schedule), no Django, no checks"
     elif system == "tasks_db":
         from bench.peers import django_tasks_bench
 
@@ -121,6 +128,31 @@ def _floor_loop(dsn: str, jobs: int) -> float:
         started = time.perf_counter()
         for _ in range(jobs):
             conn.execute(sql, [data]).fetchone()
+        return time.perf_counter() - started
+
+
+def _our_statement_loop(dsn: str, jobs: int) -> float:
+    """Seconds of ``jobs`` calls of schedule_job's statement as schedule_job sends it for
+    ``schedule_job('0s', 'bench.noop.noop')``, each its own transaction, by one bare
+    psycopg connection (client-side binding, as Django's)."""
+    import datetime as dt
+
+    from django_future.sql import query
+
+    params = {
+        "data": '{"callable_name": "bench.noop.noop", "args": [], "kwargs": {}}',
+        "start_at": None,
+        "start_in": dt.timedelta(0),
+        "end_at": None,
+        "end_in": dt.timedelta(days=7),
+    }
+    sql = query("schedule")
+    with psycopg.connect(dsn, autocommit=True, cursor_factory=psycopg.ClientCursor) as conn:
+        for _ in range(WARM_UP):
+            conn.execute(sql, params).fetchone()
+        started = time.perf_counter()
+        for _ in range(jobs):
+            conn.execute(sql, params).fetchone()
         return time.perf_counter() - started
 
 
