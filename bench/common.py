@@ -20,6 +20,11 @@ import psycopg
 import psycopg.conninfo
 
 
+class Skipped(Exception):
+    """A figure that cannot be measured here, for the reason given (a part that needs
+    what this tree does not have); the bench says so and goes on."""
+
+
 @dataclass
 class Result:
     """One measured figure."""

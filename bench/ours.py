@@ -23,17 +23,17 @@ ROOT = Path(__file__).resolve().parents[1]
 SETTINGS = "bench.settings"
 
 
-def _env(dsn: str, root: Path = ROOT) -> dict[str, str]:
+def _env(dsn: str, root: Path = ROOT, settings: str = SETTINGS) -> dict[str, str]:
     env = dict(os.environ)
-    env.update(DATABASE_URL=dsn, DJANGO_SETTINGS_MODULE=SETTINGS, PYTHONPATH=str(root))
+    env.update(DATABASE_URL=dsn, DJANGO_SETTINGS_MODULE=settings, PYTHONPATH=str(root))
     return env
 
 
-def migrate(dsn: str) -> None:
+def migrate(dsn: str, settings: str = SETTINGS) -> None:
     subprocess.run(
         [sys.executable, "-m", "django", "migrate", "-v0"],
         cwd=ROOT,
-        env=_env(dsn),
+        env=_env(dsn, settings=settings),
         check=True,
     )
 
@@ -61,7 +61,13 @@ def load(dsn: str, jobs: int, callable_name: str = "bench.noop.noop") -> float:
 
 
 def run_runners(
-    dsn: str, *, jobs: int, runners: int, batch_size: int, root: Path = ROOT
+    dsn: str,
+    *,
+    jobs: int,
+    runners: int,
+    batch_size: int,
+    root: Path = ROOT,
+    settings: str = SETTINGS,
 ) -> tuple[float, int]:
     """Start ``runners`` processes; return (seconds until all exited, peak RSS KiB of one).
 
@@ -69,13 +75,14 @@ def run_runners(
     them (``bench.ours_worker``), as the peers' workers start work only once all are
     ready: a runner started the plain way spends about half a second of CPU importing
     Django, which on two cores would slow the runners already at work. ``root`` is the
-    source tree the runners import (another checkout, for ``compare``)."""
+    source tree the runners import (another checkout, for ``compare``); ``settings`` their
+    Django settings module (``bench.tasks_settings`` for tasks through our backend)."""
     options = ["-i", "--batch-size", str(batch_size)]
     with ReadyWorkers(
         "django-future-ledger",
         lambda ready: [sys.executable, "-m", "bench.ours_worker", str(ready), *options],
         runners,
-        env=_env(dsn, root),
+        env=_env(dsn, root, settings),
         cwd=root,
     ) as pool:
         started = pool.go()

@@ -3,7 +3,8 @@
 
     python3 dev.py bench              # the full run (about ten minutes here)
     python3 dev.py bench --quick      # smaller numbers, for a smoke test
-    python3 dev.py bench --only ours  # a subset: ours, peers, floor, bulk, history, memory, cpu
+    python3 dev.py bench --only ours  # a subset: ours, peers, floor, bulk, history, memory, cpu,
+                                      # enqueue, tasks
     python3 dev.py bench --repeat 3   # every figure the median of three interleaved runs
 
 Every figure comes from the same PostgreSQL server in the same run, each
@@ -31,10 +32,16 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench import cpu, floor, ours  # noqa: E402
-from bench.common import Result, machine_cpu, machine_share, scratch_database  # noqa: E402
+from bench import cpu, enqueue, floor, ours  # noqa: E402
+from bench.common import (  # noqa: E402
+    Result,
+    Skipped,
+    machine_cpu,
+    machine_share,
+    scratch_database,
+)
 
-GROUPS = ("ours", "peers", "floor", "bulk", "history", "memory", "cpu")
+GROUPS = ("ours", "peers", "floor", "bulk", "history", "memory", "cpu", "enqueue", "tasks")
 
 
 def version(dist: str) -> str:
@@ -64,6 +71,10 @@ class Harness:
         except ImportError as exc:
             self.skipped[key] = f"not installed ({exc.name})"
             print(f"skipped: {self.skipped[key]}")
+            return
+        except Skipped as exc:  # what it needs is not in this tree
+            self.skipped[key] = str(exc)
+            print(f"skipped: {exc}")
             return
         except Exception as exc:  # one failed benchmark must not hide the rest
             self.skipped[key] = f"failed: {type(exc).__name__}: {str(exc)[:300]}"
@@ -139,6 +150,8 @@ def plan(*, quick: bool) -> dict[str, Figure]:
     history_big = 100_000 if quick else 1_000_000
     small, big = (500, 5_000) if quick else (1_000, 100_000)
     pgbench_seconds = 5 if quick else 10
+    # One enqueue call per job, each its own transaction: a few seconds per loop.
+    enqueue_calls = 500 if quick else 3_000
     figures = {
         "ours_1": Figure(
             "ours, 1 runner", "ours", lambda d: ours.throughput(d, jobs=jobs, runners=1)
@@ -240,6 +253,28 @@ def plan(*, quick: bool) -> dict[str, Figure]:
                 d, history=size, jobs=jobs_4, runners=4, batch_size=1
             ),
         )
+    for key, system, label in (
+        ("enqueue_tasks_db", "tasks_db", "django-tasks-db, Task.enqueue() loop"),
+        ("enqueue_ours", "schedule_job", "ours, schedule_job() loop"),
+        ("enqueue_backend", "backend", "ours, Task.enqueue() loop through LedgerBackend"),
+        ("enqueue_sql", "sql", "our schedule statement by a bare psycopg loop"),
+        ("enqueue_floor", "floor", "bare INSERT loop, one row per transaction"),
+    ):
+        figures[key] = Figure(
+            label,
+            "enqueue",
+            lambda d, s=system: enqueue.loop(d, system=s, jobs=enqueue_calls),
+        )
+    figures["tasks_db_4"] = Figure(
+        "django-tasks-db tasks, 4 db_worker processes",
+        "tasks",
+        lambda d: _peer("django_tasks_bench").throughput(d, jobs=jobs_4, workers=4),
+    )
+    figures["tasks_ours_4"] = Figure(
+        "tasks through LedgerBackend, 4 runners",
+        "tasks",
+        lambda d: enqueue.tasks_throughput(d, jobs=jobs_4, runners=4),
+    )
     figures["memory_small"] = Figure(
         f"runner memory over {small:,} jobs", "memory", lambda d: ours.memory(d, jobs=small)
     )
@@ -283,6 +318,8 @@ BLOCKS: tuple[tuple[str, ...], ...] = (
     ("history_10k", "history_1m"),
     ("memory_small", "memory_big"),
     ("cpu_ours_1", "cpu_bare_1", "cpu_ours_50", "cpu_bare_50"),
+    ("enqueue_tasks_db", "enqueue_ours", "enqueue_backend", "enqueue_sql", "enqueue_floor"),
+    ("tasks_db_4", "tasks_ours_4"),
 )
 
 
@@ -432,6 +469,55 @@ TARGETS: list[tuple[str, str, str | list[str], str, float]] = [
         1.0,
     ),
     ("runner peak memory, 100k jobs vs 1k jobs", "memory_big", "memory_small", "<=", 1.1),
+    (
+        "enqueue loop, one job per call: schedule_job vs django-tasks-db's Task.enqueue()",
+        "enqueue_ours",
+        "enqueue_tasks_db",
+        ">=",
+        2.0,
+    ),
+    (
+        "enqueue loop, one job per call: Task.enqueue() through LedgerBackend vs django-tasks-db's",
+        "enqueue_backend",
+        "enqueue_tasks_db",
+        ">=",
+        2.0,
+    ),
+    (
+        "for information: bare INSERT loop vs django-tasks-db's (the most any enqueue loop can reach)",
+        "enqueue_floor",
+        "enqueue_tasks_db",
+        ">=",
+        2.0,
+    ),
+    (
+        "for information: our statement by a bare loop vs django-tasks-db's (what our SQL allows)",
+        "enqueue_sql",
+        "enqueue_tasks_db",
+        ">=",
+        2.0,
+    ),
+    (
+        "for information: bare INSERT loop vs our statement by a bare loop (what our SQL costs)",
+        "enqueue_floor",
+        "enqueue_sql",
+        "<=",
+        1.3,
+    ),
+    (
+        "for information: our statement by a bare loop vs schedule_job's (what our Python costs)",
+        "enqueue_sql",
+        "enqueue_ours",
+        "<=",
+        1.3,
+    ),
+    (
+        "tasks through 4 runners: LedgerBackend + runscheduledjobs vs django-tasks-db + db_worker",
+        "tasks_ours_4",
+        "tasks_db_4",
+        ">=",
+        4.0,
+    ),
 ]
 
 

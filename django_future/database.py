@@ -44,13 +44,22 @@ def postgresql_required(alias: str = DEFAULT_DB_ALIAS) -> str:
     return f"{POSTGRESQL_REQUIRED}, but DATABASES[{alias!r}] uses ENGINE {engine!r}."
 
 
+_postgresql_seen = False
+
+
 def require_postgresql() -> None:
     """Raise ImproperlyConfigured unless the database the package uses is PostgreSQL.
 
-    The package uses only the default database. One attribute check: no query.
+    The package uses only the default database. One attribute check, no query, and
+    none at all once it has passed: a process's database does not change engine (and
+    reaching ``connection`` from any thread cost schedule_job several microseconds).
     """
+    global _postgresql_seen
+    if _postgresql_seen:
+        return
     if connection.vendor != "postgresql":
         raise ImproperlyConfigured(postgresql_required())
+    _postgresql_seen = True
 
 
 def _missing_from_database(exc: BaseException) -> bool:

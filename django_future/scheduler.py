@@ -299,18 +299,24 @@ def _remembered(
     return result
 
 
+# The dotted paths that were found callable, for the whole process: a process
+# schedules a few callables many times, and a module, once imported, stays.
+_CALLABLES: set[str] = set()
+
+
 class _Checks:
     """The checks of one call of ``schedule_job`` or ``schedule_jobs``.
 
     A bulk call usually repeats a few callables, times and retry policies over
     thousands of jobs, so the checks that depend only on those remember what
     they found, keyed by value and type (``True == 1``, but ``retries=True`` is
-    refused and ``retries=1`` is not). Arguments and content objects are checked
-    for every job.
+    refused and ``retries=1`` is not). Callables found by their dotted path are
+    remembered for the process (``_CALLABLES``); times and policies only for the
+    call (a naive time depends on the current time zone, a policy on settings).
+    Arguments and content objects are checked for every job.
     """
 
     def __init__(self) -> None:
-        self._callables: set[str] = set()
         self._windows: dict[tuple[object, ...], tuple[_When, _When | None]] = {}
         self._policies: dict[tuple[object, ...], dict[str, Any]] = {}
         self._queues: dict[tuple[object, ...], tuple[str, int]] = {}
@@ -330,11 +336,11 @@ class _Checks:
         )
 
     def callable(self, callable_name: object, content_object: models.Model | None) -> str:
-        if content_object is None and callable_name in self._callables:
+        if content_object is None and callable_name in _CALLABLES:
             return callable_name
         name = _check_callable(callable_name, content_object)
         if content_object is None:
-            self._callables.add(name)
+            _CALLABLES.add(name)
         return name
 
     def prepare(
@@ -450,16 +456,16 @@ def schedule_job(
         priority=priority,
         origin=_origin,
     )
-    job_id = ledger.schedule(
+    job = ledger.schedule(
         json.dumps(data),
         start_at=start.at,
         start_in=start.after,
         end_at=end.at if end else None,
         end_in=end.after if end else None,
     )
-    if job_id is None:
+    if job is None:
         raise ValueError(f"expires: {expires!r} falls before the scheduled time {date!r}")
-    return ScheduledJob.objects.get(pk=job_id)
+    return job
 
 
 def _absolute(when: _When, base: dt.datetime) -> dt.datetime:

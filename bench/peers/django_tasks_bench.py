@@ -13,6 +13,7 @@ settings of its own:
 
     python -m bench.peers.django_tasks_bench prepare JOBS
     python -m bench.peers.django_tasks_bench worker READY_FILE
+    python -m bench.peers.django_tasks_bench enqueue_loop JOBS WARM_UP
 
 A worker sets Django up and connects, writes READY_FILE, waits for a line on stdin, then
 calls ``db_worker``. The headline figure is timed from the "go" line, so process start, Django
@@ -170,6 +171,48 @@ def throughput(dsn: str, *, jobs: int, workers: int) -> Result:
     )
 
 
+def enqueue_loop(dsn: str, *, jobs: int, warm_up: int) -> tuple[float, str]:
+    """Seconds of a loop of ``jobs`` ``Task.enqueue()`` calls in autocommit, one task each
+    (after ``warm_up`` untimed ones), in a subprocess; and a note saying what ran."""
+    done = subprocess.run(
+        [sys.executable, "-m", MODULE, "enqueue_loop", str(jobs), str(warm_up)],
+        cwd=REPO_ROOT,
+        env=_env(dsn),
+        capture_output=True,
+        text=True,
+        timeout=PREPARE_TIMEOUT,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(
+            f"django-tasks-db enqueue loop exited with code {done.returncode}:\n"
+            f"{(done.stdout + done.stderr)[-4000:].strip()}"
+        )
+    found = versions()
+    notes = (
+        f"django-tasks-db {found['django-tasks-db']} with django-tasks {found['django-tasks']} "
+        f"on Django {found['Django']}: a @task's enqueue() through its DatabaseBackend"
+    )
+    return float(done.stdout.strip().splitlines()[-1]), notes
+
+
+def _enqueue_loop_here(jobs: int, warm_up: int) -> None:
+    import time
+
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0)
+    for _ in range(warm_up):
+        noop.enqueue()
+    started = time.perf_counter()
+    for _ in range(jobs):
+        noop.enqueue()
+    print(time.perf_counter() - started)
+
+
 def _prepare_here(jobs: int) -> None:
     import django
 
@@ -209,8 +252,13 @@ def main(argv: list[str]) -> None:
             _prepare_here(int(jobs))
         case ["worker", ready_file]:
             _worker_here(Path(ready_file))
+        case ["enqueue_loop", jobs, warm_up]:
+            _enqueue_loop_here(int(jobs), int(warm_up))
         case _:
-            raise SystemExit(f"usage: python -m {MODULE} prepare JOBS | worker READY_FILE")
+            raise SystemExit(
+                f"usage: python -m {MODULE} prepare JOBS | worker READY_FILE"
+                " | enqueue_loop JOBS WARM_UP"
+            )
 
 
 if __name__ == "__main__":

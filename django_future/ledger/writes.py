@@ -21,7 +21,7 @@ import datetime as dt
 import json
 import os
 import socket
-from collections.abc import Callable, Collection, Iterable
+from collections.abc import Callable, Collection, Iterable, Sequence
 from functools import cache
 from typing import Any
 
@@ -145,12 +145,13 @@ def schedule(
     start_in: dt.timedelta | None,
     end_at: dt.datetime | None,
     end_in: dt.timedelta | None,
-) -> int | None:
-    """Append one job's ``scheduled`` event (``data``, its JSON) and return the new job's
-    id; ``None``, with nothing written, if the window closes before it opens.
+) -> ScheduledJob | None:
+    """Append one job's ``scheduled`` event (``data``, its JSON) and return the new job;
+    ``None``, with nothing written, if the window closes before it opens.
 
     A time is either absolute (``*_at``) or relative (``*_in``: the start from the
-    database's clock, the end from the start)."""
+    database's clock, the end from the start). One statement: the database appends the
+    event, folds it and returns the job's row (schedule.sql)."""
     params: dict[str, Any] = {
         "start_at": start_at,
         "start_in": start_in,
@@ -161,7 +162,51 @@ def schedule(
     with connection.cursor() as cursor, database.tables_needed():
         cursor.execute(query("schedule"), params)
         row = cursor.fetchone()
-    return None if row is None else int(row[0])
+        if row is None:
+            return None
+        # The columns' names straight from the result: cursor.description makes an
+        # object per column, which cost more than the rest of reading the row.
+        result = cursor.cursor.pgresult
+        assert result is not None  # noqa: S101 - a row was fetched
+        columns = tuple(result.fname(i) or b"" for i in range(result.nfields))
+    return _job_reader(columns)(row)
+
+
+_JOB_READERS: dict[tuple[bytes, ...], Callable[[Sequence[Any]], ScheduledJob]] = {}
+
+
+def _job_reader(columns: tuple[bytes, ...]) -> Callable[[Sequence[Any]], ScheduledJob]:
+    """What makes a ScheduledJob of a row of the job table whose columns are ``columns``
+    (their names, as the server sends them), as a query through the ORM would: the
+    model's fields in its own order (the table's may differ), each value through
+    Django's converters for its field. Made once per set of columns and kept."""
+    reader = _JOB_READERS.get(columns)
+    if reader is not None:
+        return reader
+    meta = ScheduledJob._meta
+    at = {name.decode(): i for i, name in enumerate(columns)}
+    names = [field.attname for field in meta.concrete_fields]
+    order: list[int] = []  # where each field's value is in the row
+    converted = []  # (position, column, converters) of the fields that have any
+    for k, field in enumerate(meta.concrete_fields):
+        assert field.column is not None  # noqa: S101 - a concrete field has a column
+        order.append(at[field.column])
+        col = field.get_col(meta.db_table)
+        converters = [*connection.ops.get_db_converters(col), *col.get_db_converters(connection)]
+        if converters:
+            converted.append((k, col, converters))
+
+    def read(row: Sequence[Any]) -> ScheduledJob:
+        values = [row[i] for i in order]
+        for k, col, converters in converted:
+            value = values[k]
+            for convert in converters:
+                value = convert(value, col, connection)
+            values[k] = value
+        return ScheduledJob.from_db(connection.alias, names, values)
+
+    _JOB_READERS[columns] = read
+    return read
 
 
 def schedule_chunks(chunks: Callable[[dt.datetime], Iterable[list[str]]]) -> list[int]:

@@ -21,6 +21,7 @@ family beside this module, and that file holds its current definition:
 - ``complete.sql``: the runner's completions and its step
   (``django_future_complete_and_claim``, which keeps an in-line copy of the start and
   of a completion, for speed: see the file);
+- ``schedule.sql``: one job of ``schedule_job()``;
 - ``bulk.sql``: one chunk of ``schedule_jobs()``;
 - ``views.sql``: the audit views (docs/audit.md).
 
@@ -111,6 +112,7 @@ LIVE_FILES: tuple[str, ...] = (
     "append.sql",
     "claim.sql",
     "complete.sql",
+    "schedule.sql",
     "bulk.sql",
     "views.sql",
 )

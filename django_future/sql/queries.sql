@@ -2,31 +2,18 @@
 -- followed by a one-line description; ``django_future.sql.query(name)`` loads it.
 -- Parameters are psycopg named placeholders. The fold trigger
 -- (fold_trigger.sql) turns every INSERT below into the matching change of the
--- job's row; the functions of append.sql, claim.sql, complete.sql and bulk.sql
--- fold the events they append themselves.
+-- job's row; the functions of append.sql, claim.sql, complete.sql, schedule.sql
+-- and bulk.sql fold the events they append themselves.
 
 -- name: schedule
--- Append a job's first event; the fold creates its row. Relative times are
--- resolved on the database clock so that every runner and every web process
--- agree on "now". Returns no row (and writes nothing) if the job would expire
--- before it is due.
-WITH slot AS (
-    SELECT start, COALESCE(%(end_at)s::timestamptz, start + %(end_in)s::interval) AS finish
-    FROM (
-        SELECT COALESCE(%(start_at)s::timestamptz,
-                        statement_timestamp() + %(start_in)s::interval) AS start
-    ) s
-)
-INSERT INTO django_future_jobevent (job_id, seq, kind, at, data)
-SELECT
-    nextval(pg_get_serial_sequence('django_future_scheduledjob', 'id')),
-    1,
-    'scheduled',
-    statement_timestamp(),
-    %(data)s::jsonb || jsonb_build_object('time_slot_start', start, 'time_slot_end', finish)
-FROM slot
-WHERE finish IS NULL OR finish >= start
-RETURNING job_id;
+-- Schedule one job: append its first event and create its row, folded in the
+-- same statement (see schedule.sql). Relative times are resolved on the
+-- database clock so that every runner and every web process agree on "now".
+-- Returns the job's row, or no row (and writes nothing) if the job would
+-- expire before it is due.
+SELECT * FROM django_future_schedule_one(%(data)s::jsonb, %(start_at)s::timestamptz,
+                                         %(start_in)s::interval, %(end_at)s::timestamptz,
+                                         %(end_in)s::interval);
 
 -- name: schedule_lines
 -- One chunk of schedule_jobs(): one job per line, the JSON data of its

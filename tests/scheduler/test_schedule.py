@@ -6,7 +6,7 @@ import datetime as dt
 import zoneinfo
 
 import pytest
-from django.db import transaction
+from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 
 from django_future import ledger, schedule_job
@@ -278,10 +278,15 @@ def test_job_rows_cannot_be_saved_or_deleted_from_python() -> None:
         job.delete()
 
 
-def test_schedule_costs_two_queries(django_assert_num_queries) -> None:  # type: ignore[no-untyped-def]
+def test_schedule_costs_one_query(django_assert_num_queries) -> None:  # type: ignore[no-untyped-def]
     schedule_job("1d", "tests.handlers.record")  # warm the content-type cache etc.
-    with django_assert_num_queries(2):  # the INSERT of the event, then reading the row back
-        schedule_job("1d", "tests.handlers.record")
+    with django_assert_num_queries(1):  # the event appended and folded, the row returned
+        job = schedule_job("1d", "tests.handlers.record")
+    # The job as returned is the job as stored, field for field.
+    stored = ScheduledJob.objects.get(pk=job.pk)
+    fields = [field.attname for field in ScheduledJob._meta.concrete_fields]
+    assert [getattr(job, name) for name in fields] == [getattr(stored, name) for name in fields]
+    assert job._state.adding is False and job._state.db == stored._state.db
 
 
 def test_reschedule_refuses_when_the_content_object_is_gone() -> None:
@@ -293,3 +298,39 @@ def test_reschedule_refuses_when_the_content_object_is_gone() -> None:
     with pytest.raises(ValueError, match=r"its content object .* no longer exists"):
         job.reschedule("1d")
     assert counts() == before
+
+
+def test_the_scheduled_event_is_stamped_as_the_trigger_stamps_it() -> None:
+    """schedule_job appends and folds its event itself (schedule.sql): its time is its
+    statement's, its hash chained to no previous event, and the row is its fold."""
+    with transaction.atomic():
+        job = schedule_job("0s", "tests.handlers.record", args=[1], kwargs={"k": "v"})
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT statement_timestamp()")
+            (later,) = cursor.fetchone()
+    (event,) = JobEvent.objects.filter(job_id=job.pk)
+    assert event.at == job.created_at <= later
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT django_future_event_hash(NULL, job_id, seq, kind, at, runner, data)"
+            " FROM django_future_jobevent WHERE id = %s",
+            [event.pk],
+        )
+        assert cursor.fetchone() == (event.hash,)
+    assert job.last_hash == event.hash and job.last_seq == 1
+    assert ledger.verify() == []
+
+
+def test_schedule_job_leaves_the_guards_on_for_the_rest_of_its_transaction() -> None:
+    with transaction.atomic():
+        job = schedule_job("1d", "tests.handlers.record")
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT current_setting('django_future.folded', true)")
+            assert cursor.fetchone() == ("",)
+        with pytest.raises(DatabaseError, match="refused"), transaction.atomic():
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    "UPDATE django_future_scheduledjob SET status = 'complete' WHERE id = %s",
+                    [job.pk],
+                )
+    assert ScheduledJob.objects.get(pk=job.pk).status == "scheduled"
