@@ -19,7 +19,7 @@ DROP_SCHEDULE_ONE = (
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("django_future", "0003_one_due_selection"),
+        ("django_future", "0004_queues_priorities"),
     ]
 
     operations = [
