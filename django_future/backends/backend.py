@@ -24,7 +24,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.utils.dateparse import parse_datetime
 from django.utils.module_loading import import_string
 
-from django_future import taskhook
+from django_future import config, taskhook
 from django_future.backends.compat import (
     BaseTaskBackend,
     InvalidTask,
@@ -107,8 +107,15 @@ class LedgerBackend(BaseTaskBackend):
         if not found and not self._option_problems():
             # Each is right alone; together with the backend's, the backoff must be too.
             merged = Options.merged(self.options, task).schedule_job_kwargs()
-            delays = {k: merged[k] for k in ("retry_delay", "retry_max_delay")}
-            found = problems(delays, where=f"task {task.module_path} with TASKS' OPTIONS")
+            if merged["retries"]:
+                # What schedule_job will use: the package's default for what is unset.
+                delays = {
+                    "retry_delay": merged["retry_delay"] or config.retry_delay(),
+                    "retry_max_delay": merged["retry_max_delay"] or config.retry_max_delay(),
+                }
+                if merged["retry_max_delay"] is None:
+                    delays.pop("retry_max_delay")  # the default grows to fit the delay
+                found = problems(delays, where=f"task {task.module_path} with TASKS' OPTIONS")
         if found:
             raise InvalidTask("; ".join(found))
 
