@@ -14,7 +14,7 @@ from __future__ import annotations
 import inspect
 import json
 import logging
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from django.apps import apps
@@ -83,21 +83,26 @@ class LedgerBackend(BaseTaskBackend):
             raise ImproperlyConfigured("; ".join(found))
         return Options.merged(self.options, task)
 
-    def check(self, **kwargs: Any) -> Iterable[checks.CheckMessage]:
-        yield from super().check(**kwargs)
+    def check(self, **kwargs: Any) -> list[checks.CheckMessage]:
+        found = list(super().check(**kwargs))
         for problem in self._option_problems():
-            yield checks.Error(
-                problem,
-                hint="See docs/tasks.md for the options of django_future.backends.LedgerBackend.",
-                id="django_future.E010",
+            found.append(
+                checks.Error(
+                    problem,
+                    hint="docs/tasks.md lists the options of django_future.backends.LedgerBackend.",
+                    id="django_future.E010",
+                )
             )
         if not apps.is_installed("django_future"):
-            yield checks.Error(
-                f"TASKS[{self.alias!r}] uses django_future.backends.LedgerBackend, "
-                "but 'django_future' is not in INSTALLED_APPS",
-                hint="Add 'pgtrigger' and 'django_future' to INSTALLED_APPS.",
-                id="django_future.E011",
+            found.append(
+                checks.Error(
+                    f"TASKS[{self.alias!r}] uses django_future.backends.LedgerBackend, "
+                    "but 'django_future' is not in INSTALLED_APPS",
+                    hint="Add 'pgtrigger' and 'django_future' to INSTALLED_APPS.",
+                    id="django_future.E011",
+                )
             )
+        return found
 
     def validate_task(self, task: Any) -> None:
         super().validate_task(task)
@@ -126,9 +131,9 @@ class LedgerBackend(BaseTaskBackend):
         options = self._options(task)
         # Django's check of the arguments first (TypeError "Unsupported type", or
         # ValueError), then schedule_job's (TypeError: NaN, NUL characters...).
-        args = normalize_json(list(args))
-        kwargs = normalize_json(dict(kwargs))
-        job = _schedule(task, args, kwargs, options, self.alias)
+        json_args = normalize_json(list(args))
+        json_kwargs = normalize_json(dict(kwargs))
+        job = _schedule(task, json_args, json_kwargs, options, self.alias)
         reading = read(job.pk)
         assert reading is not None  # noqa: S101 - written just now, in this transaction
         result = self._result(task, reading)
@@ -145,7 +150,7 @@ class LedgerBackend(BaseTaskBackend):
     def _result(self, task: Any, reading: Reading) -> Any:
         fields = reading.fields()
         value = fields.pop("_return_value")
-        result = TaskResult(
+        result: Any = TaskResult(
             task=task,
             id=str(reading.job_id),
             args=list(reading.scheduled.get("args", [])),
@@ -172,9 +177,7 @@ def _placement(task: Any) -> tuple[str, int]:
     return task.queue_name, task.priority
 
 
-def _schedule(
-    task: Any, args: Any, kwargs: Any, options: Options, alias: str
-) -> ScheduledJob:
+def _schedule(task: Any, args: Any, kwargs: Any, options: Options, alias: str) -> ScheduledJob:
     """The one call of schedule_job for a task (and so the one place queue and
     priority are handed over)."""
     queue, priority = _placement(task)

@@ -123,7 +123,7 @@ class Options:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class LedgerTask(Task):  # type: ignore[misc]
+class LedgerTask(Task):
     """The backend's ``task_class``: a Django ``Task`` with the ledger's options.
 
     Each is ``DEFAULT`` unless given to ``@task(...)`` (Django 6.1, or the backport):
@@ -131,9 +131,9 @@ class LedgerTask(Task):  # type: ignore[misc]
     """
 
     retries: int | _Default = DEFAULT
-    retry_delay: dt.timedelta | str | None | _Default = DEFAULT
-    retry_max_delay: dt.timedelta | str | None | _Default = DEFAULT
-    expires: dt.timedelta | str | None | _Default = DEFAULT
+    retry_delay: dt.timedelta | str | _Default | None = DEFAULT
+    retry_max_delay: dt.timedelta | str | _Default | None = DEFAULT
+    expires: dt.timedelta | str | _Default | None = DEFAULT
     atomic: bool | _Default = DEFAULT
 
     def own_options(self) -> dict[str, Any]:

@@ -7,8 +7,9 @@ the tests that use them skip elsewhere (``PER_TASK_OPTIONS``).
 
 from __future__ import annotations
 
-import django
 from typing import Any
+
+import django
 
 from django_future.backends.compat import FRAMEWORK, TaskContext, task
 from tests.testapp.models import Order

@@ -145,8 +145,6 @@ def test_bad_per_task_options_are_invalid_tasks(options: dict[str, Any], message
 @per_task
 @pytest.mark.unit
 def test_per_task_options_need_our_backend() -> None:
-    with override_settings(
-        TASKS={"default": {"BACKEND": "django_future.backends.LedgerBackend"}}
-    ):
+    with override_settings(TASKS={"default": {"BACKEND": "django_future.backends.LedgerBackend"}}):
         made = task(retries=2)(tasks.noop.func)
     assert made.retries == 2

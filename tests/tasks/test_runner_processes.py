@@ -25,7 +25,7 @@ def test_a_runner_process_runs_tasks_and_any_process_reads_them() -> None:
     bad = tasks.refuse.enqueue("in a runner")
     coro = tasks.async_add.enqueue(1, 1)
     runner = start_runner("-i")
-    out, err = runner.communicate(timeout=60)
+    _, err = runner.communicate(timeout=60)
     assert runner.returncode == 0, err
     ok.refresh()
     assert ok.status == TaskResultStatus.SUCCESSFUL

@@ -20,9 +20,9 @@ from django_future.backends.compat import (
     task_finished,
     task_started,
 )
-from django_future.models import EventKind, ScheduledJob
+from django_future.models import ScheduledJob
 from django_future.runner import JobFailedError, run_jobs
-from tests.support import event, fresh, kinds, later, start_runner, wait_until
+from tests.support import event, fresh, kinds, later
 from tests.tasks import tasks
 from tests.testapp.models import Order
 
@@ -120,7 +120,7 @@ def test_a_failure_is_a_task_error_with_its_class_and_traceback() -> None:
     assert error.traceback == event(job_of(result), "failed").data["error"]
     assert result.finished_at == event(job_of(result), "failed").at
     with pytest.raises(ValueError, match="failed"):
-        result.return_value
+        result.return_value  # noqa: B018 - the property raises
 
 
 def test_a_builtin_exception_is_named_in_builtins() -> None:
