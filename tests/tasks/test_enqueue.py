@@ -348,3 +348,8 @@ def test_arguments_are_normalised_as_django_does() -> None:
     assert result.args == [[1, 2], "bytes"]
     assert result.kwargs == {"key": {"a": [3]}}
     assert fresh_job(result).args == [[1, 2], "bytes"]
+
+
+def test_takes_context_needs_a_context_parameter() -> None:
+    with pytest.raises(InvalidTask, match="first argument of 'context'"):
+        task(takes_context=True)(tasks.add.func)

@@ -328,3 +328,23 @@ if tasks.PER_TASK_OPTIONS:
     def test_expires_none_per_task_never_expires() -> None:
         job = job_of(tasks.never_expires.enqueue())
         assert job.time_slot_end is None
+
+
+def test_a_task_scheduled_with_schedule_job_runs_as_a_task() -> None:
+    job = schedule_job("0s", tasks.add.module_path, args=[4, 5])
+    run_jobs()
+    result = tasks.add.get_result(str(job.pk))
+    assert result.status == TaskResultStatus.SUCCESSFUL
+    assert fresh(job).return_value == "9"
+
+
+@pytest.mark.skipif(
+    not SCHEDULE_JOB_TAKES_QUEUE, reason="claims by priority come with the queues branch"
+)
+def test_larger_priorities_run_first() -> None:
+    low = tasks.noop.using(priority=-5).enqueue()
+    high = tasks.noop.using(priority=50).enqueue()
+    middle = tasks.noop.enqueue()
+    run_jobs()
+    order = sorted((low, high, middle), key=lambda r: event(job_of(r), "started").pk)
+    assert [r.id for r in order] == [high.id, middle.id, low.id]
