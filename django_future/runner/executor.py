@@ -5,6 +5,12 @@ attempts left.
 A runner's loop hands each job it started to its ``Executor``. A plain job's
 completion is not sent at once: the executor keeps it (``unrecorded``) and the loop
 sends it with its next claim, in the same statement and commit.
+
+A Django task (a dotted path to a ``Task``, enqueued by ``django_future.backends``) is
+called through ``django_future.taskhook``, which the backend fills: the runner never
+imports the backend. Its completion is recorded at once, and the hook hears when the
+outcome is in the ledger (for ``task_finished``). A coroutine function runs through
+asgiref's ``async_to_sync``.
 """
 
 from __future__ import annotations
