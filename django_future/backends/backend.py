@@ -155,7 +155,7 @@ class LedgerBackend(BaseTaskBackend):
             id=str(reading.job_id),
             args=list(reading.scheduled.get("args", [])),
             kwargs=dict(reading.scheduled.get("kwargs", {})),
-            backend=task.backend,
+            backend=str(reading.scheduled.get("task_backend") or task.backend),
             **fields,
         )
         object.__setattr__(result, "_return_value", value)
@@ -163,14 +163,13 @@ class LedgerBackend(BaseTaskBackend):
 
 
 def _job_id(result_id: object) -> int | None:
-    if isinstance(result_id, bool):
-        return None
-    if isinstance(result_id, int):
-        return result_id if result_id > 0 else None
-    if isinstance(result_id, str) and result_id.isascii() and result_id.isdigit():
+    """The job id in a result id ("42", or 42), or None if it cannot be one (a bigint)."""
+    value: int | None = None
+    if isinstance(result_id, int) and not isinstance(result_id, bool):
+        value = result_id
+    elif isinstance(result_id, str) and result_id.isascii() and result_id.isdigit():
         value = int(result_id)
-        return value if 0 < value < 2**63 else None
-    return None
+    return value if value is not None and 0 < value < 2**63 else None
 
 
 def _placement(task: Any) -> tuple[str, int]:

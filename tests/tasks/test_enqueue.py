@@ -146,6 +146,17 @@ def test_unknown_or_malformed_ids_do_not_exist(result_id: str) -> None:
         default_task_backend.get_result(result_id)
 
 
+@pytest.mark.parametrize("result_id", [2**70, -5, 0, None, True, 1.0])
+def test_ids_that_are_no_strings_do_not_exist_either(result_id: object) -> None:
+    with pytest.raises(TaskResultDoesNotExist):
+        default_task_backend.get_result(result_id)
+
+
+def test_an_int_id_reads_the_same_result() -> None:
+    result = tasks.noop.enqueue()
+    assert default_task_backend.get_result(int(result.id)) == result
+
+
 def test_aget_result_of_an_unknown_id() -> None:
     async def scenario() -> None:
         with pytest.raises(TaskResultDoesNotExist):
