@@ -7,6 +7,7 @@ the tests that use them skip elsewhere (``PER_TASK_OPTIONS``).
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import django
@@ -121,3 +122,30 @@ if PER_TASK_OPTIONS:
     @task(expires=None)
     def never_expires() -> None:
         return None
+
+
+# In a runner process started with TASKS_SIGNAL_LOG=<file>: one line per task signal
+# received there, for tests/tasks/test_runner_processes.py.
+if os.environ.get("TASKS_SIGNAL_LOG"):
+    from django_future.backends.compat import task_enqueued, task_finished, task_started
+
+    def _log_signal(signal_name: str) -> Any:
+        def receive(sender: Any, task_result: Any, **kwargs: Any) -> None:
+            with open(os.environ["TASKS_SIGNAL_LOG"], "a") as log:
+                print(
+                    signal_name,
+                    sender.__name__,
+                    task_result.id,
+                    task_result.status,
+                    os.getpid(),
+                    file=log,
+                )
+
+        return receive
+
+    for _name, _signal in (
+        ("enqueued", task_enqueued),
+        ("started", task_started),
+        ("finished", task_finished),
+    ):
+        _signal.connect(_log_signal(_name), weak=False, dispatch_uid=f"log-{_name}")

@@ -4,6 +4,7 @@ process reads their results from the ledger."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -36,3 +37,20 @@ def test_a_runner_process_runs_tasks_and_any_process_reads_them() -> None:
     assert bad.status == TaskResultStatus.FAILED
     assert bad.errors[0].exception_class is tasks.Refused
     assert tasks.async_add.get_result(coro.id).status == TaskResultStatus.SUCCESSFUL
+
+
+def test_started_and_finished_are_sent_in_the_runner_process(tmp_path: Path) -> None:
+    log = tmp_path / "signals.log"
+    ok = tasks.add.enqueue(1, 2)
+    bad = tasks.refuse.enqueue()
+    runner = start_runner("-i", TASKS_SIGNAL_LOG=str(log))
+    _, err = runner.communicate(timeout=60)
+    assert runner.returncode == 0, err
+    lines = [line.split() for line in log.read_text().splitlines()]
+    pid = str(runner.pid)
+    assert lines == [
+        ["started", "LedgerBackend", ok.id, "RUNNING", pid],
+        ["finished", "LedgerBackend", ok.id, "SUCCESSFUL", pid],
+        ["started", "LedgerBackend", bad.id, "RUNNING", pid],
+        ["finished", "LedgerBackend", bad.id, "FAILED", pid],
+    ]
