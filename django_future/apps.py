@@ -1,4 +1,5 @@
 from django.apps import AppConfig
+from django.conf import settings
 
 
 class DjangoFutureConfig(AppConfig):
@@ -19,3 +20,14 @@ class DjangoFutureConfig(AppConfig):
         models.provide_operations(
             models.Operations(cancel=ledger.cancel, schedule_job=scheduler.schedule_job)
         )
+
+        # A project that runs Django's tasks on the ledger: the runner can run them once
+        # the backend has filled django_future.taskhook, which importing it does. (Any
+        # module of tasks imports it too, when its @task makes the backend.)
+        tasks = getattr(settings, "TASKS", None)
+        if isinstance(tasks, dict) and any(
+            isinstance(params, dict)
+            and str(params.get("BACKEND", "")).startswith("django_future.backends")
+            for params in tasks.values()
+        ):
+            from django_future import backends  # noqa: F401

@@ -22,7 +22,7 @@ from django.contrib.contenttypes.models import ContentType
 from django.db import models
 from django.utils import timezone
 
-from django_future import config, database, ledger
+from django_future import config, database, ledger, taskhook
 from django_future.callables import InvalidCallableError, import_callable, job_as_parameter
 from django_future.models import ScheduledJob
 from django_future.retries import backoff
@@ -252,7 +252,8 @@ def _check_callable(callable_name: object, content_object: models.Model | None) 
             "(a bare method name needs a content_object)"
         )
     target = import_callable(callable_name)
-    if not callable(target):
+    # A Django task (django_future.backends) is no callable, but the runner runs it.
+    if not callable(target) and not taskhook.accepts(target, callable_name):
         raise InvalidCallableError(
             f"{callable_name!r} is a {type(target).__name__}, not a callable"
         )

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 
+import django
 from django.core.exceptions import ImproperlyConfigured
 
 from tools.pg import database_settings
@@ -35,6 +36,21 @@ INSTALLED_APPS = [
     "django_future",
     "tests.testapp",
 ]
+if django.VERSION < (6, 0):
+    INSTALLED_APPS.append("django_tasks")  # the django-tasks backport of django.tasks
+
+# Django's tasks on the ledger (tests/tasks). "retrying" has backend-wide options.
+TASKS = {
+    "default": {
+        "BACKEND": "django_future.backends.LedgerBackend",
+        "QUEUES": ["default", "emails"],
+    },
+    "retrying": {
+        "BACKEND": "django_future.backends.LedgerBackend",
+        "QUEUES": [],
+        "OPTIONS": {"retries": 2, "retry_delay": "1s", "expires": "1h"},
+    },
+}
 
 DATABASES = {"default": database_settings(_DATABASE_URL)}
 

@@ -24,8 +24,9 @@ The layers
 
 The ledger imports ``models``, ``config`` and ``sql``, and nothing above it. The
 scheduler and the runner sit on it side by side (and never import each other: what
-they share is in ``callables.py`` and ``retries.py``, below both); the admin, the
-audit, the system checks and the management commands sit on top.
+they share is in ``callables.py``, ``retries.py`` and ``taskhook.py``, below both);
+the admin, the audit, the system checks, the task backend (``backends``) and the
+management commands sit on top.
 ``tests/setup/test_layers.py`` fails on an import against these arrows, or on any
 import cycle, imports inside functions included.
 

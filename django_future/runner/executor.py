@@ -5,6 +5,12 @@ attempts left.
 A runner's loop hands each job it started to its ``Executor``. A plain job's
 completion is not sent at once: the executor keeps it (``unrecorded``) and the loop
 sends it with its next claim, in the same statement and commit.
+
+A Django task (a dotted path to a ``Task``, enqueued by ``django_future.backends``) is
+called through ``django_future.taskhook``, which the backend fills: the runner never
+imports the backend. Its completion is recorded at once, and the hook hears when the
+outcome is in the ledger (for ``task_finished``). A coroutine function runs through
+asgiref's ``async_to_sync``.
 """
 
 from __future__ import annotations
@@ -17,10 +23,11 @@ import traceback
 from collections.abc import Callable
 from typing import Any
 
+from asgiref.sync import async_to_sync, iscoroutinefunction
 from django.db import InterfaceError, OperationalError, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
 
-from django_future import ledger
+from django_future import ledger, taskhook
 from django_future.callables import import_callable
 from django_future.models import EventKind, ScheduledJob
 from django_future.retries import backoff
@@ -95,6 +102,9 @@ class Executor:
         self.unrecorded: list[ledger.Completion] = []
         self.unrecorded_since = 0.0
         self._completing = False  # the job returned; its outcome is being recorded
+        # The job in hand is a Django task (see taskhook.py): its completion is recorded
+        # at once, and the hook hears when its outcome is in the ledger.
+        self._task_runner: taskhook.TaskRunner | None = None
         self._called_at = 0.0  # when the job in hand was called (time.monotonic)
 
     def execute(self, job: ScheduledJob, report: RunReport) -> None:
@@ -112,6 +122,7 @@ class Executor:
             job.attempts,
         )
         self._completing = False
+        self._task_runner = None
         self._called_at = time.monotonic()
         try:
             value = self._call_and_complete(job)
@@ -120,10 +131,17 @@ class Executor:
         except (OperationalError, InterfaceError) as exc:
             if self._completing:  # recording the outcome failed: the connection is gone
                 raise DatabaseLostError(exc, job) from exc
-            self._record_failure(job, report)
+            try:
+                self._record_failure(job, report)
+            finally:
+                self._task_finished(job)
         except BaseException:
-            self._record_failure(job, report)
+            try:
+                self._record_failure(job, report)
+            finally:
+                self._task_finished(job)
         else:
+            self._task_finished(job)
             report.completed.append(job.pk)
             if self.delete_completed:
                 report.deleted.append(job.pk)
@@ -138,8 +156,26 @@ class Executor:
         # Left set if an exception escapes, so that DatabaseLostError can name the job.
         self.in_hand = None
 
-    def _call_and_complete(self, job: ScheduledJob) -> str | None:
+    def _callable(self, job: ScheduledJob) -> tuple[Callable[..., Any], list[Any]]:
+        """What to call: a Django task through the task hook, a coroutine function
+        through asgiref's ``async_to_sync``, anything else as it is."""
         func, args = resolve(job)
+        hook = taskhook.registered()
+        wrapped = hook.wrap(job, func) if hook is not None else None
+        if wrapped is not None:
+            self._task_runner = hook
+            return wrapped, args
+        if iscoroutinefunction(func):
+            return async_to_sync(func), args
+        return func, args
+
+    def _task_finished(self, job: ScheduledJob) -> None:
+        """Tell the task hook that the task's outcome is recorded (task_finished)."""
+        if self._task_runner is not None:
+            self._task_runner.finished(job)
+
+    def _call_and_complete(self, job: ScheduledJob) -> str | None:
+        func, args = self._callable(job)
         if job.atomic:
             # The job's writes and its completion commit together, or not at all.
             with transaction.atomic():
@@ -152,8 +188,9 @@ class Executor:
                 result = func(*args, **job.kwargs)
         else:
             result = func(*args, **job.kwargs)
-        if not self.delete_completed:
+        if not self.delete_completed and self._task_runner is None:
             # One statement, atomic by itself: it goes with the runner's next claim.
+            # (Not a task's: task_finished is sent once the completion is recorded.)
             value = None if result is None else str(result)
             if not self.unrecorded:
                 self.unrecorded_since = time.monotonic()

@@ -1,0 +1,308 @@
+"""``LedgerBackend``: Django's task API over ``schedule_job`` and the ledger.
+
+A task is a job: ``enqueue`` calls ``schedule_job`` with the task's dotted path, its
+arguments, ``run_after`` (now if None), its queue and priority, and the backend's and the
+task's options; the job's ``scheduled`` event records the backend alias. The result id
+is the job id. ``get_result`` reads the ledger (``results.py``), from any process.
+
+The runner runs a task through ``django_future.taskhook``, which this module fills when
+it is imported: the runner never imports the backend.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from django.apps import apps
+from django.conf import settings
+from django.core import checks
+from django.core.exceptions import ImproperlyConfigured
+from django.utils.dateparse import parse_datetime
+from django.utils.module_loading import import_string
+
+from django_future import config, taskhook
+from django_future.backends.compat import (
+    BaseTaskBackend,
+    InvalidTask,
+    InvalidTaskBackend,
+    Task,
+    TaskContext,
+    TaskResult,
+    TaskResultDoesNotExist,
+    normalize_json,
+    task_backends,
+    task_enqueued,
+    task_finished,
+    task_started,
+)
+from django_future.backends.options import LedgerTask, Options, problems
+from django_future.backends.results import Reading, read
+from django_future.models import ScheduledJob
+from django_future.scheduler import schedule_job
+
+__all__ = ["LedgerBackend", "TaskReturnValueError"]
+
+logger = logging.getLogger("django_future.tasks")
+
+# Until schedule_job takes queue= and priority= (ScheduledJob.queue and .priority), the
+# two go in the scheduled event's data, beside the backend alias: see _schedule.
+SCHEDULE_JOB_TAKES_QUEUE = "queue" in inspect.signature(schedule_job).parameters
+
+
+class TaskReturnValueError(TypeError):
+    """A task returned a value that JSON cannot hold: the attempt fails with this."""
+
+
+class LedgerBackend(BaseTaskBackend):
+    """Django task backend: each task is a ``django_future`` job in the ledger."""
+
+    task_class = LedgerTask
+    supports_defer = True
+    supports_async_task = True
+    supports_get_result = True
+    supports_priority = True
+
+    # --- configuration ------------------------------------------------------------
+    # OPTIONS are checked by the system check (django_future.E010) and again at each
+    # enqueue (ImproperlyConfigured), not here: Django makes backends lazily, and a
+    # backend that raised when made would stop `manage.py check` with a traceback.
+
+    def _option_problems(self) -> list[str]:
+        where = f"TASKS[{self.alias!r}]['OPTIONS']"
+        if not isinstance(self.options, Mapping):
+            return [f"{where} must be a dict, not {type(self.options).__name__}"]
+        return problems(self.options, where=where)
+
+    def _options(self, task: object) -> Options:
+        found = self._option_problems()
+        if found:
+            raise ImproperlyConfigured("; ".join(found))
+        return Options.merged(self.options, task)
+
+    def check(self, **kwargs: Any) -> list[checks.CheckMessage]:
+        found = list(super().check(**kwargs))
+        for problem in self._option_problems():
+            found.append(
+                checks.Error(
+                    problem,
+                    hint="docs/tasks.md lists the options of django_future.backends.LedgerBackend.",
+                    id="django_future.E010",
+                )
+            )
+        if not apps.is_installed("django_future"):
+            found.append(
+                checks.Error(
+                    f"TASKS[{self.alias!r}] uses django_future.backends.LedgerBackend, "
+                    "but 'django_future' is not in INSTALLED_APPS",
+                    hint="Add 'pgtrigger' and 'django_future' to INSTALLED_APPS.",
+                    id="django_future.E011",
+                )
+            )
+        return found
+
+    def validate_task(self, task: Any) -> None:
+        super().validate_task(task)
+        if not isinstance(task, LedgerTask):
+            return
+        found = problems(task.own_options(), where=f"task {task.module_path}")
+        if not found and not self._option_problems():
+            # Each is right alone; together with the backend's, the backoff must be too.
+            merged = Options.merged(self.options, task).schedule_job_kwargs()
+            if merged["retries"]:
+                # What schedule_job will use: the package's default for what is unset.
+                delays = {
+                    "retry_delay": merged["retry_delay"] or config.retry_delay(),
+                    "retry_max_delay": merged["retry_max_delay"] or config.retry_max_delay(),
+                }
+                if merged["retry_max_delay"] is None:
+                    delays.pop("retry_max_delay")  # the default grows to fit the delay
+                found = problems(delays, where=f"task {task.module_path} with TASKS' OPTIONS")
+        if found:
+            raise InvalidTask("; ".join(found))
+
+    # --- enqueue and results -------------------------------------------------------
+
+    def enqueue(self, task: Any, args: Sequence[Any], kwargs: Mapping[str, Any]) -> Any:
+        self.validate_task(task)
+        options = self._options(task)
+        # Django's check of the arguments first (TypeError "Unsupported type", or
+        # ValueError), then schedule_job's (TypeError: NaN, NUL characters...).
+        json_args = normalize_json(list(args))
+        json_kwargs = normalize_json(dict(kwargs))
+        job = _schedule(task, json_args, json_kwargs, options, self.alias)
+        reading = read(job.pk)
+        assert reading is not None  # noqa: S101 - written just now, in this transaction
+        result = self._result(task, reading)
+        task_enqueued.send(type(self), task_result=result)
+        return result
+
+    def get_result(self, result_id: Any) -> Any:
+        job_id = _job_id(result_id)
+        reading = read(job_id) if job_id is not None else None
+        if reading is None:
+            raise TaskResultDoesNotExist(f"no task result {result_id!r}")
+        return self._result(_task_of(reading, result_id), reading)
+
+    def _result(self, task: Any, reading: Reading) -> Any:
+        fields = reading.fields()
+        value = fields.pop("_return_value")
+        result: Any = TaskResult(
+            task=task,
+            id=str(reading.job_id),
+            args=list(reading.scheduled.get("args", [])),
+            kwargs=dict(reading.scheduled.get("kwargs", {})),
+            backend=str(reading.scheduled.get("task_backend") or task.backend),
+            **fields,
+        )
+        object.__setattr__(result, "_return_value", value)
+        return result
+
+
+def _job_id(result_id: object) -> int | None:
+    """The job id in a result id ("42", or 42), or None if it cannot be one (a bigint)."""
+    value: int | None = None
+    if isinstance(result_id, int) and not isinstance(result_id, bool):
+        value = result_id
+    elif isinstance(result_id, str) and result_id.isascii() and result_id.isdigit():
+        value = int(result_id)
+    return value if value is not None and 0 < value < 2**63 else None
+
+
+def _placement(task: Any) -> tuple[str, int]:
+    return task.queue_name, task.priority
+
+
+def _schedule(task: Any, args: Any, kwargs: Any, options: Options, alias: str) -> ScheduledJob:
+    """The one call of schedule_job for a task (and so the one place queue and
+    priority are handed over)."""
+    queue, priority = _placement(task)
+    origin: dict[str, Any] = {"task_backend": alias}
+    if task.run_after is not None:
+        origin["run_after"] = task.run_after.isoformat()
+    placement: dict[str, Any] = {}
+    if SCHEDULE_JOB_TAKES_QUEUE:
+        placement = {"queue": queue, "priority": priority}
+    else:
+        origin.update(queue=queue, priority=priority)
+    return schedule_job(
+        task.run_after if task.run_after is not None else "0s",
+        task.module_path,
+        args=args,
+        kwargs=kwargs,
+        _origin=origin,
+        **placement,
+        **options.schedule_job_kwargs(),
+    )
+
+
+def _recorded_placement(reading: Reading) -> tuple[str, int]:
+    row = reading.row
+    data = reading.scheduled
+    queue = getattr(row, "queue", None) or data.get("queue") or "default"
+    priority = getattr(row, "priority", None)
+    if priority is None:
+        priority = data.get("priority", 0)
+    return str(queue), int(priority)
+
+
+def _task_of(reading: Reading, result_id: object) -> Any:
+    """The task of a job, as it was enqueued: the module's task with the job's queue,
+    priority, run_after and backend. TaskResultDoesNotExist if the job is no task."""
+    path = str(reading.scheduled.get("callable_name", ""))
+    try:
+        found = import_string(path)
+    except (ImportError, ValueError) as exc:
+        raise TaskResultDoesNotExist(
+            f"result {result_id!r}: its task {path!r} cannot be imported ({exc})"
+        ) from exc
+    if not isinstance(found, Task):
+        raise TaskResultDoesNotExist(f"result {result_id!r}: job of {path!r} is not a task")
+    queue, priority = _recorded_placement(reading)
+    alias = reading.scheduled.get("task_backend") or found.backend
+    changes: dict[str, Any] = {"queue_name": queue, "priority": priority}
+    if alias in getattr(settings, "TASKS", {}):
+        changes["backend"] = alias
+    run_after = reading.scheduled.get("run_after")
+    if run_after:
+        changes["run_after"] = parse_datetime(run_after)
+    return found.using(**changes)
+
+
+# --- what the runner calls, through django_future.taskhook ----------------------------
+
+
+def _json_value(task: Any, value: Any) -> Any:
+    """The task's return value as the ledger keeps it (JSON), or TaskReturnValueError."""
+    try:
+        normalized = normalize_json(value)
+        text = json.dumps(normalized, allow_nan=False, ensure_ascii=False)
+        text.encode("utf-8")
+        if "\\u0000" in text:
+            raise ValueError("it contains a NUL character, which PostgreSQL cannot store")
+    except (TypeError, ValueError, UnicodeEncodeError) as exc:
+        raise TaskReturnValueError(
+            f"task {task.module_path} returned {type(value).__name__} {value!r:.200}, which "
+            f"JSON cannot hold ({exc}); a task's return value is kept in the ledger as JSON"
+        ) from exc
+    return normalized
+
+
+def _backend_for(job: ScheduledJob, task: Any) -> LedgerBackend:
+    data = job.events.values_list("data", flat=True).first() or {}
+    alias = data.get("task_backend") or task.backend
+    backend = task_backends[alias]
+    if not isinstance(backend, LedgerBackend):
+        raise InvalidTaskBackend(
+            f"task {task.module_path} was enqueued through TASKS[{alias!r}], which in this "
+            f"process is {type(backend).__name__}, not django_future.backends.LedgerBackend"
+        )
+    return backend
+
+
+class _Runner:
+    """What the runner calls for a job whose callable is a task (taskhook.TaskRunner)."""
+
+    def accepts(self, target: object, dotted_path: str) -> bool:
+        return isinstance(target, Task) and target.module_path == dotted_path
+
+    def wrap(self, job: ScheduledJob, target: object) -> Callable[..., Any] | None:
+        if not self.accepts(target, job.callable_name):
+            return None
+
+        def run(*args: Any, **kwargs: Any) -> Any:
+            backend = _backend_for(job, target)
+            result = backend.get_result(str(job.pk))  # RUNNING: this attempt started
+            task_started.send(type(backend), task_result=result)
+            task = result.task
+            if task.takes_context:
+                value = task.call(TaskContext(task_result=result), *args, **kwargs)
+            else:
+                value = task.call(*args, **kwargs)
+            return _json_value(task, value)
+
+        return run
+
+    def finished(self, job: ScheduledJob) -> None:
+        try:
+            found = import_string(job.callable_name)
+            backend = _backend_for(job, found)
+            result = backend.get_result(str(job.pk))
+        except Exception:
+            logger.exception("task_finished for job %s not sent: its result is unreadable", job.pk)
+            return
+        for receiver, outcome in task_finished.send_robust(type(backend), task_result=result):
+            if isinstance(outcome, BaseException):
+                logger.error(
+                    "task_finished receiver %r raised for job %s",
+                    receiver,
+                    job.pk,
+                    exc_info=outcome,
+                )
+
+
+RUNNER = _Runner()
+taskhook.register(RUNNER)

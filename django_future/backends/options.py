@@ -1,0 +1,145 @@
+"""The backend's OPTIONS and the per-task options of ``LedgerTask``.
+
+``TASKS[alias]["OPTIONS"]`` sets the defaults of every task of that backend; on Django
+6.1 and with the ``django-tasks`` backport, ``@task(retries=..., ...)`` sets them per
+task (``LedgerTask``). The names and forms are ``schedule_job``'s:
+
+- ``retries``: more attempts after a failure (a whole number, 0 or more; default 0);
+- ``retry_delay``, ``retry_max_delay``: the backoff between attempts, a ``timedelta`` or
+  a duration string such as ``"30s"`` (defaults: the package's, 30 s and 1 h);
+- ``expires``: how long after ``run_after`` (or the enqueue) a task that has not run
+  gives up, as a duration, or ``None`` for never (default ``"7d"``, as ``schedule_job``);
+- ``atomic``: run the task in one transaction with its completion (default False).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from django_future.backends.compat import Task
+from django_future.scheduler import parse_duration
+
+__all__ = ["DEFAULT", "OPTION_DEFAULTS", "LedgerTask", "Options", "problems"]
+
+
+class _Default(enum.Enum):
+    DEFAULT = "default"
+
+    def __repr__(self) -> str:
+        return "DEFAULT"
+
+
+# "Not set on the task: the backend's OPTIONS decide." An enum member, so that a task
+# pickles and compares as the same value (None already means "never" for expires).
+DEFAULT = _Default.DEFAULT
+
+OPTION_DEFAULTS: dict[str, Any] = {
+    "retries": 0,
+    "retry_delay": None,
+    "retry_max_delay": None,
+    "expires": "7d",
+    "atomic": False,
+}
+
+
+def _duration(value: object) -> dt.timedelta:
+    if isinstance(value, dt.timedelta):
+        if value < dt.timedelta(0):
+            raise ValueError(f"{value!r} is negative")
+        return value
+    if isinstance(value, str):
+        return parse_duration(value)
+    raise ValueError(f"{value!r} is not a duration; use a timedelta or a string such as '30s'")
+
+
+def problems(options: Mapping[str, Any], *, where: str) -> list[str]:
+    """What is wrong with these options (an empty list if nothing), each said in full."""
+    found = []
+    for name in sorted(set(options) - set(OPTION_DEFAULTS)):
+        found.append(
+            f"{where}: unknown option {name!r}; the options are {', '.join(OPTION_DEFAULTS)}"
+        )
+    retries = options.get("retries", 0)
+    if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
+        found.append(f"{where}: retries must be a whole number, 0 or more, not {retries!r}")
+    delays: dict[str, dt.timedelta] = {}
+    for name in ("retry_delay", "retry_max_delay"):
+        value = options.get(name)
+        if value is None:
+            continue
+        try:
+            delays[name] = _duration(value)
+        except ValueError as exc:
+            found.append(f"{where}: {name}: {exc}")
+    if len(delays) == 2 and delays["retry_max_delay"] < delays["retry_delay"]:
+        found.append(f"{where}: retry_max_delay is shorter than retry_delay")
+    expires = options.get("expires", "7d")
+    if expires is not None:
+        try:
+            _duration(expires)
+        except ValueError as exc:
+            found.append(f"{where}: expires: {exc} (or None, for never)")
+    atomic = options.get("atomic", False)
+    if not isinstance(atomic, bool):
+        found.append(f"{where}: atomic must be True or False, not {atomic!r}")
+    return found
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Options:
+    """A task's options, once its own and its backend's are merged."""
+
+    retries: int
+    retry_delay: dt.timedelta | str | None
+    retry_max_delay: dt.timedelta | str | None
+    expires: dt.timedelta | str | None
+    atomic: bool
+
+    @classmethod
+    def merged(cls, backend: Mapping[str, Any], task: object) -> Options:
+        values = {**OPTION_DEFAULTS, **backend}
+        for name in OPTION_DEFAULTS:
+            own = getattr(task, name, DEFAULT)
+            if own is not DEFAULT:
+                values[name] = own
+        return cls(**values)
+
+    def schedule_job_kwargs(self) -> dict[str, Any]:
+        """``schedule_job``'s keyword arguments for these options."""
+        retrying = self.retries > 0
+        return {
+            "expires": self.expires,
+            "retries": self.retries,
+            # schedule_job refuses a backoff without retries: a task that turns
+            # retries off keeps its backend's delays, unused.
+            "retry_delay": self.retry_delay if retrying else None,
+            "retry_max_delay": self.retry_max_delay if retrying else None,
+            "atomic": self.atomic,
+        }
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LedgerTask(Task):
+    """The backend's ``task_class``: a Django ``Task`` with the ledger's options.
+
+    Each is ``DEFAULT`` unless given to ``@task(...)`` (Django 6.1, or the backport):
+    then the backend's OPTIONS decide. Checked when the task is made (``InvalidTask``).
+    """
+
+    retries: int | _Default = DEFAULT
+    retry_delay: dt.timedelta | str | _Default | None = DEFAULT
+    retry_max_delay: dt.timedelta | str | _Default | None = DEFAULT
+    expires: dt.timedelta | str | _Default | None = DEFAULT
+    atomic: bool | _Default = DEFAULT
+
+    def own_options(self) -> dict[str, Any]:
+        """The options set on this task (not DEFAULT)."""
+        return {
+            name: getattr(self, name)
+            for name in OPTION_DEFAULTS
+            if getattr(self, name) is not DEFAULT
+        }

@@ -1,0 +1,183 @@
+"""A job's ledger, read as a Django ``TaskResult``.
+
+Status comes from the job's row (the projection), the rest from its events:
+
+=============================================  ============
+job status (``ScheduledJob.status``)           TaskResult
+=============================================  ============
+``scheduled`` (new, or a retry pending)        READY
+``claimed``, ``running``                       RUNNING
+``complete`` (also once ``-d`` removed it)     SUCCESSFUL
+``failed``, ``expired``, ``cancelled``         FAILED
+=============================================  ============
+
+- ``enqueued_at``: the ``scheduled`` event's time; ``started_at`` the first ``started``,
+  ``last_attempted_at`` the last; ``finished_at`` the final event's (``completed``,
+  ``failed``, ``abandoned``, ``expired``, ``cancelled``), once the task is finished.
+  All are the database's clock.
+- ``worker_ids``: the runner (``host:pid``) of each attempt, in order; an attempt handed
+  back unstarted (``released``) does not count, as the ledger does not count it.
+- ``errors``: one ``TaskError`` per failed attempt, in order: the exception's class and
+  traceback for ``failed``, ``django_future.backends.JobAbandoned`` when the runner died,
+  and a last one naming ``JobExpired`` or ``JobCancelled`` for a task that never ran.
+- ``return_value``: the ``completed`` event's JSON ``result``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from typing import Any
+
+from django_future.backends.compat import TaskError, TaskResultStatus
+from django_future.models import EventKind, JobEvent, ScheduledJob
+
+__all__ = ["STATUS", "JobAbandoned", "JobCancelled", "JobExpired", "Reading", "read"]
+
+
+class JobCancelled(Exception):
+    """The task's job was cancelled (``job.cancel()``, the admin) before it ran."""
+
+
+class JobExpired(Exception):
+    """The task's job was not run before its expiry (the ``expires`` option)."""
+
+
+class JobAbandoned(Exception):
+    """The runner of an attempt died (its lease lapsed) before it recorded an outcome."""
+
+
+def _path(cls: type[BaseException]) -> str:
+    # Named where users import them from (django_future/backends/__init__.py).
+    return f"django_future.backends.{cls.__qualname__}"
+
+
+STATUS: dict[str, Any] = {
+    ScheduledJob.STATUS_SCHEDULED: TaskResultStatus.READY,
+    ScheduledJob.STATUS_CLAIMED: TaskResultStatus.RUNNING,
+    ScheduledJob.STATUS_RUNNING: TaskResultStatus.RUNNING,
+    ScheduledJob.STATUS_COMPLETE: TaskResultStatus.SUCCESSFUL,
+    ScheduledJob.STATUS_FAILED: TaskResultStatus.FAILED,
+    ScheduledJob.STATUS_EXPIRED: TaskResultStatus.FAILED,
+    ScheduledJob.STATUS_CANCELLED: TaskResultStatus.FAILED,
+}
+
+_OUTCOMES = frozenset(
+    {
+        EventKind.COMPLETED,
+        EventKind.FAILED,
+        EventKind.ABANDONED,
+        EventKind.EXPIRED,
+        EventKind.CANCELLED,
+    }
+)
+
+
+def exception_class_path(data: dict[str, Any]) -> str:
+    """The failed attempt's exception class, as a dotted path.
+
+    From the event's ``exception_class`` when it has one; events written without it
+    name the class on the traceback's last line (``module.Class: message``, builtins
+    without a module)."""
+    recorded = data.get("exception_class")
+    if isinstance(recorded, str) and recorded:
+        return recorded
+    lines = str(data.get("error") or data.get("exception") or "").strip().splitlines()
+    head = lines[-1].partition(":")[0].strip() if lines else ""
+    if not head or " " in head:
+        return "builtins.Exception"
+    return head if "." in head else f"builtins.{head}"
+
+
+class Reading:
+    """One job as a task result: its row (None once ``-d`` removed it) and its events."""
+
+    def __init__(self, job_id: int, row: ScheduledJob | None, events: Sequence[JobEvent]):
+        self.job_id = job_id
+        self.row = row
+        self.events = list(events)
+        self.scheduled = self.events[0].data if self.events else {}
+
+    @property
+    def status(self) -> Any:
+        if self.row is not None:
+            return STATUS[self.row.status]
+        # The row is gone (runscheduledjobs -d): the last event before "deleted" says.
+        last = [e.kind for e in self.events if e.kind in _OUTCOMES]
+        if last and last[-1] == EventKind.COMPLETED:
+            return TaskResultStatus.SUCCESSFUL
+        return TaskResultStatus.FAILED
+
+    def fields(self) -> dict[str, Any]:
+        """The TaskResult's fields read from the ledger (all but task, id, backend)."""
+        started: list[JobEvent] = []
+        errors: list[Any] = []
+        finished_at: dt.datetime | None = None
+        value: Any = None
+        for e in self.events:
+            if e.kind == EventKind.STARTED:
+                started.append(e)
+            elif e.kind == EventKind.RELEASED and started:
+                started.pop()  # handed back before it was called: not an attempt
+            elif e.kind == EventKind.FAILED:
+                errors.append(
+                    TaskError(
+                        exception_class_path=exception_class_path(e.data),
+                        traceback=str(e.data.get("error") or e.data.get("exception") or ""),
+                    )
+                )
+            elif e.kind == EventKind.ABANDONED:
+                errors.append(
+                    TaskError(
+                        exception_class_path=_path(JobAbandoned),
+                        traceback=str(
+                            e.data.get("error")
+                            or f"runner {e.data.get('lost_runner')} died during the attempt"
+                        ),
+                    )
+                )
+            elif e.kind == EventKind.EXPIRED:
+                errors.append(
+                    TaskError(
+                        exception_class_path=_path(JobExpired),
+                        traceback=(
+                            f"{_path(JobExpired)}: not run before its expiry "
+                            f"({e.data.get('time_slot_end')})"
+                        ),
+                    )
+                )
+            elif e.kind == EventKind.CANCELLED:
+                errors.append(
+                    TaskError(
+                        exception_class_path=_path(JobCancelled),
+                        traceback=(
+                            f"{_path(JobCancelled)}: cancelled by {e.data.get('by')}: "
+                            f"{e.data.get('reason') or ''}"
+                        ),
+                    )
+                )
+            elif e.kind == EventKind.COMPLETED:
+                value = e.data.get("result")
+            if e.kind in _OUTCOMES:
+                finished_at = e.at
+        status = self.status
+        done = status in (TaskResultStatus.SUCCESSFUL, TaskResultStatus.FAILED)
+        return {
+            "status": status,
+            "enqueued_at": self.events[0].at,
+            "started_at": started[0].at if started else None,
+            "last_attempted_at": started[-1].at if started else None,
+            "finished_at": finished_at if done else None,
+            "errors": errors,
+            "worker_ids": [str(e.runner) for e in started],
+            "_return_value": value if status == TaskResultStatus.SUCCESSFUL else None,
+        }
+
+
+def read(job_id: int) -> Reading | None:
+    """The job's ledger, or None if it has no events (unknown, or pruned)."""
+    events = list(JobEvent.objects.filter(job_id=job_id).order_by("seq"))
+    if not events or events[0].kind != EventKind.SCHEDULED:
+        return None
+    row = ScheduledJob.objects.filter(pk=job_id).first()
+    return Reading(job_id, row, events)
