@@ -61,6 +61,7 @@ from django.db import OperationalError, connection, transaction  # noqa: E402
 
 from demo.shop.handlers import DECLINED_TEST_CARD  # noqa: E402
 from demo.shop.models import Order  # noqa: E402
+from demo.shop.tasks import count_paid_orders, send_receipt, warm_product_cache  # noqa: E402
 from django_future import schedule_job  # noqa: E402
 from django_future.ledger import verify  # noqa: E402
 from django_future.models import ScheduledJob  # noqa: E402
@@ -153,6 +154,7 @@ class Plan:
     expected: dict[int, str]  # job id -> "complete" | "failed" | "expired" | "scheduled" | ...
     first_id: int
     payment_failure_id: int
+    tasks: list[Any]  # the TaskResults of the tasks enqueued through django.tasks
 
 
 def schedule() -> Plan:
@@ -162,10 +164,11 @@ def schedule() -> Plan:
     summary: list[tuple[int, str, str, str, str, str]] = []
 
     def add(
-        jobs: list[ScheduledJob], ends: str, what: str, bound: str, when: str, expires: str
+        jobs: Sequence[ScheduledJob | int], ends: str, what: str, bound: str, when: str,
+        expires: str,
     ) -> None:
         for job in jobs:
-            expected[job.pk] = ends
+            expected[job if isinstance(job, int) else job.pk] = ends
         summary.append((len(jobs), what, bound, when, expires, ends))
 
     with transaction.atomic():
@@ -259,6 +262,14 @@ def schedule() -> Plan:
         jobs = [schedule_job("1w", review, content_object=orders[0], expires=None)]
         add(jobs, "scheduled", "request_review(order)", "an order", "in 1w", "never")
 
+        # The same ledger behind Django's standard task API: each enqueue() is a job, in
+        # this transaction like the rest, with its queue and priority.
+        tasks = [send_receipt.enqueue(o.number, o.customer_email) for o in orders[:3]]
+        add([int(t.id) for t in tasks], "complete", "task send_receipt", "-", "now", "7d")
+        tasks.append(count_paid_orders.enqueue("EU"))
+        tasks.append(warm_product_cache.enqueue("front-page"))
+        add([int(t.id) for t in tasks[3:]], "complete", "tasks: context, async", "-", "now", "7d")
+
     first_id = min(expected)
     due = sum(1 for job_id, ends in expected.items() if ends in ("complete", "failed"))
     print(
@@ -266,7 +277,7 @@ def schedule() -> Plan:
         f"scheduled, ids {first_id}..{max(expected)}, {due} of them due now:\n"
     )
     print_table(["jobs", "callable", "bound to", "due", "expires", "should end"], summary)
-    return Plan(expected, first_id, declined.pk)
+    return Plan(expected, first_id, declined.pk, tasks)
 
 
 # --- 3. run three runners at once ---------------------------------------------------------
@@ -519,6 +530,46 @@ def audit(plan: Plan, runners: list[RunnerResult]) -> list[str]:
     return problems
 
 
+# --- 4b. the tasks' results, read back from the ledger -------------------------------------
+
+TASK_HISTORY_SQL = """
+SELECT seq, kind, at, runner, data->'result' AS result
+FROM django_future_jobevent
+WHERE job_id = %(job)s
+ORDER BY seq
+"""
+
+
+def task_results(plan: Plan) -> list[str]:
+    """Refresh each TaskResult (a read of the ledger) and show what Django's API sees."""
+    heading("4b. django.tasks: the results, read back from the ledger")
+    problems = []
+    rows = []
+    for result in plan.tasks:
+        result.refresh()
+        value = result.return_value if result.status == "SUCCESSFUL" else None
+        if result.status != "SUCCESSFUL":
+            problems.append(f"task {result.id} ({result.task.name}) is {result.status}")
+        rows.append(
+            (
+                result.id,
+                result.task.name,
+                result.task.queue_name,
+                result.task.priority,
+                str(result.status),
+                result.attempts,
+                ", ".join(result.worker_ids),
+                value,
+            )
+        )
+    columns = ["id", "task", "queue", "priority", "status", "attempts", "worker", "return_value"]
+    print_table(columns, rows)
+    print("\n(a result's id is its job's id: `scheduledjobs show ID` and the admin show the same)")
+    first = plan.tasks[0]
+    sql_table(f"the ledger's history of task {first.id}", TASK_HISTORY_SQL, {"job": first.id})
+    return problems
+
+
 # --- 5. where to look next ----------------------------------------------------------------
 
 VIEWS = (
@@ -563,6 +614,7 @@ def main() -> int:
     runners += run_runners(1, "3b. a minute later: cron's next pass runs the retry")
     report_leftovers(plan.first_id, runners)
     problems = audit(plan, runners)
+    problems += task_results(plan)
     print(flush=True)
     if problems:
         print(f"run_demo: FAILED, {len(problems)} problem(s):", file=sys.stderr)

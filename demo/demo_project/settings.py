@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 
+import django
 from django.core.exceptions import ImproperlyConfigured
 
 from tools.pg import database_settings
@@ -31,6 +32,16 @@ INSTALLED_APPS = [
     "django_future",
     "demo.shop",
 ]
+
+# The standard task API (demo/shop/tasks.py) on the ledger: every enqueue() is a job.
+TASKS = {
+    "default": {
+        "BACKEND": "django_future.backends.LedgerBackend",
+        "QUEUES": ["default", "emails", "reports"],
+    }
+}
+if django.VERSION < (6, 0):  # Django 5.2 takes django.tasks from the django-tasks backport
+    INSTALLED_APPS.append("django_tasks")
 
 DATABASES = {"default": database_settings(_DATABASE_URL)}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
