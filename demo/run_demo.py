@@ -164,7 +164,11 @@ def schedule() -> Plan:
     summary: list[tuple[int, str, str, str, str, str]] = []
 
     def add(
-        jobs: Sequence[ScheduledJob | int], ends: str, what: str, bound: str, when: str,
+        jobs: Sequence[ScheduledJob | int],
+        ends: str,
+        what: str,
+        bound: str,
+        when: str,
         expires: str,
     ) -> None:
         for job in jobs:
