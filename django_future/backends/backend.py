@@ -11,7 +11,6 @@ it is imported: the runner never imports the backend.
 
 from __future__ import annotations
 
-import inspect
 import json
 import logging
 from collections.abc import Callable, Mapping, Sequence
@@ -47,10 +46,6 @@ from django_future.scheduler import schedule_job
 __all__ = ["LedgerBackend", "TaskReturnValueError"]
 
 logger = logging.getLogger("django_future.tasks")
-
-# Until schedule_job takes queue= and priority= (ScheduledJob.queue and .priority), the
-# two go in the scheduled event's data, beside the backend alias: see _schedule.
-SCHEDULE_JOB_TAKES_QUEUE = "queue" in inspect.signature(schedule_job).parameters
 
 
 class TaskReturnValueError(TypeError):
@@ -134,9 +129,9 @@ class LedgerBackend(BaseTaskBackend):
         json_args = normalize_json(list(args))
         json_kwargs = normalize_json(dict(kwargs))
         job = _schedule(task, json_args, json_kwargs, options, self.alias)
-        reading = read(job.pk)
-        assert reading is not None  # noqa: S101 - written just now, in this transaction
-        result = self._result(task, reading)
+        # A new job's result needs no read: its scheduled event is all there is, and
+        # the row schedule_job returned holds its time (one query per enqueue).
+        result = self._result(task, Reading.new(job))
         task_enqueued.send(type(self), task_result=result)
         return result
 
@@ -183,30 +178,24 @@ def _schedule(task: Any, args: Any, kwargs: Any, options: Options, alias: str) -
     origin: dict[str, Any] = {"task_backend": alias}
     if task.run_after is not None:
         origin["run_after"] = task.run_after.isoformat()
-    placement: dict[str, Any] = {}
-    if SCHEDULE_JOB_TAKES_QUEUE:
-        placement = {"queue": queue, "priority": priority}
-    else:
-        origin.update(queue=queue, priority=priority)
     return schedule_job(
         task.run_after if task.run_after is not None else "0s",
         task.module_path,
         args=args,
         kwargs=kwargs,
         _origin=origin,
-        **placement,
+        queue=queue,
+        priority=priority,
         **options.schedule_job_kwargs(),
     )
 
 
 def _recorded_placement(reading: Reading) -> tuple[str, int]:
-    row = reading.row
+    if reading.row is not None:
+        return reading.row.queue, reading.row.priority
+    # The row is gone (-d): the scheduled event has them, unless they were the defaults.
     data = reading.scheduled
-    queue = getattr(row, "queue", None) or data.get("queue") or "default"
-    priority = getattr(row, "priority", None)
-    if priority is None:
-        priority = data.get("priority", 0)
-    return str(queue), int(priority)
+    return str(data.get("queue", "default")), int(data.get("priority", 0))
 
 
 def _task_of(reading: Reading, result_id: object) -> Any:

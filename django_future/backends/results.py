@@ -98,6 +98,19 @@ class Reading:
         self.events = list(events)
         self.scheduled = self.events[0].data if self.events else {}
 
+    @classmethod
+    def new(cls, job: ScheduledJob) -> Reading:
+        """A job just scheduled, from its row: its one event is its ``scheduled``, whose
+        time is the row's ``created_at`` and whose data is what the row was folded from."""
+        scheduled = JobEvent(
+            job_id=job.pk,
+            seq=1,
+            kind=EventKind.SCHEDULED,
+            at=job.created_at,
+            data={"callable_name": job.callable_name, "args": job.args, "kwargs": job.kwargs},
+        )
+        return cls(job.pk, job, [scheduled])
+
     @property
     def status(self) -> Any:
         if self.row is not None:

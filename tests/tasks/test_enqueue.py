@@ -16,7 +16,6 @@ from django.utils import timezone
 
 from django_future import schedule_job
 from django_future.backends import LedgerBackend
-from django_future.backends.backend import SCHEDULE_JOB_TAKES_QUEUE
 from django_future.backends.compat import (
     FRAMEWORK,
     InvalidTask,
@@ -34,12 +33,6 @@ from tests.support import counts, db_now, event
 from tests.tasks import tasks
 
 pytestmark = pytest.mark.django_db
-
-# Queue and priority as ScheduledJob fields and schedule_job arguments come with the
-# queues branch; until then they are only in the scheduled event's data.
-needs_queue_fields = pytest.mark.skipif(
-    not SCHEDULE_JOB_TAKES_QUEUE, reason="needs schedule_job(queue=, priority=)"
-)
 
 
 def test_the_configured_backend_is_ours() -> None:
@@ -105,7 +98,6 @@ def test_queue_priority_and_alias_are_recorded() -> None:
     assert tasks.add.get_result(other.id).task.priority == -100
 
 
-@needs_queue_fields
 def test_queue_and_priority_are_the_jobs_fields() -> None:
     job = fresh_job(tasks.send_email.enqueue("a@example.com"))
     assert (job.queue, job.priority) == ("emails", 5)  # type: ignore[attr-defined]

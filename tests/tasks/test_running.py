@@ -13,7 +13,6 @@ from django.utils.module_loading import import_string
 
 from django_future import schedule_job
 from django_future.backends import JobAbandoned, JobCancelled, JobExpired, LedgerBackend
-from django_future.backends.backend import SCHEDULE_JOB_TAKES_QUEUE
 from django_future.backends.compat import (
     TaskResultStatus,
     task_enqueued,
@@ -27,12 +26,6 @@ from tests.tasks import tasks
 from tests.testapp.models import Order
 
 pytestmark = pytest.mark.django_db
-
-# The completed event's JSON "result" and the failed event's "exception_class" come
-# with the queues branch; until then return values read back as None.
-needs_results = pytest.mark.skipif(
-    not SCHEDULE_JOB_TAKES_QUEUE, reason="needs the completed event's 'result' (queues branch)"
-)
 
 
 def job_of(result: Any) -> ScheduledJob:
@@ -54,7 +47,6 @@ def test_a_task_runs_and_its_result_reads_the_ledger() -> None:
     assert result.attempts == job.attempts == 1
 
 
-@needs_results
 def test_the_return_value_is_the_completed_events_json() -> None:
     result = tasks.echo.enqueue(1, "a", k=[None])
     run_jobs()
@@ -63,7 +55,6 @@ def test_the_return_value_is_the_completed_events_json() -> None:
     assert event(job_of(result), "completed").data["result"] == result.return_value
 
 
-@needs_results
 def test_a_tuple_return_value_is_stored_as_a_list() -> None:
     result = tasks.returns_tuple.enqueue()
     run_jobs()
@@ -338,9 +329,6 @@ def test_a_task_scheduled_with_schedule_job_runs_as_a_task() -> None:
     assert fresh(job).return_value == "9"
 
 
-@pytest.mark.skipif(
-    not SCHEDULE_JOB_TAKES_QUEUE, reason="claims by priority come with the queues branch"
-)
 def test_larger_priorities_run_first() -> None:
     low = tasks.noop.using(priority=-5).enqueue()
     high = tasks.noop.using(priority=50).enqueue()
