@@ -240,9 +240,9 @@ def _json_value(task: Any, value: Any) -> Any:
     return normalized
 
 
-def _backend_for(job: ScheduledJob, task: Any) -> LedgerBackend:
-    data = job.events.values_list("data", flat=True).first() or {}
-    alias = data.get("task_backend") or task.backend
+def _backend_of(reading: Reading, task: Any) -> LedgerBackend:
+    """The backend the task was enqueued through (its alias is in the scheduled event)."""
+    alias = reading.scheduled.get("task_backend") or task.backend
     backend = task_backends[alias]
     if not isinstance(backend, LedgerBackend):
         raise InvalidTaskBackend(
@@ -250,6 +250,11 @@ def _backend_for(job: ScheduledJob, task: Any) -> LedgerBackend:
             f"process is {type(backend).__name__}, not django_future.backends.LedgerBackend"
         )
     return backend
+
+
+def _result_in_runner(reading: Reading, target: Any) -> tuple[LedgerBackend, Any]:
+    backend = _backend_of(reading, target)
+    return backend, backend._result(_task_of(reading, reading.job_id), reading)
 
 
 class _Runner:
@@ -263,8 +268,9 @@ class _Runner:
             return None
 
         def run(*args: Any, **kwargs: Any) -> Any:
-            backend = _backend_for(job, target)
-            result = backend.get_result(str(job.pk))  # RUNNING: this attempt started
+            # RUNNING: the row in hand is the job as its started event left it, so only
+            # the events are read (one query).
+            backend, result = _result_in_runner(Reading.of(job), target)
             task_started.send(type(backend), task_result=result)
             task = result.task
             if task.takes_context:
@@ -277,9 +283,10 @@ class _Runner:
 
     def finished(self, job: ScheduledJob) -> None:
         try:
-            found = import_string(job.callable_name)
-            backend = _backend_for(job, found)
-            result = backend.get_result(str(job.pk))
+            reading = read(job.pk)
+            if reading is None:
+                raise TaskResultDoesNotExist(f"job {job.pk} has no scheduled event")
+            backend, result = _result_in_runner(reading, import_string(job.callable_name))
         except Exception:
             logger.exception("task_finished for job %s not sent: its result is unreadable", job.pk)
             return

@@ -111,6 +111,11 @@ class Reading:
         )
         return cls(job.pk, job, [scheduled])
 
+    @classmethod
+    def of(cls, job: ScheduledJob) -> Reading:
+        """A job whose row the caller holds, current: only its events are read."""
+        return cls(job.pk, job, _events(job.pk))
+
     @property
     def status(self) -> Any:
         if self.row is not None:
@@ -187,9 +192,13 @@ class Reading:
         }
 
 
+def _events(job_id: int) -> list[JobEvent]:
+    return list(JobEvent.objects.filter(job_id=job_id).order_by("seq"))
+
+
 def read(job_id: int) -> Reading | None:
     """The job's ledger, or None if it has no events (unknown, or pruned)."""
-    events = list(JobEvent.objects.filter(job_id=job_id).order_by("seq"))
+    events = _events(job_id)
     if not events or events[0].kind != EventKind.SCHEDULED:
         return None
     row = ScheduledJob.objects.filter(pk=job_id).first()
