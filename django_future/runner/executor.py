@@ -8,9 +8,9 @@ sends it with its next claim, in the same statement and commit.
 
 A Django task (a dotted path to a ``Task``, enqueued by ``django_future.backends``) is
 called through ``django_future.taskhook``, which the backend fills: the runner never
-imports the backend. Its completion is recorded at once, and the hook hears when the
-outcome is in the ledger (for ``task_finished``). A coroutine function runs through
-asgiref's ``async_to_sync``.
+imports the backend. Its completion goes with the next claim, as a plain job's does, and
+the hook hears when the outcome is in the ledger (for ``task_finished``). A coroutine
+function runs through asgiref's ``async_to_sync``.
 """
 
 from __future__ import annotations
@@ -102,9 +102,13 @@ class Executor:
         self.unrecorded: list[ledger.Completion] = []
         self.unrecorded_since = 0.0
         self._completing = False  # the job returned; its outcome is being recorded
-        # The job in hand is a Django task (see taskhook.py): its completion is recorded
-        # at once, and the hook hears when its outcome is in the ledger.
+        # The job in hand is a Django task (see taskhook.py): the hook hears when its
+        # outcome is in the ledger.
         self._task_runner: taskhook.TaskRunner | None = None
+        # Tasks whose completion is among ``unrecorded``: the hook hears of each once the
+        # runner's next step has recorded it (``settle``).
+        self._finishing: dict[int, taskhook.TaskRunner] = {}
+        self._deferred = False  # the job in hand's completion waits for the next step
         self._called_at = 0.0  # when the job in hand was called (time.monotonic)
 
     def execute(self, job: ScheduledJob, report: RunReport) -> None:
@@ -123,6 +127,7 @@ class Executor:
         )
         self._completing = False
         self._task_runner = None
+        self._deferred = False
         self._called_at = time.monotonic()
         try:
             value = self._call_and_complete(job)
@@ -141,7 +146,8 @@ class Executor:
             finally:
                 self._task_finished(job)
         else:
-            self._task_finished(job)
+            if not self._deferred:
+                self._task_finished(job)
             report.completed.append(job.pk)
             if self.delete_completed:
                 report.deleted.append(job.pk)
@@ -188,13 +194,16 @@ class Executor:
                 result = func(*args, **job.kwargs)
         else:
             result = func(*args, **job.kwargs)
-        if not self.delete_completed and self._task_runner is None:
-            # One statement, atomic by itself: it goes with the runner's next claim.
-            # (Not a task's: task_finished is sent once the completion is recorded.)
+        if not self.delete_completed:
+            # One statement, atomic by itself: it goes with the runner's next claim. A
+            # task's hook hears of it once that step has recorded it (settle).
             value = None if result is None else str(result)
             if not self.unrecorded:
                 self.unrecorded_since = time.monotonic()
             self.unrecorded.append((job, value, self._call_seconds(), result_json(result)))
+            if self._task_runner is not None:
+                self._finishing[job.pk] = self._task_runner
+            self._deferred = True
             return value
         with transaction.atomic():
             return self._complete(job, result)
@@ -204,6 +213,10 @@ class Executor:
         all were recorded but those of ``refused``, which ``report`` counted too soon."""
         self.unrecorded = []
         self.in_hand = None
+        for job, *_ in done:
+            hook = self._finishing.pop(job.pk, None)
+            if hook is not None and job.pk not in refused:
+                hook.finished(job)
         if not refused:
             return
         for job, *_ in done:
