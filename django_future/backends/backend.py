@@ -167,14 +167,8 @@ def _job_id(result_id: object) -> int | None:
     return value if value is not None and 0 < value < 2**63 else None
 
 
-def _placement(task: Any) -> tuple[str, int]:
-    return task.queue_name, task.priority
-
-
 def _schedule(task: Any, args: Any, kwargs: Any, options: Options, alias: str) -> ScheduledJob:
-    """The one call of schedule_job for a task (and so the one place queue and
-    priority are handed over)."""
-    queue, priority = _placement(task)
+    """The one call of schedule_job for a task."""
     origin: dict[str, Any] = {"task_backend": alias}
     if task.run_after is not None:
         origin["run_after"] = task.run_after.isoformat()
@@ -184,8 +178,8 @@ def _schedule(task: Any, args: Any, kwargs: Any, options: Options, alias: str) -
         args=args,
         kwargs=kwargs,
         _origin=origin,
-        queue=queue,
-        priority=priority,
+        queue=task.queue_name,
+        priority=task.priority,
         **options.schedule_job_kwargs(),
     )
 

@@ -61,7 +61,7 @@ class Wire:
         ``runner_id``, ``limit``, and ``queues`` and ``exclude_queues``, lists of queue
         names or None) and return them."""
         cursor = self.execute("claim", {**params, "kind": EventKind.STARTED})
-        return _jobs_from(cursor, self.db.timezone)
+        return jobs_from(cursor, self.db.timezone)
 
     def complete_and_claim(
         self, done: list[Completion], params: dict[str, Any]
@@ -72,7 +72,7 @@ class Wire:
         (recovered elsewhere meanwhile: a completion is appended only at the seq the
         runner saw)."""
         params["done"] = _completions_json(done)
-        return _jobs_from(self.execute("complete_and_claim", params), self.db.timezone)
+        return jobs_from(self.execute("complete_and_claim", params), self.db.timezone)
 
     def complete(self, done: list[Completion], *, runner: str) -> set[int]:
         """Record ``done`` on its own; the ids of the jobs whose completion was recorded."""
@@ -136,15 +136,15 @@ class Wire:
             cursor = self._cursor = psycopg.Cursor(raw)
             # Django loads timestamps with its own subclass of psycopg's pure-Python
             # loader; this cursor keeps psycopg's own (compiled with psycopg[binary]
-            # or [c]), and _jobs_from sets Django's time zone as Django's loader does.
+            # or [c]), and jobs_from sets Django's time zone as Django's loader does.
             loader = psycopg.adapters.get_loader(_TIMESTAMPTZ, psycopg.pq.Format.TEXT)
-            if loader is not None:  # else Django's stays, and _jobs_from changes nothing
+            if loader is not None:  # else Django's stays, and jobs_from changes nothing
                 cursor.adapters.register_loader(_TIMESTAMPTZ, loader)
-        cursor.execute(_statement(name), params, prepare=self.prepare)
+        cursor.execute(statement(name), params, prepare=self.prepare)
         return cursor
 
 
-def _jobs_from(cursor: Any, tz: dt.tzinfo | None) -> list[ScheduledJob]:
+def jobs_from(cursor: Any, tz: dt.tzinfo | None) -> list[ScheduledJob]:
     """Model instances from the current result set of one of the statements that return
     jobs (see _statement: the job table's columns, in model field order); ``tz`` is the
     connection's time zone (``connection.timezone``)."""
@@ -248,14 +248,15 @@ def _job_layout() -> _JobLayout:
     )
 
 
-# The runner's statements that return job rows (as SELECT * FROM a function).
-_RETURNS_JOBS = frozenset({"claim", "complete_and_claim"})
+# The statements that return job rows (as SELECT * FROM a function): the runner's, and
+# schedule_job's ("schedule", sent by writes.schedule and read by jobs_from too).
+_RETURNS_JOBS = frozenset({"claim", "complete_and_claim", "schedule"})
 
 
 @functools.cache
-def _statement(name: str) -> str:
+def statement(name: str) -> str:
     """The named query; where it returns jobs, with the job table's columns listed in
-    the model's field order in place of ``*``, so that _jobs_from reads them as they
+    the model's field order in place of ``*``, so that jobs_from reads them as they
     come, without looking each column up by name for every claim."""
     text = query(name)
     if name in _RETURNS_JOBS:

@@ -21,7 +21,7 @@ import datetime as dt
 import json
 import os
 import socket
-from collections.abc import Callable, Collection, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable
 from functools import cache
 from typing import Any
 
@@ -29,6 +29,7 @@ import psycopg
 from django.db import DatabaseError, IntegrityError, OperationalError, connection, transaction
 
 from django_future import database
+from django_future.ledger.wire import jobs_from, statement
 from django_future.models import EventKind, ScheduledJob
 from django_future.sql import query
 
@@ -160,53 +161,10 @@ def schedule(
         "data": data,
     }
     with connection.cursor() as cursor, database.tables_needed():
-        cursor.execute(query("schedule"), params)
-        row = cursor.fetchone()
-        if row is None:
-            return None
-        # The columns' names straight from the result: cursor.description makes an
-        # object per column, which cost more than the rest of reading the row.
-        result = cursor.cursor.pgresult
-        assert result is not None  # noqa: S101 - a row was fetched
-        columns = tuple(result.fname(i) or b"" for i in range(result.nfields))
-    return _job_reader(columns)(row)
-
-
-_JOB_READERS: dict[tuple[bytes, ...], Callable[[Sequence[Any]], ScheduledJob]] = {}
-
-
-def _job_reader(columns: tuple[bytes, ...]) -> Callable[[Sequence[Any]], ScheduledJob]:
-    """What makes a ScheduledJob of a row of the job table whose columns are ``columns``
-    (their names, as the server sends them), as a query through the ORM would: the
-    model's fields in its own order (the table's may differ), each value through
-    Django's converters for its field. Made once per set of columns and kept."""
-    reader = _JOB_READERS.get(columns)
-    if reader is not None:
-        return reader
-    meta = ScheduledJob._meta
-    at = {name.decode(): i for i, name in enumerate(columns)}
-    names = [field.attname for field in meta.concrete_fields]
-    order: list[int] = []  # where each field's value is in the row
-    converted = []  # (position, column, converters) of the fields that have any
-    for k, field in enumerate(meta.concrete_fields):
-        assert field.column is not None  # noqa: S101 - a concrete field has a column
-        order.append(at[field.column])
-        col = field.get_col(meta.db_table)
-        converters = [*connection.ops.get_db_converters(col), *col.get_db_converters(connection)]
-        if converters:
-            converted.append((k, col, converters))
-
-    def read(row: Sequence[Any]) -> ScheduledJob:
-        values = [row[i] for i in order]
-        for k, col, converters in converted:
-            value = values[k]
-            for convert in converters:
-                value = convert(value, col, connection)
-            values[k] = value
-        return ScheduledJob.from_db(connection.alias, names, values)
-
-    _JOB_READERS[columns] = read
-    return read
+        cursor.execute(statement("schedule"), params)
+        # The row as the runner reads the jobs it claims (wire.jobs_from): no second query.
+        jobs = jobs_from(cursor.cursor, connection.timezone)
+    return jobs[0] if jobs else None
 
 
 def schedule_chunks(chunks: Callable[[dt.datetime], Iterable[list[str]]]) -> list[int]:

@@ -108,7 +108,6 @@ class Executor:
         # Tasks whose completion is among ``unrecorded``: the hook hears of each once the
         # runner's next step has recorded it (``settle``).
         self._finishing: dict[int, taskhook.TaskRunner] = {}
-        self._deferred = False  # the job in hand's completion waits for the next step
         self._called_at = 0.0  # when the job in hand was called (time.monotonic)
 
     def execute(self, job: ScheduledJob, report: RunReport) -> None:
@@ -127,7 +126,6 @@ class Executor:
         )
         self._completing = False
         self._task_runner = None
-        self._deferred = False
         self._called_at = time.monotonic()
         try:
             value = self._call_and_complete(job)
@@ -146,7 +144,7 @@ class Executor:
             finally:
                 self._task_finished(job)
         else:
-            if not self._deferred:
+            if job.pk not in self._finishing:  # else settle() tells the hook, once recorded
                 self._task_finished(job)
             report.completed.append(job.pk)
             if self.delete_completed:
@@ -203,7 +201,6 @@ class Executor:
             self.unrecorded.append((job, value, self._call_seconds(), result_json(result)))
             if self._task_runner is not None:
                 self._finishing[job.pk] = self._task_runner
-            self._deferred = True
             return value
         with transaction.atomic():
             return self._complete(job, result)
