@@ -196,6 +196,15 @@ class ScheduledJob(models.Model):
     # other). Fixed at scheduling time. Last because migration 0004 added them.
     queue = models.CharField(max_length=100, default="default")
     priority = models.IntegerField(default=0)
+    # A unique job's key, and while it holds it: "pending" (scheduled and never
+    # started) or "active" (pending, claimed or running). NULL both for a job without
+    # a key. Fixed at scheduling time; sql/unique.sql explains which rows hold a key.
+    unique_key = models.CharField(max_length=255, null=True, blank=True)  # noqa: DJ001
+    unique_while = models.CharField(max_length=10, null=True, blank=True)  # noqa: DJ001
+
+    # Not a column: False only on the job that schedule_job() returned instead of
+    # making one, because that job held the unique key asked for.
+    created: bool = True
 
     objects = ScheduledJobQuerySet.as_manager()
 
@@ -220,6 +229,20 @@ class ScheduledJob(models.Model):
                 fields=["runner_process"],
                 condition=models.Q(status__in=["claimed", "running"]),
                 name="django_future_in_hand",
+            ),
+        ]
+        constraints: ClassVar[list[models.BaseConstraint]] = [
+            # The jobs that hold their unique key, one per key (sql/unique.sql, which
+            # repeats this condition in its ON CONFLICT). A job without a key is not
+            # in it. Never-started scheduled jobs, and active-mode jobs in hand.
+            models.UniqueConstraint(
+                fields=["unique_key"],
+                condition=models.Q(unique_key__isnull=False)
+                & (
+                    models.Q(status="scheduled", last_seq=1)
+                    | models.Q(unique_while="active", status__in=["scheduled", "claimed", "running"])
+                ),
+                name="django_future_unique_key",
             ),
         ]
         # No CHECK constraints, for the reason given above max_attempts: a window

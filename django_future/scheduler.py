@@ -26,6 +26,7 @@ from django_future import config, database, ledger, taskhook
 from django_future.callables import InvalidCallableError, import_callable, job_as_parameter
 from django_future.models import ScheduledJob
 from django_future.retries import backoff
+from django_future.unique import unique_data
 
 # InvalidCallableError, job_as_parameter and backoff live below the scheduler and the
 # runner, which share them (callables.py, retries.py); they are the scheduler's API too.
@@ -359,6 +360,8 @@ class _Checks:
         atomic: object,
         queue: object = "default",
         priority: object = 0,
+        unique_key: object = None,
+        unique_while: object = "pending",
         origin: dict[str, Any] | None,
     ) -> tuple[_When, _When | None, dict[str, Any]]:
         """Check everything about one job; return its window and its scheduled event's data."""
@@ -387,6 +390,7 @@ class _Checks:
             data["queue"] = queue_name
         if rank != 0:
             data["priority"] = rank
+        data.update(unique_data(unique_key, unique_while))  # unique.py; none without a key
         data.update(origin or {})
         return start, end, data
 
@@ -405,6 +409,8 @@ def schedule_job(
     atomic: bool = False,
     queue: str = "default",
     priority: int = 0,
+    unique_key: str | None = None,
+    unique_while: str = "pending",
     _origin: dict[str, Any] | None = None,
 ) -> ScheduledJob:
     """Schedule ``callable_name`` to run at ``date`` and return the job.
@@ -434,6 +440,12 @@ def schedule_job(
     delay lower ones indefinitely; give work that must not wait a queue and
     runners of its own (docs/scheduling.md, "Queues and priorities").
 
+    ``unique_key`` (at most 255 characters) makes a job that holds the key while it
+    is pending (``unique_while="pending"``, the default: until it starts) or pending
+    and running (``"active"``). While a job holds it, this returns that job, with
+    ``job.created`` False, and writes nothing (django_future/unique.py,
+    docs/scheduling.md, "Unique jobs").
+
     Raises ValueError (bad time, unknown callable, bad retry policy, bad queue
     or priority) or
     TypeError (arguments that JSON cannot carry) before writing anything. Inside
@@ -455,9 +467,12 @@ def schedule_job(
         atomic=atomic,
         queue=queue,
         priority=priority,
+        unique_key=unique_key,
+        unique_while=unique_while,
         origin=_origin,
     )
-    job = ledger.schedule(
+    send = ledger.schedule_unique if "unique_key" in data else ledger.schedule
+    job = send(
         json.dumps(data),
         start_at=start.at,
         start_in=start.after,
@@ -498,6 +513,10 @@ def schedule_jobs(jobs: Iterable[Mapping[str, Any]]) -> list[int]:
     database appends and folds one chunk's ``scheduled`` events, the next
     chunk is checked and encoded. (With a libpq older than 14, which has no
     pipeline mode, the chunks go one after another.)
+
+    An item with a ``unique_key`` whose key is held (by an earlier job, or an
+    earlier item of this call) makes no job: its id in the list is the holder's.
+    Chunks with keyed items go one job at a time (unique.sql), slower than the rest.
 
     Raises as ``schedule_job`` does, naming the item for bad input.
     """
@@ -552,6 +571,8 @@ def _bulk_item(
         atomic=options.pop("atomic", False),
         queue=options.pop("queue", "default"),
         priority=options.pop("priority", 0),
+        unique_key=options.pop("unique_key", None),
+        unique_while=options.pop("unique_while", "pending"),
         origin=None,
     )
     if options:

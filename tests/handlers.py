@@ -6,7 +6,7 @@ import os
 import time
 from typing import Any
 
-from django_future import job_as_parameter
+from django_future import job_as_parameter, schedule_job
 from tests.testapp.models import JobRun, Order
 
 calls: list[tuple[Any, ...]] = []
@@ -159,3 +159,14 @@ def returns_nan() -> float:
 def returns_object() -> object:
     """A return value json.dumps refuses: only its text is kept."""
     return Order
+
+
+@job_as_parameter
+def same_key_then_fail(job: Any, key: str) -> None:
+    """Asks for a job with the running job's unique key, records what came back, then
+    fails, so that the runner writes "failed" and "retry" while that job may hold it."""
+    other = schedule_job(
+        "1h", "tests.handlers.record", unique_key=key, unique_while=job.unique_while
+    )
+    calls.append((job.pk, other.pk, other.created))
+    raise ValueError("failing after asking for the same key")

@@ -82,6 +82,7 @@ from django_future.ledger.writes import (
     runner_identity,
     schedule,
     schedule_chunks,
+    schedule_unique,
 )
 
 __all__ = [
@@ -105,5 +106,6 @@ __all__ = [
     "runner_identity",
     "schedule",
     "schedule_chunks",
+    "schedule_unique",
     "verify",
 ]

@@ -46,6 +46,7 @@ __all__ = [
     "runner_identity",
     "schedule",
     "schedule_chunks",
+    "schedule_unique",
 ]
 
 
@@ -167,6 +168,29 @@ def schedule(
     return jobs[0] if jobs else None
 
 
+def schedule_unique(
+    data: str,
+    *,
+    start_at: dt.datetime | None,
+    start_in: dt.timedelta | None,
+    end_at: dt.datetime | None,
+    end_in: dt.timedelta | None,
+) -> ScheduledJob | None:
+    """As ``schedule``, for a job whose ``data`` holds a ``unique_key``: the new job,
+    or, if a job holds the key, that job with ``created`` False and nothing written
+    (unique.sql). Read with ``raw()``, which sets ``created`` from its column."""
+    params: dict[str, Any] = {
+        "start_at": start_at,
+        "start_in": start_in,
+        "end_at": end_at,
+        "end_in": end_in,
+        "data": data,
+    }
+    with database.tables_needed():
+        jobs = list(ScheduledJob.objects.raw(query("schedule_unique"), params))
+    return jobs[0] if jobs else None
+
+
 def schedule_chunks(chunks: Callable[[dt.datetime], Iterable[list[str]]]) -> list[int]:
     """Append the ``scheduled`` events of many jobs in one transaction; their ids, in order.
 
@@ -183,13 +207,18 @@ def schedule_chunks(chunks: Callable[[dt.datetime], Iterable[list[str]]]) -> lis
             (now,) = cursor.fetchone()
         raw = connection.connection
         sql = query("schedule_lines")
+        keyed_sql = query("schedule_unique_lines")
         # Pipeline mode needs libpq 14 or later (psycopg's binary wheels bring their
         # own). With an older one the chunks go one after another, without overlap.
         stream = raw.pipeline() if psycopg.Pipeline.is_supported() else contextlib.nullcontext()
         # Django's exception classes for errors from these statements, as through its cursors.
         with connection.wrap_database_errors, stream:
             for lines in chunks(now):
-                sent.append(_send_lines(raw, sql, lines))
+                # A chunk with a keyed job goes through unique.sql. The test may match
+                # a line without a key (its arguments hold the words), which that path
+                # schedules as any other: never the reverse.
+                keyed = any('"unique_key"' in line for line in lines)
+                sent.append(_send_lines(raw, keyed_sql if keyed else sql, lines))
         ids: list[int] = []
         for chunk in sent:  # the pipeline has ended: every chunk's result is in
             with chunk:

@@ -23,6 +23,7 @@ family beside this module, and that file holds its current definition:
   of a completion, for speed: see the file);
 - ``schedule.sql``: one job of ``schedule_job()``;
 - ``bulk.sql``: one chunk of ``schedule_jobs()``;
+- ``unique.sql``: jobs with a unique key, one or a chunk, and which jobs hold their key;
 - ``views.sql``: the audit views (docs/audit.md).
 
 :data:`LIVE_FILES` is the order in which they run (a file may use what an earlier one
@@ -114,6 +115,7 @@ LIVE_FILES: tuple[str, ...] = (
     "complete.sql",
     "schedule.sql",
     "bulk.sql",
+    "unique.sql",
     "views.sql",
 )
 

@@ -7,7 +7,9 @@
 -- statement, folding them itself (see append.sql for the django_future.folded
 -- setting). What "scheduled" makes of a job is django_future_scheduled
 -- (fold.sql), which the INSERT inlines, and the new rows are checked as the
--- fold checks them (fold.sql, "checked when its events make them").
+-- fold checks them (fold.sql, "checked when its events make them"). A chunk
+-- that holds a job with a unique key goes to django_future_schedule_unique_lines
+-- instead (unique.sql): this INSERT has no answer to a key already held.
 
 -- Schedule one chunk: "lines" holds one job per line, each the JSON data of its
 -- "scheduled" event (JSON text has no raw newline). Returns the new ids in the
@@ -37,12 +39,12 @@ BEGIN
         INSERT INTO django_future_scheduledjob
             (id, callable_name, content_type_id, object_id, args, kwargs, time_slot_start,
              time_slot_end, atomic, max_attempts, retry_delay, retry_max_delay, attempts,
-             status, created_at, last_seq, last_hash, queue, priority)
+             status, created_at, last_seq, last_hash, queue, priority, unique_key, unique_while)
         SELECT g.id, (c.n).callable_name, (c.n).content_type_id, (c.n).object_id, (c.n).args,
                (c.n).kwargs, (c.n).time_slot_start, (c.n).time_slot_end, (c.n).atomic,
                (c.n).max_attempts, (c.n).retry_delay, (c.n).retry_max_delay, (c.n).attempts,
                (c.n).status, (c.n).created_at, (c.n).last_seq, (c.n).last_hash, (c.n).queue,
-               (c.n).priority
+               (c.n).priority, (c.n).unique_key, (c.n).unique_while
         FROM given g
         CROSS JOIN LATERAL (
             SELECT django_future_scheduled(g.data, statement_timestamp(), g.hash) AS n) c

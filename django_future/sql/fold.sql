@@ -31,7 +31,10 @@
 -- * "scheduled" refuses a negative number of retries, a window that closes
 --   before it opens, a priority outside -100..100 and an empty queue name, in
 --   the fold and in the bulk writer (bulk.sql), and django_future_scheduled
---   itself a queue name longer than 100 characters;
+--   itself a queue name longer than 100 characters (and a unique key longer
+--   than 255); the fold refuses an empty unique key, or one held while anything
+--   but "pending" or "active" (keyed jobs are written through the fold only:
+--   unique.sql);
 -- * "retry" refuses a due time after the window closed;
 -- * attempts and last_seq only ever count up from 0 and 1, and an event's seq
 --   must follow its job's last (the fold, and the ledger's unique (job_id, seq)).
@@ -71,7 +74,17 @@ LANGUAGE sql STABLE AS $scheduled$
                    'django_future: the queue name %s... is longer than 100 characters',
                    left(data->>'queue', 20)), NULL::text)
                ELSE COALESCE(data->>'queue', 'default') END,
-               COALESCE((data->>'priority')::integer, 0))::django_future_created
+               COALESCE((data->>'priority')::integer, 0),
+               -- The same for a unique key longer than the type's varchar(255).
+               CASE WHEN length(data->>'unique_key') > 255
+               THEN django_future_refuse(format(
+                   'django_future: the unique key %s... is longer than 255 characters',
+                   left(data->>'unique_key', 20)), NULL::text)
+               ELSE data->>'unique_key' END,
+               -- Only a job with a key holds it; "pending" unless it said otherwise
+               -- (unique.sql says what each means).
+               CASE WHEN data->>'unique_key' IS NOT NULL
+               THEN COALESCE(data->>'unique_while', 'pending') END)::django_future_created
 $scheduled$;
 
 -- "started": running, one more attempt, the runner recorded.
@@ -128,6 +141,11 @@ BEGIN
             RAISE EXCEPTION 'django_future: job %: the queue name is empty', e.job_id
                 USING ERRCODE = 'check_violation';
         END IF;
+        IF n.unique_key = '' OR n.unique_while NOT IN ('pending', 'active') THEN
+            RAISE EXCEPTION 'django_future: job %: a unique key must be a non-empty text held while "pending" or "active", got % while %',
+                e.job_id, quote_literal(n.unique_key), quote_literal(n.unique_while)
+                USING ERRCODE = 'check_violation';
+        END IF;
         s.id := e.job_id;
         s.callable_name := n.callable_name;
         s.content_type_id := n.content_type_id;
@@ -147,6 +165,8 @@ BEGIN
         s.last_hash := n.last_hash;
         s.queue := n.queue;
         s.priority := n.priority;
+        s.unique_key := n.unique_key;
+        s.unique_while := n.unique_while;
         RETURN s;
     END IF;
 

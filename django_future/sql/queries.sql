@@ -20,6 +20,21 @@ SELECT * FROM django_future_schedule_one(%(data)s::jsonb, %(start_at)s::timestam
 -- "scheduled" event. The new ids, in line order (see bulk.sql).
 SELECT django_future_schedule_lines(%s);
 
+-- name: schedule_unique
+-- Schedule one job with a unique key (see unique.sql): the job's row and
+-- created true; or, if a job holds the key, that job's row and created false,
+-- and nothing written; or no row (nothing written) if the job would expire
+-- before it is due. The columns by name: read by ScheduledJob.objects.raw.
+SELECT (u.job).*, u.created
+FROM django_future_schedule_unique(%(data)s::jsonb, %(start_at)s::timestamptz,
+                                   %(start_in)s::interval, %(end_at)s::timestamptz,
+                                   %(end_in)s::interval) u;
+
+-- name: schedule_unique_lines
+-- One chunk of schedule_jobs() that holds keyed jobs, as schedule_lines; a line
+-- whose key was held gives the holder's id (see unique.sql).
+SELECT django_future_schedule_unique_lines(%s);
+
 -- name: append
 -- Append the next event of one live job; the new seq, or NULL if the job is
 -- gone, not in one of %(statuses)s, or not at seq %(seq)s (see append.sql).

@@ -23,8 +23,9 @@ CREATE TYPE django_future_progress AS (
 );
 
 -- The columns of a job's first row, all but its id: what "scheduled" sets.
--- queue and priority come last: migration 0004 added them (ALTER TYPE ... ADD
--- ATTRIBUTE appends), and the attributes' order is the type's.
+-- queue and priority come after the rest: migration 0004 added them (ALTER TYPE
+-- ... ADD ATTRIBUTE appends), and the attributes' order is the type's; then
+-- unique_key and unique_while, which migration 0006 added.
 CREATE TYPE django_future_created AS (
     callable_name varchar(255),
     content_type_id integer,
@@ -43,5 +44,7 @@ CREATE TYPE django_future_created AS (
     last_seq integer,
     last_hash varchar(64),
     queue varchar(100),
-    priority integer
+    priority integer,
+    unique_key varchar(255),
+    unique_while varchar(10)
 );

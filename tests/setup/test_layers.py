@@ -31,7 +31,7 @@ PACKAGE = "django_future"
 # package of a layer (``django_future.runner.loop`` -> ``django_future.runner.report``).
 LAYERS: list[set[str]] = [
     # import nothing of ours
-    {"config", "database", "indexes", "sql", "callables", "retries", "taskhook"},
+    {"config", "database", "indexes", "sql", "callables", "retries", "taskhook", "unique"},
     {"models"},
     {"ledger"},
     {"scheduler", "runner"},  # side by side: neither imports the other
@@ -156,13 +156,24 @@ def test_every_import_points_down() -> None:
         ("callables", set()),
         ("taskhook", set()),
         ("retries", set()),
+        ("unique", set()),
         ("config", set()),
         ("database", set()),
         ("sql", set()),
         ("ledger", {"ledger", "models", "config", "database", "sql"}),
         (
             "scheduler",
-            {"ledger", "models", "config", "database", "sql", "callables", "retries", "taskhook"},
+            {
+                "ledger",
+                "models",
+                "config",
+                "database",
+                "sql",
+                "callables",
+                "retries",
+                "taskhook",
+                "unique",
+            },
         ),
         (
             "runner",

@@ -1,0 +1,518 @@
+-- Frozen for migration 0006_unique_jobs: the live files of django_future/sql/ below,
+-- as they stood when it was written. Do not edit: the live files are where the
+-- current definitions are (see django_future/sql/__init__.py).
+
+-- ---- fold.sql
+
+-- The fold: the one definition of "a job's state after this event".
+--
+-- django_future_fold(state, event) is pure: it takes the job's row as it was
+-- (all NULL before the first event) and returns the row as it must be after
+-- the event, or a NULL id when the event removes the row. It raises on any
+-- event that does not follow from the state (wrong sequence number, or a
+-- transition the job's status does not allow). The fold trigger
+-- (fold_trigger.sql), the writers that fold their own events (claim.sql,
+-- complete.sql, bulk.sql) and replay, verify, rebuild and time
+-- travel (replay.sql) all reach a job's next state through it or through the
+-- transition functions it calls, so they cannot disagree.
+--
+-- What "scheduled", "started" and "completed" do to a job's row is defined by
+-- three SQL functions (django_future_scheduled, _started, _completed) that
+-- return the columns they set, as the composite types of types.sql. The fold
+-- checks that the event may follow and calls them; the hot writers (the
+-- runner's step and batches, bulk scheduling) call them directly in their
+-- UPDATE or INSERT, whose WHERE clauses make the same checks. Being
+-- SQL, and declared no stricter than their bodies, they are inlined by the
+-- planner: the writer computes each column by a plain expression instead of a
+-- PL/pgSQL call per job (a PL/pgSQL function called through a function scan
+-- copies the row in and out and materialises its result, for each job).
+--
+-- A job's rows are checked when its events make them, not by CHECK
+-- constraints: PostgreSQL parses and plans a table's constraints again for
+-- every statement that writes it, whichever columns it changes, twice per job
+-- in the runner's step (perf: 5.6% of the server's CPU there). Every row of
+-- the job table is written by the fold or by a writer that makes the same
+-- transitions (the guard declared in models.py refuses anything else), so:
+--
+-- * "scheduled" refuses a negative number of retries, a window that closes
+--   before it opens, a priority outside -100..100 and an empty queue name, in
+--   the fold and in the bulk writer (bulk.sql), and django_future_scheduled
+--   itself a queue name longer than 100 characters (and a unique key longer
+--   than 255); the fold refuses an empty unique key, or one held while anything
+--   but "pending" or "active" (keyed jobs are written through the fold only:
+--   unique.sql);
+-- * "retry" refuses a due time after the window closed;
+-- * attempts and last_seq only ever count up from 0 and 1, and an event's seq
+--   must follow its job's last (the fold, and the ledger's unique (job_id, seq)).
+
+-- Raise check_violation with ``message``, from inside a query; its type is
+-- ``value``'s, so that it fits wherever a value is expected. STABLE, not
+-- IMMUTABLE: the planner runs an IMMUTABLE function whose arguments are
+-- constants while it plans, which would raise for a row that never comes.
+CREATE OR REPLACE FUNCTION django_future_refuse(message text, value anyelement)
+RETURNS anyelement
+LANGUAGE plpgsql STABLE AS $refuse$
+BEGIN
+    RAISE EXCEPTION '%', message USING ERRCODE = 'check_violation';
+END
+$refuse$;
+
+-- "scheduled": the job as its event's data describes it. Keys left out take
+-- their defaults (no content object, no arguments, not atomic, no retries,
+-- queue "default", priority 0): schedule_job leaves them out when they have
+-- them, and ledgers written before queues existed replay as they were. STABLE, not IMMUTABLE,
+-- because reading a time from text is (and a function declared IMMUTABLE over
+-- STABLE ones is never inlined).
+CREATE OR REPLACE FUNCTION django_future_scheduled(data jsonb, at timestamptz, hash text)
+RETURNS django_future_created
+LANGUAGE sql STABLE AS $scheduled$
+    SELECT ROW(data->>'callable_name', (data->>'content_type_id')::integer,
+               data->>'object_id', COALESCE(data->'args', '[]'::jsonb),
+               COALESCE(data->'kwargs', '{}'::jsonb), (data->>'time_slot_start')::timestamptz,
+               (data->>'time_slot_end')::timestamptz, COALESCE((data->>'atomic')::boolean, false),
+               COALESCE((data->>'retries')::integer, 0) + 1,
+               make_interval(secs => (data->>'retry_delay')::double precision),
+               make_interval(secs => (data->>'retry_max_delay')::double precision),
+               0, 'scheduled', at, 1, hash,
+               -- A longer name would be cut to fit the type's varchar(100) unsaid.
+               CASE WHEN length(data->>'queue') > 100
+               THEN django_future_refuse(format(
+                   'django_future: the queue name %s... is longer than 100 characters',
+                   left(data->>'queue', 20)), NULL::text)
+               ELSE COALESCE(data->>'queue', 'default') END,
+               COALESCE((data->>'priority')::integer, 0),
+               -- The same for a unique key longer than the type's varchar(255).
+               CASE WHEN length(data->>'unique_key') > 255
+               THEN django_future_refuse(format(
+                   'django_future: the unique key %s... is longer than 255 characters',
+                   left(data->>'unique_key', 20)), NULL::text)
+               ELSE data->>'unique_key' END,
+               -- Only a job with a key holds it; "pending" unless it said otherwise
+               -- (unique.sql says what each means).
+               CASE WHEN data->>'unique_key' IS NOT NULL
+               THEN COALESCE(data->>'unique_while', 'pending') END)::django_future_created
+$scheduled$;
+
+-- "started": running, one more attempt, the runner recorded.
+CREATE OR REPLACE FUNCTION django_future_started(
+    s django_future_scheduledjob, seq integer, at timestamptz, runner text, runner_id bigint,
+    hash text
+) RETURNS django_future_progress
+LANGUAGE sql IMMUTABLE AS $started$
+    SELECT ROW('running', s.time_slot_start, at, NULL, runner, runner_id, s.attempts + 1,
+               s.error, s.return_value, seq, hash)::django_future_progress
+$started$;
+
+-- "completed": complete, its return value kept, no error.
+CREATE OR REPLACE FUNCTION django_future_completed(
+    s django_future_scheduledjob, seq integer, at timestamptz, return_value text, hash text
+) RETURNS django_future_progress
+LANGUAGE sql IMMUTABLE AS $completed$
+    SELECT ROW('complete', s.time_slot_start, s.execution_start, at, s.runner,
+               s.runner_process_id, s.attempts, NULL, return_value, seq,
+               hash)::django_future_progress
+$completed$;
+
+-- The fold itself. "claimed" is no longer written by the runner (it starts
+-- jobs directly), but the fold keeps the transition so that such events still
+-- replay; a job started with its batch can be "released" (handed back) if its
+-- runner stops before calling it, and the attempt it counted is given back.
+CREATE OR REPLACE FUNCTION django_future_fold(
+    s django_future_scheduledjob, e django_future_jobevent
+) RETURNS django_future_scheduledjob
+LANGUAGE plpgsql IMMUTABLE AS $fold$
+DECLARE
+    n django_future_created;
+    p django_future_progress;
+BEGIN
+    IF e.kind = 'scheduled' THEN
+        IF s.id IS NOT NULL OR e.seq <> 1 THEN
+            RAISE EXCEPTION 'django_future: job % already has events; "scheduled" must be its first event (seq 1, got %)',
+                e.job_id, e.seq USING ERRCODE = 'serialization_failure';
+        END IF;
+        n := django_future_scheduled(e.data, e.at, e.hash);
+        IF n.max_attempts < 1 THEN
+            RAISE EXCEPTION 'django_future: job %: retries must be 0 or more, got %',
+                e.job_id, n.max_attempts - 1 USING ERRCODE = 'check_violation';
+        END IF;
+        IF n.time_slot_end < n.time_slot_start THEN
+            RAISE EXCEPTION 'django_future: job % cannot expire (%) before it is due (%)',
+                e.job_id, n.time_slot_end, n.time_slot_start USING ERRCODE = 'check_violation';
+        END IF;
+        IF n.priority NOT BETWEEN -100 AND 100 THEN
+            RAISE EXCEPTION 'django_future: job %: priority must be from -100 to 100, got %',
+                e.job_id, n.priority USING ERRCODE = 'check_violation';
+        END IF;
+        IF n.queue = '' THEN
+            RAISE EXCEPTION 'django_future: job %: the queue name is empty', e.job_id
+                USING ERRCODE = 'check_violation';
+        END IF;
+        IF n.unique_key = '' OR n.unique_while NOT IN ('pending', 'active') THEN
+            RAISE EXCEPTION 'django_future: job %: a unique key must be a non-empty text held while "pending" or "active", got % while %',
+                e.job_id, quote_literal(n.unique_key), quote_literal(n.unique_while)
+                USING ERRCODE = 'check_violation';
+        END IF;
+        s.id := e.job_id;
+        s.callable_name := n.callable_name;
+        s.content_type_id := n.content_type_id;
+        s.object_id := n.object_id;
+        s.args := n.args;
+        s.kwargs := n.kwargs;
+        s.time_slot_start := n.time_slot_start;
+        s.time_slot_end := n.time_slot_end;
+        s.atomic := n.atomic;
+        s.max_attempts := n.max_attempts;
+        s.retry_delay := n.retry_delay;
+        s.retry_max_delay := n.retry_max_delay;
+        s.attempts := n.attempts;
+        s.status := n.status;
+        s.created_at := n.created_at;
+        s.last_seq := n.last_seq;
+        s.last_hash := n.last_hash;
+        s.queue := n.queue;
+        s.priority := n.priority;
+        s.unique_key := n.unique_key;
+        s.unique_while := n.unique_while;
+        RETURN s;
+    END IF;
+
+    IF s.id IS NULL THEN
+        RAISE EXCEPTION 'django_future: no live job % to append "%" to (never scheduled, or deleted)',
+            e.job_id, e.kind;
+    END IF;
+    IF e.seq <> s.last_seq + 1 THEN
+        RAISE EXCEPTION 'django_future: job % is at event %, so the next event must be %, got %',
+            e.job_id, s.last_seq, s.last_seq + 1, e.seq USING ERRCODE = 'serialization_failure';
+    END IF;
+
+    CASE e.kind
+    WHEN 'claimed' THEN
+        IF s.status <> 'scheduled' THEN
+            RAISE EXCEPTION 'django_future: job % cannot be claimed: it is %', e.job_id, s.status;
+        END IF;
+        s.status := 'claimed';
+        s.runner := e.runner;
+        s.runner_process_id := (e.data->>'runner_id')::bigint;
+    WHEN 'started' THEN
+        IF s.status NOT IN ('scheduled', 'claimed') THEN
+            RAISE EXCEPTION 'django_future: job % cannot start: it is %', e.job_id, s.status;
+        END IF;
+        p := django_future_started(s, e.seq, e.at, e.runner, (e.data->>'runner_id')::bigint,
+                                   e.hash);
+    WHEN 'completed' THEN
+        IF s.status <> 'running' THEN
+            RAISE EXCEPTION 'django_future: job % cannot complete: it is %', e.job_id, s.status;
+        END IF;
+        p := django_future_completed(s, e.seq, e.at, e.data->>'return_value', e.hash);
+    WHEN 'failed', 'abandoned' THEN
+        IF s.status <> 'running' THEN
+            RAISE EXCEPTION 'django_future: job % cannot be %: it is %', e.job_id, e.kind, s.status;
+        END IF;
+        s.status := 'failed';
+        s.execution_end := e.at;
+        s.error := e.data->>'error';
+    WHEN 'retry' THEN
+        IF s.status <> 'failed' THEN
+            RAISE EXCEPTION 'django_future: job % cannot be retried: it is %', e.job_id, s.status;
+        END IF;
+        IF s.attempts >= s.max_attempts THEN
+            RAISE EXCEPTION 'django_future: job % has no attempts left (% of %)',
+                e.job_id, s.attempts, s.max_attempts;
+        END IF;
+        IF (e.data->>'due')::timestamptz > s.time_slot_end THEN
+            RAISE EXCEPTION 'django_future: job % cannot be retried at %: its window closed at %',
+                e.job_id, e.data->>'due', s.time_slot_end USING ERRCODE = 'check_violation';
+        END IF;
+        s.status := 'scheduled';
+        s.time_slot_start := (e.data->>'due')::timestamptz;
+        s.execution_start := NULL;
+        s.execution_end := NULL;
+        s.runner := NULL;
+        s.runner_process_id := NULL;
+    WHEN 'released' THEN
+        IF s.status NOT IN ('claimed', 'running') THEN
+            RAISE EXCEPTION 'django_future: job % cannot be released: it is %', e.job_id, s.status;
+        END IF;
+        IF s.status = 'running' THEN
+            -- Started with its batch, handed back before it was called: the attempt
+            -- did not happen.
+            s.attempts := s.attempts - 1;
+            s.execution_start := NULL;
+        END IF;
+        s.status := 'scheduled';
+        s.runner := NULL;
+        s.runner_process_id := NULL;
+    WHEN 'expired' THEN
+        IF s.status <> 'scheduled' THEN
+            RAISE EXCEPTION 'django_future: job % cannot expire: it is %', e.job_id, s.status;
+        END IF;
+        s.status := 'expired';
+    WHEN 'cancelled' THEN
+        IF s.status <> 'scheduled' THEN
+            RAISE EXCEPTION 'django_future: job % cannot be cancelled: it is %', e.job_id, s.status
+                USING ERRCODE = 'object_not_in_prerequisite_state';
+        END IF;
+        s.status := 'cancelled';
+    WHEN 'deleted' THEN
+        IF s.status NOT IN ('complete', 'failed', 'expired', 'cancelled') THEN
+            RAISE EXCEPTION 'django_future: job % cannot be deleted: it is %', e.job_id, s.status;
+        END IF;
+        s.id := NULL;
+        RETURN s;
+    ELSE
+        RAISE EXCEPTION 'django_future: unknown event kind "%"', e.kind;
+    END CASE;
+
+    IF e.kind IN ('started', 'completed') THEN
+        s.status := p.status;
+        s.time_slot_start := p.time_slot_start;
+        s.execution_start := p.execution_start;
+        s.execution_end := p.execution_end;
+        s.runner := p.runner;
+        s.runner_process_id := p.runner_process_id;
+        s.attempts := p.attempts;
+        s.error := p.error;
+        s.return_value := p.return_value;
+        s.last_seq := p.last_seq;
+        s.last_hash := p.last_hash;
+        RETURN s;
+    END IF;
+    s.last_seq := e.seq;
+    s.last_hash := e.hash;
+    RETURN s;
+END
+$fold$;
+
+-- ---- bulk.sql
+
+-- Bulk scheduling: one chunk of schedule_jobs() per call.
+--
+-- schedule_jobs sends a few hundred jobs at a time in pipeline mode, one call
+-- of django_future_schedule_lines each, and prepares the next chunk while the
+-- database writes this one. The database assigns the ids. The function appends
+-- the "scheduled" events with their hashes and creates the jobs' rows in one
+-- statement, folding them itself (see append.sql for the django_future.folded
+-- setting). What "scheduled" makes of a job is django_future_scheduled
+-- (fold.sql), which the INSERT inlines, and the new rows are checked as the
+-- fold checks them (fold.sql, "checked when its events make them"). A chunk
+-- that holds a job with a unique key goes to django_future_schedule_unique_lines
+-- instead (unique.sql): this INSERT has no answer to a key already held.
+
+-- Schedule one chunk: "lines" holds one job per line, each the JSON data of its
+-- "scheduled" event (JSON text has no raw newline). Returns the new ids in the
+-- order of the lines ("schedule_lines" in queries.sql).
+CREATE OR REPLACE FUNCTION django_future_schedule_lines(lines text)
+RETURNS bigint[]
+LANGUAGE plpgsql AS $schedule_lines$
+DECLARE
+    -- Looked up once: per row, pg_get_serial_sequence's catalog lookups were a
+    -- tenth of this function's time.
+    job_ids regclass := pg_get_serial_sequence('django_future_scheduledjob', 'id')::regclass;
+    ids bigint[];
+BEGIN
+    PERFORM set_config('django_future.folded', 'on', true);
+    -- Each job's id, data and hash once; both INSERTs read them from here.
+    WITH given AS MATERIALIZED (
+        SELECT j.id, j.data, j.n,
+               django_future_event_hash(NULL, j.id, 1, 'scheduled', statement_timestamp(),
+                                        NULL, j.data) AS hash
+        FROM (SELECT nextval(job_ids) AS id, line.data::jsonb AS data, line.n
+              FROM string_to_table(lines, E'\n') WITH ORDINALITY AS line(data, n)) j
+    ), appended AS (
+        INSERT INTO django_future_jobevent (job_id, seq, kind, at, runner, data, hash)
+        SELECT g.id, 1, 'scheduled', statement_timestamp(), NULL, g.data, g.hash
+        FROM given g
+    ), created AS (
+        INSERT INTO django_future_scheduledjob
+            (id, callable_name, content_type_id, object_id, args, kwargs, time_slot_start,
+             time_slot_end, atomic, max_attempts, retry_delay, retry_max_delay, attempts,
+             status, created_at, last_seq, last_hash, queue, priority, unique_key, unique_while)
+        SELECT g.id, (c.n).callable_name, (c.n).content_type_id, (c.n).object_id, (c.n).args,
+               (c.n).kwargs, (c.n).time_slot_start, (c.n).time_slot_end, (c.n).atomic,
+               (c.n).max_attempts, (c.n).retry_delay, (c.n).retry_max_delay, (c.n).attempts,
+               (c.n).status, (c.n).created_at, (c.n).last_seq, (c.n).last_hash, (c.n).queue,
+               (c.n).priority, (c.n).unique_key, (c.n).unique_while
+        FROM given g
+        CROSS JOIN LATERAL (
+            SELECT django_future_scheduled(g.data, statement_timestamp(), g.hash) AS n) c
+        RETURNING id, max_attempts, time_slot_start, time_slot_end, queue, priority
+    ), refused AS (
+        -- The rows as stored: checking them here reads each value once, where checking
+        -- the event's data again would parse its times a second time. The call is in
+        -- the WHERE clause, after the cheap test, because EXISTS below drops a
+        -- subquery's select list unevaluated.
+        SELECT FROM created r
+        WHERE (r.max_attempts < 1 OR r.time_slot_end < r.time_slot_start
+               OR r.priority NOT BETWEEN -100 AND 100 OR r.queue = '')
+          AND django_future_refuse(
+                  CASE WHEN r.max_attempts < 1
+                  THEN format('django_future: job %s: retries must be 0 or more, got %s',
+                              r.id, r.max_attempts - 1)
+                  WHEN r.priority NOT BETWEEN -100 AND 100
+                  THEN format('django_future: job %s: priority must be from -100 to 100, got %s',
+                              r.id, r.priority)
+                  WHEN r.queue = ''
+                  THEN format('django_future: job %s: the queue name is empty', r.id)
+                  ELSE format('django_future: job %s cannot expire (%s) before it is due (%s)',
+                              r.id, r.time_slot_end, r.time_slot_start)
+                  END, true)
+    )
+    SELECT array_agg(g.id ORDER BY g.n) INTO ids
+    FROM given g
+    WHERE NOT EXISTS (SELECT FROM refused);  -- reads refused, so that it runs
+    PERFORM set_config('django_future.folded', '', true);
+    IF ids IS NOT NULL THEN
+        PERFORM pg_notify('django_future', '');  -- wake sleeping workers at commit
+    END IF;
+    RETURN ids;
+END
+$schedule_lines$;
+
+-- ---- unique.sql
+
+-- Unique jobs: schedule_job(..., unique_key=...) and keyed items of schedule_jobs().
+--
+-- Which jobs hold their key
+-- -------------------------
+-- A job scheduled with a unique key holds it while it is "pending", or, if it
+-- was scheduled with unique_while="active", while it is pending or running.
+-- While a job holds a key, no second job can hold it: the partial unique index
+-- django_future_unique_key (declared in models.py) covers exactly the rows that
+-- hold their key, and this file's functions ask it with ON CONFLICT, so that of
+-- any number of racing transactions one inserts and the others wait for it and
+-- then find its job. The database answers the race; no lock is taken first.
+--
+-- "Pending" is the job as it was scheduled, never touched since: status
+-- 'scheduled' and last_seq = 1. A job that has started once does not hold its
+-- key again when it goes back to 'scheduled' (a retry after a failure, an
+-- "abandoned" job recovered and retried, or a "released" one handed back by a
+-- stopping runner), which is what makes those transitions safe: the runner's
+-- statements that write them never meet the index, even when a newer job took
+-- the key meanwhile. For a debounce this is the point: the request that came
+-- after the job started is a new one and gets a job of its own; the older job's
+-- retry still runs, so nothing asked for is lost (the cost, in that rare case,
+-- is one more run).
+--
+-- An "active" job holds its key from its "scheduled" event to the end of its
+-- last attempt: 'scheduled', 'claimed' or 'running', first time or not. It
+-- never lets go of it in between, because the runner writes "failed" and its
+-- "retry" in one transaction, and "abandoned" and its "retry" too (a concurrent
+-- insert waits on the unique index for that transaction, and then meets the
+-- retried job), and "released" goes from 'running' to 'scheduled' directly. So
+-- an active job's retry cannot meet a newer holder either.
+--
+-- The holder's own choice decides: a call with unique_while="active" whose key
+-- is held by a pending-mode job gets that job; once that job starts, the key is
+-- free for either kind.
+--
+-- The predicate below is written three times and must stay the same: in the
+-- index (models.py, ScheduledJob.Meta.constraints) and in the ON CONFLICT and
+-- the SELECT of django_future_schedule_keyed. tests/scheduler/test_unique.py
+-- proves that the index answers the ON CONFLICT.
+--
+-- Jobs without a key never come here: schedule_job and schedule_jobs send them
+-- through schedule.sql and bulk.sql as before, so the key costs them nothing
+-- but the index's test of a NULL key on each write of a job's row.
+
+-- One keyed job whose "scheduled" event carries ``payload``, its window already
+-- in it (time_slot_start, time_slot_end): its row with created true, or, if a
+-- job holds the key, that job's row with created false and nothing written.
+-- A payload without a key (an item of a bulk chunk that holds keyed ones) is
+-- scheduled like any other job.
+CREATE OR REPLACE FUNCTION django_future_schedule_keyed(payload jsonb)
+RETURNS TABLE (created boolean, job django_future_scheduledjob)
+LANGUAGE plpgsql AS $schedule_keyed$
+DECLARE
+    e django_future_jobevent;
+    n django_future_scheduledjob;
+    wanted text := payload->>'unique_key';
+BEGIN
+    e.job_id := nextval(pg_get_serial_sequence('django_future_scheduledjob', 'id'));
+    e.seq := 1;
+    e.kind := 'scheduled';
+    e.at := statement_timestamp();
+    e.data := payload;
+    e.hash := django_future_event_hash(NULL, e.job_id, 1, 'scheduled', e.at, NULL, e.data);
+    n := django_future_fold(NULL, e);  -- raises if the event may not make a job
+    -- Each statement of this (volatile) function reads a new snapshot: the SELECT
+    -- sees the holder that the INSERT waited for and met. If the holder started
+    -- between the two (a pending-mode job), the key is free again: try again.
+    FOR attempt IN 1..10 LOOP
+        PERFORM set_config('django_future.folded', 'on', true);
+        -- The row first: the event is appended only if the row was made.
+        INSERT INTO django_future_scheduledjob SELECT n.*
+        ON CONFLICT (unique_key) WHERE unique_key IS NOT NULL AND (
+            (status = 'scheduled' AND last_seq = 1)
+            OR (unique_while = 'active' AND status IN ('scheduled', 'claimed', 'running')))
+        DO NOTHING;
+        IF FOUND THEN
+            INSERT INTO django_future_jobevent (job_id, seq, kind, at, runner, data, hash)
+            VALUES (e.job_id, e.seq, e.kind, e.at, NULL, e.data, e.hash);
+            PERFORM set_config('django_future.folded', '', true);
+            PERFORM pg_notify('django_future', '');  -- wake sleeping workers at commit
+            created := true;
+            job := n;
+            RETURN NEXT;
+            RETURN;
+        END IF;
+        PERFORM set_config('django_future.folded', '', true);
+        SELECT j.* INTO job
+        FROM django_future_scheduledjob j
+        WHERE j.unique_key = wanted AND (
+            (j.status = 'scheduled' AND j.last_seq = 1)
+            OR (j.unique_while = 'active' AND j.status IN ('scheduled', 'claimed', 'running')));
+        IF FOUND THEN
+            created := false;
+            RETURN NEXT;
+            RETURN;
+        END IF;
+    END LOOP;
+    RAISE EXCEPTION 'django_future: the unique key % changed hands ten times while a job was scheduled with it; try again',
+        quote_literal(wanted) USING ERRCODE = 'serialization_failure';
+END
+$schedule_keyed$;
+
+-- schedule_job with a unique key: as django_future_schedule_one (schedule.sql),
+-- the window resolved on the database's clock, and no row (nothing written) if
+-- it would close before it opens; else django_future_schedule_keyed's answer
+-- ("schedule_unique" in queries.sql).
+CREATE OR REPLACE FUNCTION django_future_schedule_unique(
+    payload jsonb, start_at timestamptz, start_in interval, end_at timestamptz,
+    end_in interval
+) RETURNS TABLE (created boolean, job django_future_scheduledjob)
+LANGUAGE plpgsql AS $schedule_unique$
+DECLARE
+    opens timestamptz := COALESCE(start_at, statement_timestamp() + start_in);
+    closes timestamptz := COALESCE(end_at, opens + end_in);
+BEGIN
+    IF closes < opens THEN
+        RETURN;
+    END IF;
+    RETURN QUERY SELECT * FROM django_future_schedule_keyed(
+        payload || jsonb_build_object('time_slot_start', opens, 'time_slot_end', closes));
+END
+$schedule_unique$;
+
+-- A chunk of schedule_jobs() that holds at least one keyed job: as
+-- django_future_schedule_lines (bulk.sql), one job per line, but each through
+-- django_future_schedule_keyed, one after another, so that a later line meets
+-- the key an earlier one took. Returns, in line order, each new job's id, or
+-- for a line whose key was held, the holder's id ("schedule_unique_lines" in
+-- queries.sql). One statement per job instead of one per chunk: slower than
+-- the keyless bulk path, which chunks without keys keep.
+CREATE OR REPLACE FUNCTION django_future_schedule_unique_lines(lines text)
+RETURNS bigint[]
+LANGUAGE plpgsql AS $schedule_unique_lines$
+DECLARE
+    ids bigint[] := '{}';
+    line text;
+    got bigint;
+BEGIN
+    FOR line IN SELECT l.data FROM string_to_table(lines, E'\n') WITH ORDINALITY AS l(data, n)
+                ORDER BY l.n LOOP
+        SELECT (k.job).id INTO got FROM django_future_schedule_keyed(line::jsonb) k;
+        ids := ids || got;
+    END LOOP;
+    RETURN ids;
+END
+$schedule_unique_lines$;
