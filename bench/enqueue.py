@@ -25,6 +25,7 @@ A part that needs our backend is skipped, with a line saying so, where
 
 from __future__ import annotations
 
+import itertools
 import os
 import subprocess
 import sys
@@ -92,7 +93,7 @@ def loop(dsn: str, *, system: str, jobs: int) -> Result:
 
         seconds, notes = django_tasks_bench.enqueue_loop(dsn, jobs=jobs, warm_up=WARM_UP)
         name = "django-tasks-db Task.enqueue() loop"
-    elif system in ("schedule_job", "backend"):
+    elif system in ("schedule_job", "backend", "unique"):
         if system == "backend":
             _backend_available()
         settings = TASKS_SETTINGS if system == "backend" else ours.SETTINGS
@@ -101,6 +102,9 @@ def loop(dsn: str, *, system: str, jobs: int) -> Result:
         if system == "backend":
             name = "ours, Task.enqueue() loop (LedgerBackend)"
             notes = "a @task's enqueue() through django_future.backends.LedgerBackend"
+        elif system == "unique":
+            name = "ours, schedule_job() loop with a unique key"
+            notes = "schedule_job('0s', 'bench.noop.noop', unique_key=<a new key each call>)"
         else:
             name = "ours, schedule_job() loop"
             notes = "schedule_job('0s', 'bench.noop.noop')"
@@ -198,6 +202,9 @@ def _enqueue_call(system: str) -> Callable[[], object]:
         return noop.enqueue
     from django_future import schedule_job
 
+    if system == "unique":  # every call a new key: the keyed path, making a job each time
+        keys = (f"bench-{n}" for n in itertools.count())
+        return lambda: schedule_job("0s", "bench.noop.noop", unique_key=next(keys))
     return lambda: schedule_job("0s", "bench.noop.noop")
 
 

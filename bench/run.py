@@ -256,6 +256,7 @@ def plan(*, quick: bool) -> dict[str, Figure]:
     for key, system, label in (
         ("enqueue_tasks_db", "tasks_db", "django-tasks-db, Task.enqueue() loop"),
         ("enqueue_ours", "schedule_job", "ours, schedule_job() loop"),
+        ("enqueue_unique", "unique", "ours, schedule_job() loop with a unique key"),
         ("enqueue_backend", "backend", "ours, Task.enqueue() loop through LedgerBackend"),
         ("enqueue_sql", "sql", "our schedule statement by a bare psycopg loop"),
         ("enqueue_floor", "floor", "bare INSERT loop, one row per transaction"),
@@ -318,7 +319,14 @@ BLOCKS: tuple[tuple[str, ...], ...] = (
     ("history_10k", "history_1m"),
     ("memory_small", "memory_big"),
     ("cpu_ours_1", "cpu_bare_1", "cpu_ours_50", "cpu_bare_50"),
-    ("enqueue_tasks_db", "enqueue_ours", "enqueue_backend", "enqueue_sql", "enqueue_floor"),
+    (
+        "enqueue_tasks_db",
+        "enqueue_ours",
+        "enqueue_unique",
+        "enqueue_backend",
+        "enqueue_sql",
+        "enqueue_floor",
+    ),
     ("tasks_db_4", "tasks_ours_4"),
 )
 
@@ -510,6 +518,13 @@ TARGETS: list[tuple[str, str, str | list[str], str, float]] = [
         "enqueue_ours",
         "<=",
         1.3,
+    ),
+    (
+        "for information: schedule_job with a unique key vs without (what a key costs)",
+        "enqueue_unique",
+        "enqueue_ours",
+        ">=",
+        0.9,
     ),
     (
         "tasks through 4 runners: LedgerBackend + runscheduledjobs vs django-tasks-db + db_worker",

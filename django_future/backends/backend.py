@@ -104,6 +104,7 @@ class LedgerBackend(BaseTaskBackend):
         if not isinstance(task, LedgerTask):
             return
         found = problems(task.own_options(), where=f"task {task.module_path}")
+        found += task.unique_problems()
         if not found and not self._option_problems():
             # Each is right alone; together with the backend's, the backoff must be too.
             merged = Options.merged(self.options, task).schedule_job_kwargs()
@@ -129,6 +130,13 @@ class LedgerBackend(BaseTaskBackend):
         json_args = normalize_json(list(args))
         json_kwargs = normalize_json(dict(kwargs))
         job = _schedule(task, json_args, json_kwargs, options, self.alias)
+        if not job.created:
+            # A job held the task's unique key: its result, as it stands (it may have
+            # started, if it holds its key while active), and no task_enqueued, since
+            # nothing was. The task is the holder's, as get_result would give it.
+            reading = read(job.pk)
+            if reading is not None:
+                return self._result(_task_of(reading, job.pk), reading)
         # A new job's result needs no read: its scheduled event is all there is, and
         # the row schedule_job returned holds its time (one query per enqueue).
         result = self._result(task, Reading.new(job))
@@ -180,6 +188,9 @@ def _schedule(task: Any, args: Any, kwargs: Any, options: Options, alias: str) -
         _origin=origin,
         queue=task.queue_name,
         priority=task.priority,
+        # A task made by another task_class has neither: no key.
+        unique_key=getattr(task, "unique_key", None),
+        unique_while=getattr(task, "unique_while", "pending"),
         **options.schedule_job_kwargs(),
     )
 
@@ -212,6 +223,9 @@ def _task_of(reading: Reading, result_id: object) -> Any:
     run_after = reading.scheduled.get("run_after")
     if run_after:
         changes["run_after"] = parse_datetime(run_after)
+    if isinstance(found, LedgerTask) and "unique_key" in reading.scheduled:
+        changes["unique_key"] = reading.scheduled["unique_key"]
+        changes["unique_while"] = reading.scheduled.get("unique_while", "pending")
     return found.using(**changes)
 
 

@@ -10,10 +10,17 @@ task (``LedgerTask``). The names and forms are ``schedule_job``'s:
 - ``expires``: how long after ``run_after`` (or the enqueue) a task that has not run
   gives up, as a duration, or ``None`` for never (default ``"7d"``, as ``schedule_job``);
 - ``atomic``: run the task in one transaction with its completion (default False).
+
+Two more fields of ``LedgerTask`` are no backend OPTIONS, since a key names one piece of
+work and not a backend's tasks: ``unique_key`` and ``unique_while``, ``schedule_job``'s
+(django_future/unique.py). They are set with ``task.using(unique_key=...)``, which our
+``task_class`` extends on every Django version, or for every call of a task with
+``@task(unique_key=...)`` where ``@task`` passes them on (Django 6.1, the backport).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import enum
 from collections.abc import Mapping
@@ -22,6 +29,7 @@ from typing import Any
 
 from django_future.backends.compat import Task
 from django_future.scheduler import parse_duration
+from django_future.unique import unique_data
 
 __all__ = ["DEFAULT", "OPTION_DEFAULTS", "LedgerTask", "Options", "problems"]
 
@@ -135,6 +143,40 @@ class LedgerTask(Task):
     retry_max_delay: dt.timedelta | str | _Default | None = DEFAULT
     expires: dt.timedelta | str | _Default | None = DEFAULT
     atomic: bool | _Default = DEFAULT
+    # Not options: no backend default. None: a task without a key.
+    unique_key: str | None = None
+    unique_while: str = "pending"
+
+    def using(  # type: ignore[override]
+        self,
+        *,
+        unique_key: str | None | _Default = DEFAULT,
+        unique_while: str | _Default = DEFAULT,
+        **changes: Any,
+    ) -> LedgerTask:
+        """Django's ``using()`` (``priority``, ``queue_name``, ``run_after``, ``backend``),
+        and the unique key this task's next enqueues ask for, with ``unique_while``:
+        ``task.using(unique_key=f"sync-user-{user.pk}")``. ``unique_key=None`` takes
+        the key away (and ``unique_while`` back to ``"pending"``)."""
+        # Task.using by name: slots=True makes a new class, which zero-argument super()
+        # does not know.
+        task = Task.using(self, **changes)
+        own: dict[str, Any] = {}
+        if unique_key is not DEFAULT:
+            own["unique_key"] = unique_key
+            if unique_key is None and unique_while is DEFAULT:
+                own["unique_while"] = "pending"  # no key: nothing to hold, so the default
+        if unique_while is not DEFAULT:
+            own["unique_while"] = unique_while
+        return dataclasses.replace(task, **own) if own else task
+
+    def unique_problems(self) -> list[str]:
+        """What is wrong with this task's unique key (an empty list if nothing)."""
+        try:
+            unique_data(self.unique_key, self.unique_while)
+        except ValueError as exc:
+            return [f"task {self.module_path}: {exc}"]
+        return []
 
     def own_options(self) -> dict[str, Any]:
         """The options set on this task (not DEFAULT)."""

@@ -123,6 +123,10 @@ if PER_TASK_OPTIONS:
     def never_expires() -> None:
         return None
 
+    @task(unique_key="nightly-report", unique_while="active")
+    def nightly_report() -> None:
+        return None
+
 
 # In a runner process started with TASKS_SIGNAL_LOG=<file>: one line per task signal
 # received there, for tests/tasks/test_runner_processes.py.
