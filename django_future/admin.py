@@ -39,6 +39,22 @@ class _ReadOnly(_ModelAdmin):
         return False
 
 
+class UniqueKeyFilter(admin.SimpleListFilter):
+    """Jobs with a unique key or without; a list of every key would be as long as the
+    table (keys are usually one per object: "sync-user-42"). Search finds one key."""
+
+    title = "unique key"
+    parameter_name = "has_unique_key"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [("yes", "With a key"), ("no", "Without")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        if self.value() in ("yes", "no"):
+            return queryset.filter(unique_key__isnull=self.value() == "no")
+        return queryset
+
+
 @admin.register(ScheduledJob)
 class ScheduledJobAdmin(_ReadOnly):
     list_display = (
@@ -47,6 +63,7 @@ class ScheduledJobAdmin(_ReadOnly):
         "status",
         "queue",
         "priority",
+        "unique_key",
         "time_slot_start",
         "attempts",
         "runner",
@@ -57,12 +74,16 @@ class ScheduledJobAdmin(_ReadOnly):
         "status",
         "queue",
         "priority",
+        UniqueKeyFilter,
+        "unique_while",
         "callable_name",
         "time_slot_start",
         "execution_start",
         "atomic",
     )
-    search_fields = ("=id", "callable_name", "object_id", "runner", "error")
+    # "=unique_key": the key exactly, as a job's key is looked up (the unique index serves
+    # only the jobs that hold theirs; a search reads the table either way).
+    search_fields = ("=id", "callable_name", "object_id", "runner", "error", "=unique_key")
     date_hierarchy = "time_slot_start"
     ordering = ("-time_slot_start", "-id")
     actions = ("cancel_jobs", "run_again")
@@ -78,6 +99,8 @@ class ScheduledJobAdmin(_ReadOnly):
                 "fields": (
                     "queue",
                     "priority",
+                    "unique_key",
+                    "unique_while",
                     "atomic",
                     "max_attempts",
                     "attempts",

@@ -103,9 +103,11 @@ def timeline(job_id: int) -> list[dict[str, Any]]:
 
 def _detail(kind: str, data: dict[str, Any]) -> str:
     if kind == "scheduled":
+        key = data.get("unique_key")
         return (
             f"{data.get('callable_name')} due {local_time(data.get('time_slot_start'))}"
             f" in queue {data.get('queue', 'default')}, priority {data.get('priority', 0)}"
+            + (f", unique key {key!r}" if key is not None else "")
         )
     if kind in ("failed", "abandoned"):
         return str(data.get("exception") or "")

@@ -57,6 +57,28 @@ def test_job_list_shows_and_filters_by_queue_and_priority(admin_client: Client) 
     assert "emails" in job_page
 
 
+def test_job_list_shows_filters_and_finds_unique_keys(admin_client: Client) -> None:
+    keyed = schedule_job("1d", "tests.handlers.record", unique_key="sync-user-42")
+    active = schedule_job("1d", "tests.handlers.record", unique_key="sync-user-7",
+                          unique_while="active")
+    plain = schedule_job("1d", "tests.handlers.record")
+    body = admin_client.get(url("scheduledjob_changelist")).content.decode()
+    assert "By unique key" in body and "By unique while" in body
+    assert "column-unique_key" in body and "sync-user-42" in body
+
+    def listed(**query: str) -> list[int]:
+        response = admin_client.get(url("scheduledjob_changelist"), query)
+        return sorted(job.pk for job in response.context["cl"].result_list)
+
+    assert listed(has_unique_key="yes") == [keyed.pk, active.pk]
+    assert listed(has_unique_key="no") == [plain.pk]
+    assert listed(unique_while="active") == [active.pk]
+    assert listed(q="sync-user-42") == [keyed.pk]  # the whole key
+    assert listed(q="sync-user") == []  # not a part of it
+    job_page = admin_client.get(url("scheduledjob_change", active.pk)).content.decode()
+    assert "sync-user-7" in job_page and "active" in job_page
+
+
 def test_job_page_shows_the_event_timeline_read_only(admin_client: Client) -> None:
     job = schedule_job("0s", "tests.handlers.boom", args=["card declined"])
     run_jobs(ignore_errors=True)

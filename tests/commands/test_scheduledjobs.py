@@ -132,6 +132,20 @@ def test_show_prints_the_queue_and_priority() -> None:
     assert f"job {plain.pk}: queue default, priority 0" in run("show", str(plain.pk))
 
 
+def test_show_prints_the_unique_key_and_while_it_is_held() -> None:
+    job = schedule_job("1h", "tests.handlers.record", unique_key="sync-user-42")
+    text = run("show", str(job.pk))
+    assert f"job {job.pk}: queue default, priority 0, unique key 'sync-user-42' while pending" in (
+        text
+    )
+    assert "priority 0, unique key 'sync-user-42'" in text  # the scheduled event's detail
+    shown = as_json("show", str(job.pk))
+    assert (shown["unique_key"], shown["unique_while"]) == ("sync-user-42", "pending")  # type: ignore[index]
+    plain = schedule_job("1h", "tests.handlers.record")
+    assert "unique key" not in run("show", str(plain.pk))
+    assert as_json("show", str(plain.pk))["unique_key"] is None  # type: ignore[index]
+
+
 @override_settings(TIME_ZONE="America/New_York")
 def test_every_command_shows_and_reads_times_in_time_zone(
     capsys: pytest.CaptureFixture[str],
