@@ -404,6 +404,37 @@ def check_prune_records(h: History) -> None:
     assert [(r[1], r[3], r[4], r[5]) for r in rows] == [("retention check", 1, 3, h.pruned_digest)]
 
 
+def _keyed_jobs() -> tuple[int, int, int]:
+    """Three keyed jobs beside the history: one ran, one holds 'sync-user-42' now, and one
+    holds 'sync-user-7' while it runs (active)."""
+    ran = schedule_job("0s", "tests.handlers.record", unique_key="sync-user-42")
+    run_jobs()
+    holder = schedule_job("1h", "tests.handlers.record", unique_key="sync-user-42")
+    running = schedule_job(
+        "1h", "tests.handlers.record", unique_key="sync-user-7", unique_while="active"
+    )
+    _in_the_hands_of(running, "alive:2", dt.timedelta(hours=1))
+    return ran.pk, holder.pk, running.pk
+
+
+def check_unique_key_jobs(h: History) -> None:
+    ran, holder, _running = _keyed_jobs()
+    rows = run("unique-key-jobs")
+    assert [(job_id, holds, status) for job_id, _at, holds, status in rows] == [
+        (ran, "pending", "complete"),
+        (holder, "pending", "scheduled"),
+    ]
+
+
+def check_unique_key_holders(h: History) -> None:
+    _ran, holder, running = _keyed_jobs()
+    rows = run("unique-key-holders")
+    assert [r[:4] for r in rows] == [
+        ("sync-user-42", holder, "pending", "scheduled"),
+        ("sync-user-7", running, "active", "running"),
+    ]
+
+
 CHECKS: dict[str, Callable[[History], None]] = {
     "job-timeline": check_job_timeline,
     "failures-last-day": check_failures_last_day,
@@ -427,6 +458,8 @@ CHECKS: dict[str, Callable[[History], None]] = {
     "chain-heads-export": check_chain_heads_export,
     "hash-recompute": check_hash_recompute,
     "prune-records": check_prune_records,
+    "unique-key-jobs": check_unique_key_jobs,
+    "unique-key-holders": check_unique_key_holders,
 }
 
 
