@@ -6,10 +6,11 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
-from django.db import connection
+from django.db import connection, connections
 
 from django_future import ledger, run_jobs, schedule_job
 from django_future.models import JobEvent, ScheduledJob
@@ -133,3 +134,74 @@ def test_an_active_job_keeps_its_key_through_failure_and_retry() -> None:
     assert handlers.calls[-1] == (first.pk, first.pk, False)  # it held the key running
     assert fresh(first).status == "scheduled" and _holders() == [first.pk]
     assert schedule_job("1h", "tests.handlers.record", unique_key=KEY).pk == first.pk
+
+
+# Takes the key in a transaction, says so, and rolls back when told (a line on stdin).
+HOLD_THEN_ROLL_BACK = f"""
+import sys
+import django
+django.setup()
+from django.db import transaction
+from django_future import schedule_job
+
+class RolledBack(Exception):
+    pass
+
+try:
+    with transaction.atomic():
+        job = schedule_job("1h", "tests.handlers.record", unique_key={KEY!r})
+        print(job.pk, flush=True)
+        sys.stdin.readline()
+        raise RolledBack
+except RolledBack:
+    pass
+"""
+
+
+def _waiting_on_a_lock() -> int:
+    """Backends of this database whose schedule_unique waits on another's lock."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+            "AND wait_event_type = 'Lock' AND query LIKE '%%django_future_schedule_unique%%'"
+        )
+        return cursor.fetchone()[0]
+
+
+def test_a_caller_waiting_on_a_holder_that_rolls_back_makes_the_job() -> None:
+    proc = subprocess.Popen(
+        [sys.executable, "-c", HOLD_THEN_ROLL_BACK],
+        cwd=ROOT,
+        env=subprocess_env(),
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdin is not None and proc.stdout is not None
+    held = int(proc.stdout.readline())  # the other transaction holds the key now
+    got: list[ScheduledJob] = []
+
+    def call() -> None:
+        try:
+            got.append(schedule_job("1h", "tests.handlers.record", unique_key=KEY))
+        finally:
+            connections.close_all()  # this thread's connection
+
+    caller = threading.Thread(target=call)
+    caller.start()
+    deadline = time.monotonic() + 30
+    while _waiting_on_a_lock() == 0:  # the call waits for the holder's transaction
+        assert caller.is_alive() and time.monotonic() < deadline, "the call did not wait"
+        time.sleep(0.02)
+    proc.stdin.write("roll back\n")
+    proc.stdin.flush()
+    caller.join(timeout=30)
+    proc.communicate(timeout=60)
+    assert proc.returncode == 0
+    (job,) = got
+    assert job.created is True and job.pk != held  # the rolled-back job never existed
+    assert list(ScheduledJob.objects.filter(unique_key=KEY).values_list("pk", flat=True)) == [
+        job.pk
+    ]
+    assert not JobEvent.objects.filter(job_id=held).exists()
