@@ -240,7 +240,9 @@ class ScheduledJob(models.Model):
                 condition=models.Q(unique_key__isnull=False)
                 & (
                     models.Q(status="scheduled", last_seq=1)
-                    | models.Q(unique_while="active", status__in=["scheduled", "claimed", "running"])
+                    | models.Q(
+                        unique_while="active", status__in=["scheduled", "claimed", "running"]
+                    )
                 ),
                 name="django_future_unique_key",
             ),

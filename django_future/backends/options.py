@@ -25,7 +25,7 @@ import datetime as dt
 import enum
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from django_future.backends.compat import Task
 from django_future.scheduler import parse_duration
@@ -147,10 +147,10 @@ class LedgerTask(Task):
     unique_key: str | None = None
     unique_while: str = "pending"
 
-    def using(  # type: ignore[override]
+    def using(
         self,
         *,
-        unique_key: str | None | _Default = DEFAULT,
+        unique_key: str | _Default | None = DEFAULT,
         unique_while: str | _Default = DEFAULT,
         **changes: Any,
     ) -> LedgerTask:
@@ -160,7 +160,7 @@ class LedgerTask(Task):
         the key away (and ``unique_while`` back to ``"pending"``)."""
         # Task.using by name: slots=True makes a new class, which zero-argument super()
         # does not know.
-        task = Task.using(self, **changes)
+        task = cast("LedgerTask", Task.using(self, **changes))
         own: dict[str, Any] = {}
         if unique_key is not DEFAULT:
             own["unique_key"] = unique_key

@@ -59,8 +59,9 @@ def test_job_list_shows_and_filters_by_queue_and_priority(admin_client: Client) 
 
 def test_job_list_shows_filters_and_finds_unique_keys(admin_client: Client) -> None:
     keyed = schedule_job("1d", "tests.handlers.record", unique_key="sync-user-42")
-    active = schedule_job("1d", "tests.handlers.record", unique_key="sync-user-7",
-                          unique_while="active")
+    active = schedule_job(
+        "1d", "tests.handlers.record", unique_key="sync-user-7", unique_while="active"
+    )
     plain = schedule_job("1d", "tests.handlers.record")
     body = admin_client.get(url("scheduledjob_changelist")).content.decode()
     assert "By unique key" in body and "By unique while" in body

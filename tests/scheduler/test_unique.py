@@ -14,7 +14,6 @@ from django.db import DatabaseError, connection, transaction
 from django_future import ledger, run_jobs, schedule_job, schedule_jobs
 from django_future.models import JobEvent, ScheduledJob
 from django_future.runner import Runner
-from tests import handlers
 from tests.support import counts, event, fresh, kinds, later
 
 pytestmark = pytest.mark.django_db
@@ -185,8 +184,7 @@ def test_bulk_items_with_a_key_meet_earlier_items_and_earlier_jobs() -> None:
 
 def test_a_bulk_item_whose_arguments_name_unique_key_is_scheduled_as_any_other() -> None:
     ids = schedule_jobs(
-        [{"date": "1h", "callable_name": "tests.handlers.record", "kwargs": {"unique_key": 1}}]
-        * 2
+        [{"date": "1h", "callable_name": "tests.handlers.record", "kwargs": {"unique_key": 1}}] * 2
     )
     assert len(set(ids)) == 2
 

@@ -109,7 +109,11 @@ def test_a_pending_jobs_retry_after_a_newer_job_took_the_key_does_not_collide() 
     job is made: it has started), then fails; "failed" and "retry" are written while
     the newer job holds the key. The retried job does not take it back."""
     first = schedule_job(
-        "0s", "tests.handlers.same_key_then_fail", args=[KEY], unique_key=KEY, retries=1,
+        "0s",
+        "tests.handlers.same_key_then_fail",
+        args=[KEY],
+        unique_key=KEY,
+        retries=1,
         retry_delay="1h",
     )
     report = run_jobs(ignore_errors=True)
@@ -127,8 +131,13 @@ def test_a_pending_jobs_retry_after_a_newer_job_took_the_key_does_not_collide() 
 
 def test_an_active_job_keeps_its_key_through_failure_and_retry() -> None:
     first = schedule_job(
-        "0s", "tests.handlers.same_key_then_fail", args=[KEY], unique_key=KEY,
-        unique_while="active", retries=1, retry_delay="1h",
+        "0s",
+        "tests.handlers.same_key_then_fail",
+        args=[KEY],
+        unique_key=KEY,
+        unique_while="active",
+        retries=1,
+        retry_delay="1h",
     )
     run_jobs(ignore_errors=True)
     assert handlers.calls[-1] == (first.pk, first.pk, False)  # it held the key running
