@@ -16,6 +16,8 @@ package, and from nowhere else in Python:
   retries, expiry and hand-backs;
 - ``wire.py``: the runner's per-job statements (its claim and its completions), on a
   prepared psycopg cursor that the runner holds (``Wire``);
+- ``ticks.py``: periodic schedules' definitions and the jobs of their due ticks, for
+  ``django_future.periodic``;
 - ``replay.py``: reading back (``verify``, ``jobs_as_of``), and the two writes around
   the guards, ``rebuild`` and ``remove_jobs`` (for ``scheduledjobs prune``).
 
@@ -68,6 +70,7 @@ from django_future.ledger.replay import (
     remove_jobs,
     verify,
 )
+from django_future.ledger import ticks
 from django_future.ledger.wire import Completion, Wire
 from django_future.ledger.writes import (
     ConcurrentAppendError,
@@ -105,5 +108,6 @@ __all__ = [
     "runner_identity",
     "schedule",
     "schedule_chunks",
+    "ticks",
     "verify",
 ]

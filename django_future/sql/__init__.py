@@ -23,7 +23,9 @@ family beside this module, and that file holds its current definition:
   of a completion, for speed: see the file);
 - ``schedule.sql``: one job of ``schedule_job()``;
 - ``bulk.sql``: one chunk of ``schedule_jobs()``;
-- ``views.sql``: the audit views (docs/audit.md).
+- ``views.sql``: the audit views (docs/audit.md);
+- ``periodic.sql``: periodic schedules: their definitions recorded, one job per tick,
+  and the view of their ticks (docs/periodic.md).
 
 :data:`LIVE_FILES` is the order in which they run (a file may use what an earlier one
 defines); :func:`live_sql` joins them. The tables, their indexes and the triggers are
@@ -115,6 +117,7 @@ LIVE_FILES: tuple[str, ...] = (
     "schedule.sql",
     "bulk.sql",
     "views.sql",
+    "periodic.sql",
 )
 
 
