@@ -8,10 +8,10 @@ What the package needs of its database is in ``database.py``.
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
-from typing import Any
 
 
 def _seconds(name: str, default: float) -> dt.timedelta:

@@ -61,6 +61,7 @@ docs/design.md says the same for readers of the design.
 
 from __future__ import annotations
 
+from django_future.ledger import ticks
 from django_future.ledger.replay import (
     LEDGER_GUARDS,
     BrokenChain,
@@ -70,7 +71,6 @@ from django_future.ledger.replay import (
     remove_jobs,
     verify,
 )
-from django_future.ledger import ticks
 from django_future.ledger.wire import Completion, Wire
 from django_future.ledger.writes import (
     ConcurrentAppendError,

@@ -45,7 +45,9 @@ def define(definitions: list[dict[str, Any]], *, runner: str) -> tuple[list[Defi
     removal of every schedule no longer given; return what the database knows of each
     given schedule, and its clock."""
     with connection.cursor() as cursor, database.tables_needed():
-        cursor.execute(query("periodic_define"), {"defs": json.dumps(definitions), "runner": runner})
+        cursor.execute(
+            query("periodic_define"), {"defs": json.dumps(definitions), "runner": runner}
+        )
         rows = cursor.fetchall()
     if not rows:
         with connection.cursor() as cursor:

@@ -20,49 +20,85 @@ DROP_PERIODIC = [
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('django_future', '0005_schedule_one'),
+        ("django_future", "0005_schedule_one"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='PeriodicTick',
+            name="PeriodicTick",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('schedule', models.CharField(max_length=200)),
-                ('tick', models.DateTimeField()),
-                ('job_id', models.BigIntegerField()),
-                ('definition', models.CharField(max_length=64)),
-                ('enqueued_at', models.DateTimeField(db_default=django.db.models.functions.datetime.Now())),
-                ('runner', models.CharField(max_length=255)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("schedule", models.CharField(max_length=200)),
+                ("tick", models.DateTimeField()),
+                ("job_id", models.BigIntegerField()),
+                ("definition", models.CharField(max_length=64)),
+                (
+                    "enqueued_at",
+                    models.DateTimeField(db_default=django.db.models.functions.datetime.Now()),
+                ),
+                ("runner", models.CharField(max_length=255)),
             ],
         ),
         migrations.CreateModel(
-            name='PeriodicChange',
+            name="PeriodicChange",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('schedule', models.CharField(max_length=200)),
-                ('hash', models.CharField(blank=True, max_length=64)),
-                ('definition', models.JSONField(blank=True, null=True)),
-                ('at', models.DateTimeField(db_default=django.db.models.functions.datetime.Now())),
-                ('runner', models.CharField(max_length=255)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("schedule", models.CharField(max_length=200)),
+                ("hash", models.CharField(blank=True, max_length=64)),
+                ("definition", models.JSONField(blank=True, null=True)),
+                ("at", models.DateTimeField(db_default=django.db.models.functions.datetime.Now())),
+                ("runner", models.CharField(max_length=255)),
             ],
             options={
-                'indexes': [models.Index(fields=['schedule', '-id'], name='django_future_schedule_changes')],
+                "indexes": [
+                    models.Index(fields=["schedule", "-id"], name="django_future_schedule_changes")
+                ],
             },
         ),
         pgtrigger.migrations.AddTrigger(
-            model_name='periodicchange',
-            trigger=pgtrigger.compiler.Trigger(name='periodic_changes_append_only', sql=pgtrigger.compiler.UpsertTriggerSql(func="RAISE EXCEPTION 'django_future: % on % refused: the schedule change log is append-only', TG_OP, TG_TABLE_NAME;", hash='39d15d88526970166381a7a97dd0f4cb925e6e1d', operation='UPDATE OR DELETE', pgid='pgtrigger_periodic_changes_append_only_bb7ba', table='django_future_periodicchange', when='BEFORE')),
+            model_name="periodicchange",
+            trigger=pgtrigger.compiler.Trigger(
+                name="periodic_changes_append_only",
+                sql=pgtrigger.compiler.UpsertTriggerSql(
+                    func="RAISE EXCEPTION 'django_future: % on % refused: the schedule change log is append-only', TG_OP, TG_TABLE_NAME;",
+                    hash="39d15d88526970166381a7a97dd0f4cb925e6e1d",
+                    operation="UPDATE OR DELETE",
+                    pgid="pgtrigger_periodic_changes_append_only_bb7ba",
+                    table="django_future_periodicchange",
+                    when="BEFORE",
+                ),
+            ),
         ),
         migrations.AddConstraint(
-            model_name='periodictick',
-            constraint=models.UniqueConstraint(fields=('schedule', 'tick'), name='django_future_one_job_per_tick'),
+            model_name="periodictick",
+            constraint=models.UniqueConstraint(
+                fields=("schedule", "tick"), name="django_future_one_job_per_tick"
+            ),
         ),
         pgtrigger.migrations.AddTrigger(
-            model_name='periodictick',
-            trigger=pgtrigger.compiler.Trigger(name='periodic_ticks_append_only', sql=pgtrigger.compiler.UpsertTriggerSql(func="RAISE EXCEPTION 'django_future: % on % refused: the tick log is append-only', TG_OP, TG_TABLE_NAME;", hash='4b2ae588da5d7ac3e8b98a0e8acbc14461257b4f', operation='UPDATE OR DELETE', pgid='pgtrigger_periodic_ticks_append_only_6b120', table='django_future_periodictick', when='BEFORE')),
+            model_name="periodictick",
+            trigger=pgtrigger.compiler.Trigger(
+                name="periodic_ticks_append_only",
+                sql=pgtrigger.compiler.UpsertTriggerSql(
+                    func="RAISE EXCEPTION 'django_future: % on % refused: the tick log is append-only', TG_OP, TG_TABLE_NAME;",
+                    hash="4b2ae588da5d7ac3e8b98a0e8acbc14461257b4f",
+                    operation="UPDATE OR DELETE",
+                    pgid="pgtrigger_periodic_ticks_append_only_6b120",
+                    table="django_future_periodictick",
+                    when="BEFORE",
+                ),
+            ),
         ),
         migrations.RunSQL(frozen("0007_periodic"), reverse_sql=DROP_PERIODIC),
     ]

@@ -338,7 +338,9 @@ def _timezone(value: object, wrong: Wrong) -> str:
     try:
         zoneinfo.ZoneInfo(value)
     except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-        raise wrong(f"unknown timezone {value!r}; use an IANA name such as 'Europe/Paris'") from None
+        raise wrong(
+            f"unknown timezone {value!r}; use an IANA name such as 'Europe/Paris'"
+        ) from None
     return value
 
 
@@ -354,4 +356,3 @@ def _max_delay(value: object, wrong: Wrong) -> dt.timedelta:
     if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
         raise wrong(f"max_delay must be a positive number of seconds or a timedelta, not {value!r}")
     return dt.timedelta(seconds=value)
-

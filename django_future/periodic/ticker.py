@@ -51,8 +51,7 @@ class Ticker:
         """Record the definitions in force and learn where each schedule stands."""
         self.schedules = load() if self._given is None else list(self._given)
         definitions = [
-            {"schedule": s.name, "hash": s.hash, "definition": s.definition}
-            for s in self.schedules
+            {"schedule": s.name, "hash": s.hash, "definition": s.definition} for s in self.schedules
         ]
         known, db_now = ledger.ticks.define(definitions, runner=self.runner)
         self.statements += 1
@@ -162,5 +161,7 @@ def overview(now: dt.datetime | None = None) -> list[Overview]:
     found = []
     for s in schedules:
         _, tick, job, outcome, _clock = rows.get(s.name, (None, None, None, None, None))
-        found.append(Overview(s.name, s.cron, s.timezone, s.catch_up, s.next_tick(now), tick, job, outcome))
+        found.append(
+            Overview(s.name, s.cron, s.timezone, s.catch_up, s.next_tick(now), tick, job, outcome)
+        )
     return found

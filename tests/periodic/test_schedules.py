@@ -98,7 +98,9 @@ def test_a_daily_0230_ticks_once_on_dst_days(
     nightly = schedule(timezone="Europe/Paris")
     start = local(*day, 0, 0)
     # The iterator is endless: the day's ticks, and the first of the next day.
-    ticks = list(itertools.takewhile(lambda t: t < start + dt.timedelta(days=1), nightly.ticks(start)))
+    ticks = list(
+        itertools.takewhile(lambda t: t < start + dt.timedelta(days=1), nightly.ticks(start))
+    )
     assert ticks == [t.astimezone(UTC) for t in expected]
 
 
@@ -150,7 +152,11 @@ def test_the_decorator_declares_a_schedule_for_a_task() -> None:
     periodic.periodic("*/10 * * * *", name="decorated", kwargs={"a": 1})(FakeTask())
     try:
         found = {s.name: s for s in periodic.load()}["decorated"]
-        assert (found.callable, found.queue, found.priority) == ("tests.handlers.record", "emails", 5)
+        assert (found.callable, found.queue, found.priority) == (
+            "tests.handlers.record",
+            "emails",
+            5,
+        )
         assert found.job_data == {
             "callable_name": "tests.handlers.record",
             "args": [],

@@ -69,7 +69,11 @@ def test_each_tick_is_one_job_whoever_offers_it_and_its_event_says_which() -> No
     ticks = list(PeriodicTick.objects.order_by("tick").values_list("tick", "job_id", "runner"))
     assert [(t, r) for t, _, r in ticks] == [(at(1), "a:1"), (at(2), "b:2")]
     job = ScheduledJob.objects.get(pk=ticks[0][1])
-    assert (job.callable_name, job.args, job.time_slot_start) == ("tests.handlers.record", [7], at(1))
+    assert (job.callable_name, job.args, job.time_slot_start) == (
+        "tests.handlers.record",
+        [7],
+        at(1),
+    )
     assert job.time_slot_end == at(1) + dt.timedelta(days=1)  # expires after max_delay
     scheduled = JobEvent.objects.get(job_id=job.pk, kind="scheduled")
     assert scheduled.data["periodic"]["schedule"] == "minutely"
@@ -83,7 +87,12 @@ def test_the_database_refuses_a_second_job_for_a_tick_and_an_older_tick() -> Non
     constraint and the newest-tick guard of sql/periodic.sql."""
     with settings_for(minutely={"cron": "* * * * *"}):
         ticker_at(at(0)).enqueue_due(at(3))
-        offer = {"schedule": "minutely", "hash": "x", "expires": 60.0, "data": {"callable_name": "tests.handlers.record"}}
+        offer = {
+            "schedule": "minutely",
+            "hash": "x",
+            "expires": 60.0,
+            "data": {"callable_name": "tests.handlers.record"},
+        }
         for tick in (at(3), at(1)):
             made, _ = ledger.ticks.enqueue([{**offer, "tick": tick}], now=at(5), runner="late:1")
             assert made == []
@@ -123,7 +132,9 @@ def test_a_changed_schedule_takes_effect_from_its_next_tick_and_is_recorded() ->
         assert changed.enqueue_due() == []  # a definition recorded now ticks from now
     with settings_for():
         Ticker(runner="deploy:3").start()
-    history = list(PeriodicChange.objects.order_by("id").values_list("schedule", "hash", "definition"))
+    history = list(
+        PeriodicChange.objects.order_by("id").values_list("schedule", "hash", "definition")
+    )
     assert [h[0] for h in history] == ["job", "job", "job"]
     assert history[0][2]["cron"] == "0 * * * *" and history[1][2]["cron"] == "30 * * * *"
     assert history[2][1:] == ("", None)  # removed
