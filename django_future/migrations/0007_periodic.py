@@ -12,11 +12,11 @@ from django.db import migrations, models
 
 from django_future.sql import frozen
 
-DROP_PERIODIC = [
+DROP_PERIODIC = (
     "DROP VIEW django_future_periodic_ticks;",
     "DROP FUNCTION django_future_periodic_enqueue(jsonb, timestamptz, text);",
     "DROP FUNCTION django_future_periodic_define(jsonb, text);",
-]
+)
 
 
 class Migration(migrations.Migration):
