@@ -24,7 +24,8 @@ package, and from nowhere else in Python:
 The layers
 ----------
 
-The ledger imports ``models``, ``config`` and ``sql``, and nothing above it. The
+The ledger imports ``models``, ``config`` and ``sql``, and nothing above it. Periodic
+schedules (``django_future.periodic``) sit on it, below the runner that calls them. The
 scheduler and the runner sit on it side by side (and never import each other: what
 they share is in ``callables.py``, ``retries.py`` and ``taskhook.py``, below both);
 the admin, the audit, the system checks, the task backend (``backends``) and the

@@ -106,8 +106,11 @@ class Schedule:
     def job_data(self) -> dict[str, Any]:
         """The ``scheduled`` event's data of each tick's job, without its window; keys at
         their defaults are left out, as ``schedule_job`` leaves them out."""
-        data: dict[str, Any] = {"callable_name": self.callable, "args": self.args}
-        data["kwargs"] = self.kwargs
+        data: dict[str, Any] = {
+            "callable_name": self.callable,
+            "args": self.args,
+            "kwargs": self.kwargs,
+        }
         if self.queue != "default":
             data["queue"] = self.queue
         if self.priority:

@@ -30,6 +30,7 @@ from django.db import connection
 
 from django_future import ledger
 from django_future.periodic.schedules import Schedule, load
+from django_future.sql import query
 
 __all__ = ["Overview", "Ticker", "overview"]
 
@@ -147,11 +148,7 @@ def overview(now: dt.datetime | None = None) -> list[Overview]:
     schedules = load()
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT DISTINCT ON (schedule) schedule, tick, job_id, outcome, "
-            "COALESCE(%s::timestamptz, statement_timestamp()) "
-            "FROM django_future_periodic_ticks WHERE schedule = ANY(%s) "
-            "ORDER BY schedule, tick DESC",
-            [now, [s.name for s in schedules]],
+            query("periodic_overview"), {"now": now, "names": [s.name for s in schedules]}
         )
         rows = {row[0]: row for row in cursor.fetchall()}
         if now is None:

@@ -322,3 +322,12 @@ SELECT d.schedule, d.tick, d.job_id, COALESCE(%(now)s::timestamptz, statement_ti
 FROM django_future_periodic_enqueue(%(ticks)s::jsonb, %(now)s::timestamptz, %(runner)s::text) d
 UNION ALL
 SELECT NULL, NULL, NULL, COALESCE(%(now)s::timestamptz, statement_timestamp());
+
+-- name: periodic_overview
+-- The newest tick made of each named schedule, its job and that job's outcome,
+-- with the clock (scheduledjobs periodic).
+SELECT DISTINCT ON (schedule) schedule, tick, job_id, outcome,
+       COALESCE(%(now)s::timestamptz, statement_timestamp())
+FROM django_future_periodic_ticks
+WHERE schedule = ANY(%(names)s::text[])
+ORDER BY schedule, tick DESC;
