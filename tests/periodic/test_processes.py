@@ -73,3 +73,43 @@ def test_eight_runners_make_exactly_one_job_per_tick() -> None:
     assert len(started) == len(set(started))
     complete = ScheduledJob.objects.filter(status="complete").count()
     assert complete >= len(ticks) - 3
+
+
+@pytest.mark.usefixtures("committed_db")
+def test_cron_passes_make_the_due_tick_once_and_run_it() -> None:
+    """``runscheduledjobs -d -i`` as cron starts it, four at a time, five times: no
+    worker and no other process, and each tick still one job. Each pass makes the
+    newest due tick (``latest``) and runs it; -d deletes the completed rows, and the
+    ticks stay made."""
+    schedule = {"every-second": {**SCHEDULE["every-second"], "catch_up": "latest"}}
+    env = {"DJANGO_FUTURE_TEST_PERIODIC": json.dumps(schedule)}
+    for _ in range(5):
+        procs = [start_runner("-d", "-i", **env) for _ in range(4)]
+        for proc in procs:
+            _, err = proc.communicate(timeout=60)
+            assert proc.returncode == 0, err
+        time.sleep(1.1)
+
+    ticks = list(PeriodicTick.objects.values_list("tick", "job_id"))
+    assert len(ticks) >= 5  # at least one per round of passes
+    assert len({tick for tick, _ in ticks}) == len(ticks)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*), count(DISTINCT data->'periodic'->>'tick') "
+            "FROM django_future_jobevent WHERE kind = 'scheduled'"
+        )
+        assert cursor.fetchone() == (len(ticks), len(ticks))
+    jobs = [job for _, job in ticks]
+    started = list(
+        JobEvent.objects.filter(job_id__in=jobs, kind="started").values_list("job_id", flat=True)
+    )
+    assert len(started) == len(set(started)), "no tick's job ran twice"
+    completed = set(
+        JobEvent.objects.filter(job_id__in=jobs, kind="completed").values_list("job_id", flat=True)
+    )
+    deleted = set(
+        JobEvent.objects.filter(job_id__in=jobs, kind="deleted").values_list("job_id", flat=True)
+    )
+    # Each job ran in some pass and -d deleted its row; a tick that fell due after the
+    # last round's passes registered waits for the next pass.
+    assert completed == deleted and len(completed) >= len(ticks) - 1

@@ -50,9 +50,9 @@ def backdate_definitions(to: dt.datetime) -> None:
         PeriodicChange.objects.update(at=to)
 
 
-def ticker_at(now: dt.datetime, runner: str = "test:1") -> Ticker:
+def ticker_at(now: dt.datetime, runner: str = "test:1", since: dt.datetime = T0) -> Ticker:
     ticker = started_ticker(now, runner)
-    backdate_definitions(T0)
+    backdate_definitions(since)
     ticker.start(now)  # learn the back-dated since
     return ticker
 
@@ -120,6 +120,32 @@ def test_catch_up_after_downtime(catch_up: str, expected: list[dt.datetime]) -> 
     with settings_for(five={"cron": "*/5 * * * *", "catch_up": catch_up}):
         made = ticker_at(at(0), "back:1").enqueue_due(at(27))
     assert [m.tick for m in made] == expected
+
+
+@pytest.mark.parametrize(
+    ("start", "expected"),
+    [
+        # Spring forward in Paris (02:00 -> 03:00): 02:30 does not exist; once, at 03:00.
+        ("2026-03-28T12:00+00:00", ["2026-03-29T01:00+00:00", "2026-03-30T00:30+00:00"]),
+        # Fall back (03:00 -> 02:00): 02:30 happens twice; once, at the first.
+        ("2026-10-24T12:00+00:00", ["2026-10-25T00:30+00:00", "2026-10-26T01:30+00:00"]),
+    ],
+)
+def test_a_daily_0230_makes_one_job_on_dst_days(start: str, expected: list[str]) -> None:
+    """Two runners walk the clock through the DST day and the next, five minutes at a
+    time, offering what they find due: one job per day."""
+    since = dt.datetime.fromisoformat(start)
+    with settings_for(nightly={"cron": "30 2 * * *", "timezone": "Europe/Paris"}):
+        a = ticker_at(since, "a:1", since=since)
+        b = ticker_at(since, "b:1", since=since)
+        now = since
+        while now < since + dt.timedelta(days=2):
+            now += dt.timedelta(minutes=5)
+            a.enqueue_due(now)
+            b.enqueue_due(now)
+    made = list(PeriodicTick.objects.order_by("tick").values_list("tick", flat=True))
+    assert made == [dt.datetime.fromisoformat(t) for t in expected]
+    assert ScheduledJob.objects.count() == 2
 
 
 def test_a_changed_schedule_takes_effect_from_its_next_tick_and_is_recorded() -> None:
