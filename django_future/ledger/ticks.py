@@ -40,20 +40,19 @@ class Made:
     job_id: int
 
 
-def define(definitions: list[dict[str, Any]], *, runner: str) -> tuple[list[Defined], dt.datetime]:
+def define(
+    definitions: list[dict[str, Any]], *, runner: str
+) -> tuple[list[Defined], dt.datetime | None]:
     """Record each ``{"schedule", "hash", "definition"}`` whose hash changed, and the
     removal of every schedule no longer given; return what the database knows of each
-    given schedule, and its clock."""
+    given schedule, and its clock (None when none was given)."""
     with connection.cursor() as cursor, database.tables_needed():
         cursor.execute(
             query("periodic_define"), {"defs": json.dumps(definitions), "runner": runner}
         )
         rows = cursor.fetchall()
-    if not rows:
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT statement_timestamp()")
-            (now,) = cursor.fetchone()
-        return [], now
+    if not rows:  # no schedule given: no clock read, none needed
+        return [], None
     return [Defined(name, since, last) for name, since, last, _ in rows], rows[0][3]
 
 

@@ -56,7 +56,8 @@ class Ticker:
         ]
         known, db_now = ledger.ticks.define(definitions, runner=self.runner)
         self.statements += 1
-        self._measure(db_now)
+        if db_now is not None:
+            self._measure(db_now)
         by_name = {d.schedule: d for d in known}
         for schedule in self.schedules:
             d = by_name[schedule.name]
