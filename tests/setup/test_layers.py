@@ -161,7 +161,7 @@ def test_every_import_points_down() -> None:
         ("database", set()),
         ("sql", set()),
         ("ledger", {"ledger", "models", "config", "database", "sql"}),
-        ("periodic", {"periodic", "ledger", "config", "callables", "taskhook"}),
+        ("periodic", {"periodic", "ledger", "config", "sql", "callables", "taskhook"}),
         (
             "scheduler",
             {"ledger", "models", "config", "database", "sql", "callables", "retries", "taskhook"},
