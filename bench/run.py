@@ -32,7 +32,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench import cpu, enqueue, floor, ours  # noqa: E402
+from bench import cpu, enqueue, floor, ours, periodic  # noqa: E402
 from bench.common import (  # noqa: E402
     Result,
     Skipped,
@@ -41,7 +41,18 @@ from bench.common import (  # noqa: E402
     scratch_database,
 )
 
-GROUPS = ("ours", "peers", "floor", "bulk", "history", "memory", "cpu", "enqueue", "tasks")
+GROUPS = (
+    "ours",
+    "peers",
+    "floor",
+    "bulk",
+    "history",
+    "memory",
+    "cpu",
+    "enqueue",
+    "tasks",
+    "periodic",
+)
 
 
 def version(dist: str) -> str:
@@ -289,6 +300,14 @@ def plan(*, quick: bool) -> dict[str, Figure]:
                 "cpu",
                 lambda d, s=system, b=batch, n=count: cpu.split(d, system=s, jobs=n, batch=b),
             )
+    figures["ours_4_periodic"] = Figure(
+        "ours, 4 runners, 20 periodic schedules declared",
+        "periodic",
+        lambda d: periodic.throughput(d, jobs=jobs_4, runners=4),
+    )
+    figures["periodic_cycle"] = Figure(
+        "periodic: a claim cycle's tick check", "periodic", periodic.cycle_cost
+    )
     if sorted(figures) != sorted(key for block in BLOCKS for key in block):
         raise RuntimeError("bench/run.py: BLOCKS must name every figure of plan() once")
     return figures
@@ -307,6 +326,8 @@ BLOCKS: tuple[tuple[str, ...], ...] = (
         "django_tasks_4",
         "procrastinate_4",
         "ours_4",
+        "ours_4_periodic",  # right after ours_4: the ratio is what the schedules cost
+        "periodic_cycle",
         "bare_4",
         "step_4",
         "rows_4",

@@ -1,5 +1,6 @@
 """Django settings for benchmark runners: the package, and nothing else."""
 
+import json
 import os
 
 from tools.pg import database_settings
@@ -15,3 +16,6 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": "WARNING"},
 }
+
+# Periodic schedules, for bench/periodic.py's figures only (JSON); none otherwise.
+DJANGO_FUTURE_PERIODIC = json.loads(os.environ.get("BENCH_PERIODIC", "{}"))

@@ -12,12 +12,13 @@ from typing import TYPE_CHECKING, Any
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
+from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
 from django_future import ledger
 from django_future.audit import timeline
-from django_future.models import JobEvent, ScheduledJob
+from django_future.models import JobEvent, PeriodicChange, PeriodicTick, ScheduledJob
 
 if TYPE_CHECKING:
     _ModelAdmin = admin.ModelAdmin[Any]
@@ -178,3 +179,29 @@ class JobEventAdmin(_ReadOnly):
     date_hierarchy = "at"
     ordering = ("-id",)
     readonly_fields = ("job_id", "seq", "kind", "at", "runner", "data", "hash")
+
+
+@admin.register(PeriodicTick)
+class PeriodicTickAdmin(_ReadOnly):
+    """The ticks of the periodic schedules, newest first, each with its job; read-only,
+    as the database keeps them (append-only)."""
+
+    list_display = ("schedule", "tick", "job_link", "definition", "enqueued_at", "runner")
+    list_filter = ("schedule",)
+    search_fields = ("schedule",)
+    ordering = ("-tick",)
+    date_hierarchy = "tick"
+
+    @admin.display(description="job")
+    def job_link(self, obj: PeriodicTick) -> SafeString:
+        url = reverse("admin:django_future_scheduledjob_change", args=[obj.job_id])
+        return format_html('<a href="{}">{}</a>', url, obj.job_id)
+
+
+@admin.register(PeriodicChange)
+class PeriodicChangeAdmin(_ReadOnly):
+    """Each periodic schedule's definitions as they changed, and its removal."""
+
+    list_display = ("schedule", "hash", "definition", "at", "runner")
+    list_filter = ("schedule",)
+    ordering = ("-id",)

@@ -97,3 +97,18 @@ def check_pgtrigger(**kwargs: Any) -> list[CheckMessage]:
             id="django_future.E003",
         )
     ]
+
+
+@register()
+def check_periodic(**kwargs: Any) -> list[CheckMessage]:
+    """django_future.E004: every periodic schedule must be valid, checked at start-up.
+
+    One error per schedule, naming it: an invalid cron expression, an unknown time
+    zone, a callable that cannot be imported, a bad key or value
+    (``django_future.periodic.problems``). Runners refuse to start with any."""
+    from django_future import periodic
+
+    return [
+        Error(message, hint="See docs/periodic.md.", id="django_future.E004")
+        for message in periodic.problems()
+    ]

@@ -8,6 +8,7 @@ What the package needs of its database is in ``database.py``.
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
@@ -65,5 +66,16 @@ def prepared_statements() -> bool:
     if not isinstance(value, bool):
         raise ImproperlyConfigured(
             f"DJANGO_FUTURE_PREPARED_STATEMENTS must be True or False, not {value!r}"
+        )
+    return value
+
+
+def periodic() -> dict[str, Any]:
+    """The periodic schedules of DJANGO_FUTURE_PERIODIC, by name, as written (default
+    none); ``django_future.periodic`` checks each one."""
+    value = getattr(settings, "DJANGO_FUTURE_PERIODIC", None) or {}
+    if not isinstance(value, dict):
+        raise ImproperlyConfigured(
+            f"DJANGO_FUTURE_PERIODIC must be a dict of schedules by name, not {value!r}"
         )
     return value

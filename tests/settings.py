@@ -6,6 +6,7 @@ embedded throwaway PostgreSQL server unless you set it yourself).
 
 from __future__ import annotations
 
+import json
 import os
 
 import django
@@ -55,6 +56,10 @@ TASKS = {
 DATABASES = {"default": database_settings(_DATABASE_URL)}
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# Periodic schedules of the runner processes that tests start (tests/periodic), as JSON;
+# none otherwise (tests in this process declare theirs with override_settings).
+DJANGO_FUTURE_PERIODIC = json.loads(os.environ.get("DJANGO_FUTURE_TEST_PERIODIC", "{}"))
 
 LOGGING = {
     "version": 1,

@@ -16,13 +16,16 @@ package, and from nowhere else in Python:
   retries, expiry and hand-backs;
 - ``wire.py``: the runner's per-job statements (its claim and its completions), on a
   prepared psycopg cursor that the runner holds (``Wire``);
+- ``ticks.py``: periodic schedules' definitions and the jobs of their due ticks, for
+  ``django_future.periodic``;
 - ``replay.py``: reading back (``verify``, ``jobs_as_of``), and the two writes around
   the guards, ``rebuild`` and ``remove_jobs`` (for ``scheduledjobs prune``).
 
 The layers
 ----------
 
-The ledger imports ``models``, ``config`` and ``sql``, and nothing above it. The
+The ledger imports ``models``, ``config`` and ``sql``, and nothing above it. Periodic
+schedules (``django_future.periodic``) sit on it, below the runner that calls them. The
 scheduler and the runner sit on it side by side (and never import each other: what
 they share is in ``callables.py``, ``retries.py`` and ``taskhook.py``, below both);
 the admin, the audit, the system checks, the task backend (``backends``) and the
@@ -59,6 +62,7 @@ docs/design.md says the same for readers of the design.
 
 from __future__ import annotations
 
+from django_future.ledger import ticks
 from django_future.ledger.replay import (
     LEDGER_GUARDS,
     BrokenChain,
@@ -107,5 +111,6 @@ __all__ = [
     "schedule",
     "schedule_chunks",
     "schedule_unique",
+    "ticks",
     "verify",
 ]

@@ -4,12 +4,13 @@
 budget or asked to stop:
 
 1. once per lease period, recovers jobs whose runner is gone and expires overdue
-   ones (the upkeep);
+   ones (the upkeep); and makes the jobs of due periodic ticks, when one is due
+   (``periodic.Ticker``, which sends no query otherwise);
 2. claims due jobs, sending the completions it holds in the same statement (the
    ledger's ``Wire``), and hands each job to its ``Executor``; jobs of a batch not
    called when it stops are handed back (``released``);
 3. as a worker, sleeps until a job is scheduled (NOTIFY), falls due, or the next
-   upkeep (``Sleeper``, listening on a connection of its own).
+   upkeep, or the next periodic tick (``Sleeper``, listening on a connection of its own).
 
 The first SIGTERM or SIGINT asks it to stop after the job in hand; it signs off
 whatever happens, so that others recover what it leaves at once.
@@ -39,7 +40,7 @@ from django.db import (
 )
 from django.utils import timezone
 
-from django_future import config, ledger
+from django_future import config, ledger, periodic
 from django_future.models import ScheduledJob
 from django_future.runner.executor import Executor
 from django_future.runner.lease import Registration, Upkeep, new_connection
@@ -156,6 +157,7 @@ class Runner:
             db=db,
         )
         self._upkeep = Upkeep(self._executor, now=now, every=self.lease.total_seconds())
+        self._ticker = periodic.Ticker(runner=self.identity)
         self._unstarted: list[int] = []  # started with the batch, not called yet
         self._report = RunReport()
         self._started_at = 0.0
@@ -203,6 +205,7 @@ class Runner:
                 self._sleeper.listen()
             while not self._out_of_budget(report):
                 self._upkeep.when_due(report)
+                self._ticker.enqueue_due(self.now)
                 claimed = self._claim(report)
                 if claimed:
                     self._run_batch(claimed, report)
@@ -349,6 +352,9 @@ class Runner:
         longest = self.lease.total_seconds()
         if self.time_limit is not None:
             longest = min(longest, self.time_limit - (time.monotonic() - self._started_at))
+        tick = self._ticker.seconds_to_next(self.now)
+        if tick is not None:
+            longest = min(longest, tick)
         self._sleeper.sleep(longest, queues=self.queues, exclude_queues=self.exclude_queues)
 
 

@@ -24,7 +24,9 @@ family beside this module, and that file holds its current definition:
 - ``schedule.sql``: one job of ``schedule_job()``;
 - ``bulk.sql``: one chunk of ``schedule_jobs()``;
 - ``unique.sql``: jobs with a unique key, one or a chunk, and which jobs hold their key;
-- ``views.sql``: the audit views (docs/audit.md).
+- ``views.sql``: the audit views (docs/audit.md);
+- ``periodic.sql``: periodic schedules: their definitions recorded, one job per tick,
+  and the view of their ticks (docs/periodic.md).
 
 :data:`LIVE_FILES` is the order in which they run (a file may use what an earlier one
 defines); :func:`live_sql` joins them. The tables, their indexes and the triggers are
@@ -117,6 +119,7 @@ LIVE_FILES: tuple[str, ...] = (
     "bulk.sql",
     "unique.sql",
     "views.sql",
+    "periodic.sql",
 )
 
 

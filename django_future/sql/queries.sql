@@ -324,3 +324,25 @@ LEFT JOIN django_future_runnerprocess p ON p.id = j.runner_process_id
 WHERE j.status IN ('running', 'claimed')
 GROUP BY j.runner
 ORDER BY j.runner;
+
+-- name: periodic_define
+-- Record the periodic schedules' definitions in force and the removal of the
+-- others; each given schedule's since and newest tick (see periodic.sql).
+SELECT * FROM django_future_periodic_define(%(defs)s::jsonb, %(runner)s::text);
+
+-- name: periodic_enqueue
+-- Make the jobs of the given due ticks that no runner made yet (see
+-- periodic.sql): the ticks made, then a row of NULLs with the clock.
+SELECT d.schedule, d.tick, d.job_id, COALESCE(%(now)s::timestamptz, statement_timestamp())
+FROM django_future_periodic_enqueue(%(ticks)s::jsonb, %(now)s::timestamptz, %(runner)s::text) d
+UNION ALL
+SELECT NULL, NULL, NULL, COALESCE(%(now)s::timestamptz, statement_timestamp());
+
+-- name: periodic_overview
+-- The newest tick made of each named schedule, its job and that job's outcome,
+-- with the clock (scheduledjobs periodic).
+SELECT DISTINCT ON (schedule) schedule, tick, job_id, outcome,
+       COALESCE(%(now)s::timestamptz, statement_timestamp())
+FROM django_future_periodic_ticks
+WHERE schedule = ANY(%(names)s::text[])
+ORDER BY schedule, tick DESC;

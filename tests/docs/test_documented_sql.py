@@ -432,6 +432,52 @@ def check_unique_key_holders(h: History) -> None:
     assert [r[:4] for r in rows] == [
         ("sync-user-42", holder, "pending", "scheduled"),
         ("sync-user-7", running, "active", "running"),
+def _periodic_history() -> tuple[list[int], str, str]:
+    """Two definitions of 'nightly-report', three ticks made and run (the first one's row
+    deleted by -d); the job ids, newest first, and the two definitions' hashes."""
+    from django.test import override_settings
+
+    from django_future.models import PeriodicChange
+    from django_future.periodic import Ticker
+
+    now = db_now()
+    spec = {"callable": "tests.handlers.record", "timezone": "UTC", "catch_up": "all"}
+    with override_settings(
+        DJANGO_FUTURE_PERIODIC={"nightly-report": {"cron": "* * * * * *", **spec}}
+    ):
+        first = Ticker(runner="docs:1")
+        first.start()
+        first.enqueue_due(now + dt.timedelta(seconds=2))
+        run_jobs(delete_completed=True, now=now + dt.timedelta(seconds=2))
+    with override_settings(
+        DJANGO_FUTURE_PERIODIC={"nightly-report": {"cron": "*/2 * * * * *", **spec}}
+    ):
+        second = Ticker(runner="docs:2")
+        second.start()
+        second.enqueue_due(now + dt.timedelta(seconds=6))
+        run_jobs(now=now + dt.timedelta(seconds=6))
+    hashes = list(PeriodicChange.objects.order_by("id").values_list("hash", flat=True))
+    from django_future.models import PeriodicTick
+
+    jobs = list(PeriodicTick.objects.order_by("-tick").values_list("job_id", flat=True))
+    return jobs, hashes[0], hashes[1]
+
+
+def check_periodic_ticks(h: History) -> None:
+    jobs, _, _ = _periodic_history()
+    rows = run("periodic-ticks")
+    assert [r[1] for r in rows] == jobs and len(jobs) >= 3
+    assert {r[2] for r in rows} == {"complete"}  # the first from its events, its row gone
+    assert all(r[3] is not None for r in rows)
+    assert [r[0] for r in rows] == sorted((r[0] for r in rows), reverse=True)
+
+
+def check_periodic_changes(h: History) -> None:
+    _, old, new = _periodic_history()
+    rows = run("periodic-changes")
+    assert [(r[1], r[2], r[3]) for r in rows] == [
+        (old, "* * * * * *", "docs:1"),
+        (new, "*/2 * * * * *", "docs:2"),
     ]
 
 
@@ -460,6 +506,8 @@ CHECKS: dict[str, Callable[[History], None]] = {
     "prune-records": check_prune_records,
     "unique-key-jobs": check_unique_key_jobs,
     "unique-key-holders": check_unique_key_holders,
+    "periodic-ticks": check_periodic_ticks,
+    "periodic-changes": check_periodic_changes,
 }
 
 

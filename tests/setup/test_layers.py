@@ -34,6 +34,7 @@ LAYERS: list[set[str]] = [
     {"config", "database", "indexes", "sql", "callables", "retries", "taskhook", "unique"},
     {"models"},
     {"ledger"},
+    {"periodic"},  # periodic schedules: on the ledger; the runner calls its ticker
     {"scheduler", "runner"},  # side by side: neither imports the other
     {"audit", "checks"},
     {"backends"},  # Django's task backend: on the scheduler; the runner reaches it by taskhook
@@ -161,6 +162,7 @@ def test_every_import_points_down() -> None:
         ("database", set()),
         ("sql", set()),
         ("ledger", {"ledger", "models", "config", "database", "sql"}),
+        ("periodic", {"periodic", "ledger", "config", "sql", "callables", "taskhook"}),
         (
             "scheduler",
             {
@@ -179,6 +181,7 @@ def test_every_import_points_down() -> None:
             "runner",
             {
                 "runner",
+                "periodic",
                 "ledger",
                 "models",
                 "config",

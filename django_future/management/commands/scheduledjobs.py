@@ -24,7 +24,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-from django_future import audit, database, ledger
+from django_future import audit, database, ledger, periodic
 from django_future.scheduler import parse_duration
 
 
@@ -57,6 +57,10 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     return "\n".join(lines)
 
 
+def _local(when: dt.datetime | None) -> str:
+    return "-" if when is None else str(audit.local_time(when))
+
+
 def _ago(seconds: float | None) -> str:
     return "never" if seconds is None else f"{seconds:.1f} s ago"
 
@@ -80,7 +84,10 @@ TIMES = (
 
 
 class Command(BaseCommand):
-    help = "Look at and look after the job ledger: status, show, verify, rebuild, prune. " + TIMES
+    help = (
+        "Look at and look after the job ledger: status, show, periodic, verify, rebuild, "
+        "prune. " + TIMES
+    )
 
     def add_arguments(self, parser: CommandParser) -> None:
         sub = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
@@ -103,6 +110,12 @@ class Command(BaseCommand):
             description="One job's events, oldest first. " + TIMES,
         )
         p.add_argument("job_id", type=int)
+        sub.add_parser(
+            "periodic",
+            help="Each periodic schedule: next tick, last tick, last outcome.",
+            description="Each periodic schedule of DJANGO_FUTURE_PERIODIC and @periodic: its "
+            "cron, next tick, newest tick made, and that job's outcome. " + TIMES,
+        )
         sub.add_parser("verify", help="Check the job table and the hash chains against events.")
         sub.add_parser("rebuild", help="Recompute the job table from the ledger.")
         p = sub.add_parser("prune", help="Remove events of finished jobs older than AGE.")
@@ -179,6 +192,36 @@ class Command(BaseCommand):
             "unique_while": holds,
             "events": events,
         }
+
+    def do_periodic(self, options: dict[str, Any]) -> list[dict[str, Any]]:
+        schedules = periodic.overview()
+        rows = [
+            [
+                s.name,
+                s.cron,
+                s.timezone,
+                _local(s.next_tick),
+                _local(s.last_tick),
+                s.last_job if s.last_job is not None else "-",
+                s.last_outcome or "-",
+            ]
+            for s in schedules
+        ]
+        headers = ["schedule", "cron", "timezone", "next tick", "last tick", "job", "outcome"]
+        self.say(options, table(headers, rows) if rows else "no periodic schedules")
+        return [
+            {
+                "schedule": s.name,
+                "cron": s.cron,
+                "timezone": s.timezone,
+                "catch_up": s.catch_up,
+                "next_tick": s.next_tick.isoformat() if s.next_tick else None,
+                "last_tick": s.last_tick.isoformat() if s.last_tick else None,
+                "last_job": s.last_job,
+                "last_outcome": s.last_outcome,
+            }
+            for s in schedules
+        ]
 
     def do_verify(self, options: dict[str, Any]) -> dict[str, Any]:
         problems = ledger.verify()
