@@ -432,6 +432,9 @@ def check_unique_key_holders(h: History) -> None:
     assert [r[:4] for r in rows] == [
         ("sync-user-42", holder, "pending", "scheduled"),
         ("sync-user-7", running, "active", "running"),
+    ]
+
+
 def _periodic_history() -> tuple[list[int], str, str]:
     """Two definitions of 'nightly-report', three ticks made and run (the first one's row
     deleted by -d); the job ids, newest first, and the two definitions' hashes."""
