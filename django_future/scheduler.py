@@ -447,7 +447,7 @@ def schedule_job(
     docs/scheduling.md, "Unique jobs").
 
     Raises ValueError (bad time, unknown callable, bad retry policy, bad queue
-    or priority) or
+    or priority, bad unique key or unique_while) or
     TypeError (arguments that JSON cannot carry) before writing anything. Inside
     ``transaction.atomic()`` the job commits or rolls back with the block.
     Raises ImproperlyConfigured if the database is not PostgreSQL, or if the
