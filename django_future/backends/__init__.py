@@ -18,12 +18,11 @@ read as Django's. Importing this package lets the runner run tasks
 
 from __future__ import annotations
 
+# Importing it fills django_future.taskhook: the runner can run tasks.
+from django_future.backends import running as _running  # noqa: F401
 from django_future.backends.backend import LedgerBackend, TaskReturnValueError
 from django_future.backends.options import DEFAULT, LedgerTask
 from django_future.backends.results import JobAbandoned, JobCancelled, JobExpired
-
-# Importing it fills django_future.taskhook: the runner can run tasks.
-from django_future.backends import running as _running  # noqa: F401, E402  # isort: skip
 
 __all__ = [
     "DEFAULT",

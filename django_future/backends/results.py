@@ -128,7 +128,12 @@ class Reading:
         for them: ``alias``, the backend it was enqueued through (``task_backend``);
         and ``run_after``, which was given if the job was due at another time than it
         was made ("now" is the statement's time, which ``created_at`` is too)."""
-        if job.last_seq != 2 or job.status != ScheduledJob.STATUS_RUNNING or job.attempts != 1:
+        if (
+            job.last_seq != 2
+            or job.status != ScheduledJob.STATUS_RUNNING
+            or job.attempts != 1
+            or job.execution_start is None
+        ):
             return None
         data: dict[str, Any] = {
             "callable_name": job.callable_name,
