@@ -183,6 +183,13 @@ def _recorded_placement(reading: Reading) -> tuple[str, int]:
     return str(data.get("queue", "default")), int(data.get("priority", 0))
 
 
+def _due_at(reading: Reading) -> Any:
+    """When the ``scheduled`` event made the job due, if not when it was made; else None."""
+    opens = reading.scheduled.get("time_slot_start")
+    due = parse_datetime(opens) if isinstance(opens, str) else None
+    return due if due is not None and due != reading.events[0].at else None
+
+
 def _task_of(reading: Reading, result_id: object) -> Any:
     """The task of a job, as it was enqueued: the module's task with the job's queue,
     priority, run_after and backend. TaskResultDoesNotExist if the job is no task."""
@@ -203,6 +210,11 @@ def _task_of(reading: Reading, result_id: object) -> Any:
     run_after = reading.scheduled.get("run_after")
     if run_after:
         changes["run_after"] = parse_datetime(run_after)
+    elif (due := _due_at(reading)) is not None:
+        # Scheduled with schedule_job for a later (or earlier) time than it was made: the
+        # task was to run after that time. This is also what the runner can tell from
+        # the row (Reading.first_start), which does not say how the job was scheduled.
+        changes["run_after"] = due
     if all(getattr(found, name) == value for name, value in changes.items()):
         # Enqueued as it is defined: using() would make an equal copy, and validate it
         # again, for every result read (twice per task in a runner).

@@ -20,6 +20,7 @@ from django.db import connection
 from django.test import override_settings
 from django.test.utils import CaptureQueriesContext
 
+from django_future import schedule_job
 from django_future.backends.compat import (
     TaskResultStatus,
     task_backends,
@@ -118,6 +119,18 @@ def test_successes(carried: Carried) -> None:
     assert finished[enqueued[2].id].task.queue_name == "emails"
     assert finished[enqueued[3].id].task.run_after == past
     assert finished[enqueued[5].id].task.run_after is None
+
+
+def test_a_task_scheduled_with_schedule_job(carried: Carried) -> None:
+    past = db_now() - dt.timedelta(minutes=5)
+    job = schedule_job(past, "tests.tasks.tasks.add", args=[4, 5])
+    now = schedule_job("0s", "tests.tasks.tasks.add", args=[1, 1])
+    run_jobs()
+    check(carried)
+    finished = {int(c.id): c for name, c, _ in carried if name == "finished"}
+    assert finished[job.pk].task.run_after == past
+    assert finished[job.pk].return_value == 9
+    assert finished[now.pk].task.run_after is None
 
 
 def test_successes_with_the_rows_deleted(carried: Carried) -> None:
