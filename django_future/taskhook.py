@@ -9,22 +9,37 @@ must not import the backend (it sits above the runner; ``tests/setup/test_layers
 So this module, below both the scheduler and the runner, holds one slot. The backend
 fills it when it is imported (``register``); the scheduler asks it whether an object
 that is not callable is a task all the same (``accepts``), and the runner's executor
-asks it for a callable that runs the task for a job (``wrap``) and tells it when the
-attempt's outcome is in the ledger (``finished``). With the slot empty, nothing
-changes: a plain function path stays a plain job.
+asks it for the attempt of a task for a job (``wrap``): a callable that runs the task,
+which the executor tells when the attempt's outcome is in the ledger (``finished``,
+for ``task_finished``). With the slot empty, nothing changes: a plain function path
+stays a plain job.
 
 It imports nothing of the package.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
+    import datetime as dt
+
     from django_future.models import ScheduledJob
 
-__all__ = ["TaskRunner", "accepts", "register", "registered"]
+__all__ = ["TaskCall", "TaskRunner", "accepts", "register", "registered"]
+
+
+class TaskCall(Protocol):
+    """One attempt of one task, as ``TaskRunner.wrap`` made it."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        """Run the task with the job's arguments; return a value JSON can hold."""
+
+    def finished(self, *, completed: bool, at: dt.datetime | None = None) -> None:
+        """The attempt's outcome is in the ledger. ``completed``: it is the ``completed``
+        event of the value this call returned, appended at the seq that follows the job's
+        row as the runner held it, at ``at`` if the runner knows when (else None);
+        otherwise (a failure, maybe a retry) the ledger says. Must not raise."""
 
 
 class TaskRunner(Protocol):
@@ -33,13 +48,9 @@ class TaskRunner(Protocol):
     def accepts(self, target: object, dotted_path: str) -> bool:
         """Whether ``target``, imported from ``dotted_path``, is a task this runs."""
 
-    def wrap(self, job: ScheduledJob, target: object) -> Callable[..., Any] | None:
-        """A callable that runs the task ``target`` for ``job`` with the job's arguments
-        (and returns a value JSON can hold), or None if ``target`` is no task of ours."""
-
-    def finished(self, job: ScheduledJob) -> None:
-        """The outcome of the job's attempt (completed, or failed and maybe retried) is
-        recorded in the ledger. Must not raise."""
+    def wrap(self, job: ScheduledJob, target: object) -> TaskCall | None:
+        """The attempt of the task ``target`` for ``job`` (a callable, called with the
+        job's arguments), or None if ``target`` is no task of ours."""
 
 
 _registered: TaskRunner | None = None

@@ -18,6 +18,8 @@ read as Django's. Importing this package lets the runner run tasks
 
 from __future__ import annotations
 
+# Importing it fills django_future.taskhook: the runner can run tasks.
+from django_future.backends import running as _running  # noqa: F401
 from django_future.backends.backend import LedgerBackend, TaskReturnValueError
 from django_future.backends.options import DEFAULT, LedgerTask
 from django_future.backends.results import JobAbandoned, JobCancelled, JobExpired

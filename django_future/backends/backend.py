@@ -5,15 +5,13 @@ arguments, ``run_after`` (now if None), its queue and priority, and the backend'
 task's options; the job's ``scheduled`` event records the backend alias. The result id
 is the job id. ``get_result`` reads the ledger (``results.py``), from any process.
 
-The runner runs a task through ``django_future.taskhook``, which this module fills when
-it is imported: the runner never imports the backend.
+The runner runs a task through ``django_future.taskhook``, which ``running.py`` fills
+when the package is imported: the runner never imports the backend.
 """
 
 from __future__ import annotations
 
-import json
-import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from django.apps import apps
@@ -23,20 +21,15 @@ from django.core.exceptions import ImproperlyConfigured
 from django.utils.dateparse import parse_datetime
 from django.utils.module_loading import import_string
 
-from django_future import config, taskhook
+from django_future import config
 from django_future.backends.compat import (
     BaseTaskBackend,
     InvalidTask,
-    InvalidTaskBackend,
     Task,
-    TaskContext,
     TaskResult,
     TaskResultDoesNotExist,
     normalize_json,
-    task_backends,
     task_enqueued,
-    task_finished,
-    task_started,
 )
 from django_future.backends.options import LedgerTask, Options, problems
 from django_future.backends.results import Reading, read
@@ -44,8 +37,6 @@ from django_future.models import ScheduledJob
 from django_future.scheduler import schedule_job
 
 __all__ = ["LedgerBackend", "TaskReturnValueError"]
-
-logger = logging.getLogger("django_future.tasks")
 
 
 class TaskReturnValueError(TypeError):
@@ -203,6 +194,13 @@ def _recorded_placement(reading: Reading) -> tuple[str, int]:
     return str(data.get("queue", "default")), int(data.get("priority", 0))
 
 
+def _due_at(reading: Reading) -> Any:
+    """When the ``scheduled`` event made the job due, if not when it was made; else None."""
+    opens = reading.scheduled.get("time_slot_start")
+    due = parse_datetime(opens) if isinstance(opens, str) else None
+    return due if due is not None and due != reading.events[0].at else None
+
+
 def _task_of(reading: Reading, result_id: object) -> Any:
     """The task of a job, as it was enqueued: the module's task with the job's queue,
     priority, run_after and backend. TaskResultDoesNotExist if the job is no task."""
@@ -223,90 +221,16 @@ def _task_of(reading: Reading, result_id: object) -> Any:
     run_after = reading.scheduled.get("run_after")
     if run_after:
         changes["run_after"] = parse_datetime(run_after)
+    elif (due := _due_at(reading)) is not None:
+        # Scheduled with schedule_job for a later (or earlier) time than it was made: the
+        # task was to run after that time. This is also what the runner can tell from
+        # the row (Reading.first_start), which does not say how the job was scheduled.
+        changes["run_after"] = due
     if isinstance(found, LedgerTask) and "unique_key" in reading.scheduled:
         changes["unique_key"] = reading.scheduled["unique_key"]
         changes["unique_while"] = reading.scheduled.get("unique_while", "pending")
+    if all(getattr(found, name) == value for name, value in changes.items()):
+        # Enqueued as it is defined: using() would make an equal copy, and validate it
+        # again, for every result read (twice per task in a runner).
+        return found
     return found.using(**changes)
-
-
-# --- what the runner calls, through django_future.taskhook ----------------------------
-
-
-def _json_value(task: Any, value: Any) -> Any:
-    """The task's return value as the ledger keeps it (JSON), or TaskReturnValueError."""
-    try:
-        normalized = normalize_json(value)
-        text = json.dumps(normalized, allow_nan=False, ensure_ascii=False)
-        text.encode("utf-8")
-        if "\\u0000" in text:
-            raise ValueError("it contains a NUL character, which PostgreSQL cannot store")
-    except (TypeError, ValueError, UnicodeEncodeError) as exc:
-        raise TaskReturnValueError(
-            f"task {task.module_path} returned {type(value).__name__} {value!r:.200}, which "
-            f"JSON cannot hold ({exc}); a task's return value is kept in the ledger as JSON"
-        ) from exc
-    return normalized
-
-
-def _backend_of(reading: Reading, task: Any) -> LedgerBackend:
-    """The backend the task was enqueued through (its alias is in the scheduled event)."""
-    alias = reading.scheduled.get("task_backend") or task.backend
-    backend = task_backends[alias]
-    if not isinstance(backend, LedgerBackend):
-        raise InvalidTaskBackend(
-            f"task {task.module_path} was enqueued through TASKS[{alias!r}], which in this "
-            f"process is {type(backend).__name__}, not django_future.backends.LedgerBackend"
-        )
-    return backend
-
-
-def _result_in_runner(reading: Reading, target: Any) -> tuple[LedgerBackend, Any]:
-    backend = _backend_of(reading, target)
-    return backend, backend._result(_task_of(reading, reading.job_id), reading)
-
-
-class _Runner:
-    """What the runner calls for a job whose callable is a task (taskhook.TaskRunner)."""
-
-    def accepts(self, target: object, dotted_path: str) -> bool:
-        return isinstance(target, Task) and target.module_path == dotted_path
-
-    def wrap(self, job: ScheduledJob, target: object) -> Callable[..., Any] | None:
-        if not self.accepts(target, job.callable_name):
-            return None
-
-        def run(*args: Any, **kwargs: Any) -> Any:
-            # RUNNING: the row in hand is the job as its started event left it, so only
-            # the events are read (one query).
-            backend, result = _result_in_runner(Reading.of(job), target)
-            task_started.send(type(backend), task_result=result)
-            task = result.task
-            if task.takes_context:
-                value = task.call(TaskContext(task_result=result), *args, **kwargs)
-            else:
-                value = task.call(*args, **kwargs)
-            return _json_value(task, value)
-
-        return run
-
-    def finished(self, job: ScheduledJob) -> None:
-        try:
-            reading = read(job.pk)
-            if reading is None:
-                raise TaskResultDoesNotExist(f"job {job.pk} has no scheduled event")
-            backend, result = _result_in_runner(reading, import_string(job.callable_name))
-        except Exception:
-            logger.exception("task_finished for job %s not sent: its result is unreadable", job.pk)
-            return
-        for receiver, outcome in task_finished.send_robust(type(backend), task_result=result):
-            if isinstance(outcome, BaseException):
-                logger.error(
-                    "task_finished receiver %r raised for job %s",
-                    receiver,
-                    job.pk,
-                    exc_info=outcome,
-                )
-
-
-RUNNER = _Runner()
-taskhook.register(RUNNER)

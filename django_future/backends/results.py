@@ -116,6 +116,68 @@ class Reading:
         """A job whose row the caller holds, current: only its events are read."""
         return cls(job.pk, job, _events(job.pk))
 
+    @classmethod
+    def first_start(cls, job: ScheduledJob, *, alias: str) -> Reading | None:
+        """A job its runner has just started for the first time, from the row in hand,
+        without a query; None if the row cannot tell its events (read them instead).
+
+        A running row at seq 2 has two events, its ``scheduled`` and this ``started``:
+        the first is the row's ``created_at``, callable and arguments; the second its
+        ``execution_start`` and ``runner`` (the fold copies them from the events). Two
+        things of the ``scheduled`` event are not on the row, and the caller vouches
+        for them: ``alias``, the backend it was enqueued through (``task_backend``);
+        and ``run_after``, which was given if the job was due at another time than it
+        was made ("now" is the statement's time, which ``created_at`` is too)."""
+        if (
+            job.last_seq != 2
+            or job.status != ScheduledJob.STATUS_RUNNING
+            or job.attempts != 1
+            or job.execution_start is None
+        ):
+            return None
+        data: dict[str, Any] = {
+            "callable_name": job.callable_name,
+            "args": job.args,
+            "kwargs": job.kwargs,
+            "task_backend": alias,
+        }
+        if job.time_slot_start != job.created_at:
+            data["run_after"] = job.time_slot_start.isoformat()
+        scheduled = JobEvent(
+            job_id=job.pk, seq=1, kind=EventKind.SCHEDULED, at=job.created_at, data=data
+        )
+        started = JobEvent(
+            job_id=job.pk,
+            seq=2,
+            kind=EventKind.STARTED,
+            at=job.execution_start,
+            runner=job.runner,
+            data={},
+        )
+        return cls(job.pk, job, [scheduled, started])
+
+    def completed(self, at: dt.datetime, result: Any) -> Reading:
+        """This reading of a running job once its ``completed`` event, at ``at`` with
+        ``result`` (the return value as JSON), is the next event; nothing is read.
+        The row is a copy, as the fold leaves it (``complete``): the caller's is not
+        touched."""
+        if self.row is None or self.row.status != ScheduledJob.STATUS_RUNNING:
+            raise ValueError(f"job {self.job_id} is not running in this reading")
+        row = _new_job()
+        row.__dict__.update(self.row.__dict__)  # copy.copy, without pickling's detour
+        row.status = ScheduledJob.STATUS_COMPLETE
+        row.execution_end = at
+        row.last_seq += 1
+        done = JobEvent(
+            job_id=self.job_id,
+            seq=row.last_seq,
+            kind=EventKind.COMPLETED,
+            at=at,
+            runner=row.runner,
+            data={"result": result},
+        )
+        return Reading(self.job_id, row, [*self.events, done])
+
     @property
     def status(self) -> Any:
         if self.row is not None:
@@ -190,6 +252,10 @@ class Reading:
             "worker_ids": [str(e.runner) for e in started],
             "_return_value": value if status == TaskResultStatus.SUCCESSFUL else None,
         }
+
+
+def _new_job() -> ScheduledJob:
+    return ScheduledJob.__new__(ScheduledJob)
 
 
 def _events(job_id: int) -> list[JobEvent]:

@@ -9,12 +9,13 @@ sends it with its next claim, in the same statement and commit.
 A Django task (a dotted path to a ``Task``, enqueued by ``django_future.backends``) is
 called through ``django_future.taskhook``, which the backend fills: the runner never
 imports the backend. Its completion goes with the next claim, as a plain job's does, and
-the hook hears when the outcome is in the ledger (for ``task_finished``). A coroutine
+the attempt hears when its outcome is in the ledger (for ``task_finished``). A coroutine
 function runs through asgiref's ``async_to_sync``.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import logging
 import re
@@ -102,12 +103,12 @@ class Executor:
         self.unrecorded: list[ledger.Completion] = []
         self.unrecorded_since = 0.0
         self._completing = False  # the job returned; its outcome is being recorded
-        # The job in hand is a Django task (see taskhook.py): the hook hears when its
+        # The job in hand is a Django task (see taskhook.py): its attempt hears when its
         # outcome is in the ledger.
-        self._task_runner: taskhook.TaskRunner | None = None
-        # Tasks whose completion is among ``unrecorded``: the hook hears of each once the
-        # runner's next step has recorded it (``settle``).
-        self._finishing: dict[int, taskhook.TaskRunner] = {}
+        self._task_call: taskhook.TaskCall | None = None
+        # Tasks whose completion is among ``unrecorded``: each attempt hears of it once
+        # the runner's next step has recorded it (``settle``).
+        self._finishing: dict[int, taskhook.TaskCall] = {}
         self._called_at = 0.0  # when the job in hand was called (time.monotonic)
 
     def execute(self, job: ScheduledJob, report: RunReport) -> None:
@@ -125,7 +126,7 @@ class Executor:
             job.attempts,
         )
         self._completing = False
-        self._task_runner = None
+        self._task_call = None
         self._called_at = time.monotonic()
         try:
             value = self._call_and_complete(job)
@@ -137,15 +138,15 @@ class Executor:
             try:
                 self._record_failure(job, report)
             finally:
-                self._task_finished(job)
+                self._task_finished(completed=False)
         except BaseException:
             try:
                 self._record_failure(job, report)
             finally:
-                self._task_finished(job)
+                self._task_finished(completed=False)
         else:
-            if job.pk not in self._finishing:  # else settle() tells the hook, once recorded
-                self._task_finished(job)
+            if job.pk not in self._finishing:  # else settle() tells the task, once recorded
+                self._task_finished(completed=True)
             report.completed.append(job.pk)
             if self.delete_completed:
                 report.deleted.append(job.pk)
@@ -165,18 +166,19 @@ class Executor:
         through asgiref's ``async_to_sync``, anything else as it is."""
         func, args = resolve(job)
         hook = taskhook.registered()
-        wrapped = hook.wrap(job, func) if hook is not None else None
-        if wrapped is not None:
-            self._task_runner = hook
-            return wrapped, args
+        call = hook.wrap(job, func) if hook is not None else None
+        if call is not None:
+            self._task_call = call
+            return call, args
         if iscoroutinefunction(func):
             return async_to_sync(func), args
         return func, args
 
-    def _task_finished(self, job: ScheduledJob) -> None:
-        """Tell the task hook that the task's outcome is recorded (task_finished)."""
-        if self._task_runner is not None:
-            self._task_runner.finished(job)
+    def _task_finished(self, *, completed: bool) -> None:
+        """Tell the task in hand that its outcome is recorded (task_finished):
+        ``completed``, the value its call returned, at the seq after the row in hand."""
+        if self._task_call is not None:
+            self._task_call.finished(completed=completed)
 
     def _call_and_complete(self, job: ScheduledJob) -> str | None:
         func, args = self._callable(job)
@@ -194,26 +196,34 @@ class Executor:
             result = func(*args, **job.kwargs)
         if not self.delete_completed:
             # One statement, atomic by itself: it goes with the runner's next claim. A
-            # task's hook hears of it once that step has recorded it (settle).
+            # task hears of it once that step has recorded it (settle).
             value = None if result is None else str(result)
             if not self.unrecorded:
                 self.unrecorded_since = time.monotonic()
             self.unrecorded.append((job, value, self._call_seconds(), result_json(result)))
-            if self._task_runner is not None:
-                self._finishing[job.pk] = self._task_runner
+            if self._task_call is not None:
+                self._finishing[job.pk] = self._task_call
             return value
         with transaction.atomic():
             return self._complete(job, result)
 
-    def settle(self, done: list[ledger.Completion], refused: set[int], report: RunReport) -> None:
+    def settle(
+        self,
+        done: list[ledger.Completion],
+        refused: set[int],
+        report: RunReport,
+        *,
+        at: dt.datetime | None = None,
+    ) -> None:
         """The completions in ``done`` were sent (by the runner's loop, with its claim):
-        all were recorded but those of ``refused``, which ``report`` counted too soon."""
+        all were recorded but those of ``refused``, which ``report`` counted too soon.
+        ``at``: when they were recorded, if the loop knows (None: it does not)."""
         self.unrecorded = []
         self.in_hand = None
         for job, *_ in done:
-            hook = self._finishing.pop(job.pk, None)
-            if hook is not None and job.pk not in refused:
-                hook.finished(job)
+            call = self._finishing.pop(job.pk, None)
+            if call is not None and job.pk not in refused:
+                call.finished(completed=True, at=at)
         if not refused:
             return
         for job, *_ in done:

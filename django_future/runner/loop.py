@@ -292,7 +292,11 @@ class Runner:
             refused = (
                 {job.pk for job in rows if not self._holds(job)} if len(jobs) < len(rows) else set()
             )
-            self._executor.settle(done, refused, self._report)
+            # Every event the statement appends takes its time (statement_timestamp()):
+            # a job it started started when the completions were recorded, which
+            # the tasks among them tell task_finished.
+            at = jobs[0].execution_start if jobs else None
+            self._executor.settle(done, refused, self._report, at=at)
         if not jobs:
             return []
         self._registration.keep_alive()

@@ -62,6 +62,11 @@ SELECT * FROM django_future_complete_and_claim(%(done)s::jsonb, %(now)s::timesta
                                                %(queues)s::text[],
                                                %(exclude_queues)s::text[]);
 
+-- name: event_at
+-- When one event of a job was appended (%(job_id)s, %(seq)s), or no row: the
+-- task backend's task_finished reads its completion's time, and nothing else.
+SELECT at FROM django_future_jobevent WHERE job_id = %(job_id)s AND seq = %(seq)s;
+
 -- name: retry
 -- After a failed attempt: schedule the next one after %(delay)s, unless the
 -- job has no attempts left or the retry would fall after its expiry.

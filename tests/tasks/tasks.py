@@ -96,6 +96,14 @@ def fails_first(context: TaskContext, succeed_on: int = 2) -> int:
     return int(context.attempt)
 
 
+@task(takes_context=True)
+def fails_once(context: TaskContext) -> dict[str, Any]:
+    """Fails on its first attempt (retried if its backend's OPTIONS give retries)."""
+    if context.attempt < 2:
+        raise Refused(f"attempt {context.attempt} fails on purpose")
+    return {"attempt": context.attempt}
+
+
 @task
 def write_then_fail(number: str) -> None:
     Order.objects.create(number=number)
