@@ -31,7 +31,8 @@
 -- * "scheduled" refuses a negative number of retries, a window that closes
 --   before it opens, a priority outside -100..100 and an empty queue name, in
 --   the fold and in the bulk writer (bulk.sql), and django_future_scheduled
---   itself a queue name longer than 100 characters;
+--   itself a queue name longer than 100 characters and a lock name that is
+--   empty or longer than 100;
 -- * "retry" refuses a due time after the window closed;
 -- * attempts and last_seq only ever count up from 0 and 1, and an event's seq
 --   must follow its job's last (the fold, and the ledger's unique (job_id, seq)).
@@ -71,7 +72,13 @@ LANGUAGE sql STABLE AS $scheduled$
                    'django_future: the queue name %s... is longer than 100 characters',
                    left(data->>'queue', 20)), NULL::text)
                ELSE COALESCE(data->>'queue', 'default') END,
-               COALESCE((data->>'priority')::integer, 0))::django_future_created
+               COALESCE((data->>'priority')::integer, 0),
+               -- The lock (locks.sql): none when left out; never empty or longer than 100.
+               CASE WHEN data->>'lock' = '' OR length(data->>'lock') > 100
+               THEN django_future_refuse(format(
+                   'django_future: the lock name %s is empty or longer than 100 characters',
+                   quote_literal(left(data->>'lock', 20))), NULL::text)
+               ELSE data->>'lock' END)::django_future_created
 $scheduled$;
 
 -- "started": running, one more attempt, the runner recorded.
@@ -147,6 +154,7 @@ BEGIN
         s.last_hash := n.last_hash;
         s.queue := n.queue;
         s.priority := n.priority;
+        s.lock := n.lock;
         RETURN s;
     END IF;
 

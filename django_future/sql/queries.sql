@@ -166,6 +166,14 @@ CROSS JOIN LATERAL (
     WHERE j.status = 'scheduled' AND j.priority = p.priority
       AND (%(queues)s::text[] IS NULL OR j.queue = ANY(%(queues)s::text[]))
       AND (%(exclude_queues)s::text[] IS NULL OR j.queue <> ALL(%(exclude_queues)s::text[]))
+      -- A job blocked by its lock or its queue's limit does not count: the claim
+      -- steps over it, and freeing what it waits for sends NOTIFY (locks.sql).
+      AND (j.lock IS NULL
+           OR NOT EXISTS (SELECT FROM django_future_joblock l WHERE l.name = 'lock:' || j.lock))
+      AND j.queue <> ALL(ARRAY(
+          SELECT q.queue FROM django_future_queuelimit q
+          WHERE q.max_running <= (SELECT count(*) FROM django_future_joblock l
+                                  WHERE l.queue = q.queue)))
     ORDER BY j.time_slot_start
     LIMIT 1
 ) first;
@@ -309,3 +317,15 @@ LEFT JOIN django_future_runnerprocess p ON p.id = j.runner_process_id
 WHERE j.status IN ('running', 'claimed')
 GROUP BY j.runner
 ORDER BY j.runner;
+
+-- name: queue_limits
+-- The queue limits of DJANGO_FUTURE_QUEUE_LIMITS, written by a runner as it starts
+-- (locks.sql): those of its settings replace every other; %(queues)s and
+-- %(limits)s are two arrays of the same length.
+WITH gone AS (
+    DELETE FROM django_future_queuelimit WHERE queue <> ALL(%(queues)s::text[])
+)
+INSERT INTO django_future_queuelimit (queue, max_running)
+SELECT * FROM unnest(%(queues)s::text[], %(limits)s::integer[])
+ON CONFLICT (queue) DO UPDATE SET max_running = EXCLUDED.max_running
+WHERE django_future_queuelimit.max_running <> EXCLUDED.max_running;

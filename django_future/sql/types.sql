@@ -24,7 +24,8 @@ CREATE TYPE django_future_progress AS (
 
 -- The columns of a job's first row, all but its id: what "scheduled" sets.
 -- queue and priority come last: migration 0004 added them (ALTER TYPE ... ADD
--- ATTRIBUTE appends), and the attributes' order is the type's.
+-- ATTRIBUTE appends), and the attributes' order is the type's; lock after them
+-- (migration 0008).
 CREATE TYPE django_future_created AS (
     callable_name varchar(255),
     content_type_id integer,
@@ -43,5 +44,6 @@ CREATE TYPE django_future_created AS (
     last_seq integer,
     last_hash varchar(64),
     queue varchar(100),
-    priority integer
+    priority integer,
+    lock varchar(100)
 );

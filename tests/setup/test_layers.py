@@ -31,7 +31,7 @@ PACKAGE = "django_future"
 # package of a layer (``django_future.runner.loop`` -> ``django_future.runner.report``).
 LAYERS: list[set[str]] = [
     # import nothing of ours
-    {"config", "database", "indexes", "sql", "callables", "retries", "taskhook"},
+    {"config", "database", "indexes", "sql", "callables", "retries", "taskhook", "locks"},
     {"models"},
     {"ledger"},
     {"scheduler", "runner"},  # side by side: neither imports the other

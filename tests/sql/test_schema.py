@@ -21,7 +21,7 @@ import pytest
 from django.contrib.contenttypes.models import ContentType
 from django.db import connection, connections
 
-from django_future.models import JobEvent, PruneRecord, RunnerProcess, ScheduledJob
+from django_future.models import JobEvent, PruneRecord, RunnerProcess, ScheduledJob, JobLock, QueueLimit
 from django_future.sql import live_sql
 from tests.support import subprocess_env
 
@@ -104,7 +104,9 @@ def build_from_live(alias: str) -> None:
     with connections[alias].schema_editor() as editor:
         # ContentType for the job's foreign key; pgtrigger's schema editor installs
         # each model's Meta.triggers with its table.
-        for model in (ContentType, RunnerProcess, ScheduledJob, JobEvent, PruneRecord):
+        for model in (
+            ContentType, RunnerProcess, ScheduledJob, JobEvent, PruneRecord, JobLock, QueueLimit
+        ):
             editor.create_model(model)
     with connections[alias].cursor() as cursor:
         cursor.execute(live_sql())
