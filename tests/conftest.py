@@ -103,7 +103,8 @@ def committed_db(django_db_setup: None, django_db_blocker: Any) -> Iterator[None
         with pgtrigger.ignore(), connection.cursor() as cursor:
             cursor.execute(
                 "DELETE FROM django_future_scheduledjob; DELETE FROM django_future_jobevent; "
-                "DELETE FROM django_future_runnerprocess; "
+                "DELETE FROM django_future_runnerprocess; DELETE FROM django_future_joblock; "
+                "DELETE FROM django_future_queuelimit; "
                 "DELETE FROM testapp_jobrun; DELETE FROM testapp_order; DELETE FROM testapp_document;"
             )
         assert differences == [], "\n".join(map(str, differences))

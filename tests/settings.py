@@ -6,6 +6,7 @@ embedded throwaway PostgreSQL server unless you set it yourself).
 
 from __future__ import annotations
 
+import json
 import os
 
 import django
@@ -66,6 +67,8 @@ LOGGING = {
 # Runner timings, overridable so that process tests can use short leases.
 DJANGO_FUTURE_LEASE = float(os.environ.get("DJANGO_FUTURE_LEASE", "30"))
 DJANGO_FUTURE_POLL_INTERVAL = float(os.environ.get("DJANGO_FUTURE_POLL_INTERVAL", "10"))
+# Runner processes of the lock and limit tests take their limits from here.
+DJANGO_FUTURE_QUEUE_LIMITS = json.loads(os.environ.get("DJANGO_FUTURE_QUEUE_LIMITS", "{}"))
 
 ROOT_URLCONF = "tests.urls"
 MIDDLEWARE = [

@@ -7,8 +7,8 @@
 - ``django_future_joblock``: the names held by running jobs (their locks and their
   queues' slots), the claim's arbiter; ``django_future_queuelimit``: the queue limits
   that runners write from ``DJANGO_FUTURE_QUEUE_LIMITS``.
-- ``django_future_acquire`` takes a job's names; ``django_future_due`` steps over
-  blocked jobs; the claims call the arbiter for jobs with a lock or in a limited queue;
+- ``django_future_acquire`` takes a job's names (``django_future_lost`` notes a lost
+  race); ``django_future_due`` steps over blocked jobs, and takes the jobs to pass over; the claims call the arbiter for jobs with a lock or in a limited queue;
   the completions and the fold trigger free the names with the event that ends a run.
 
 Runs frozen copies of fold.sql, fold_trigger.sql, locks.sql, claim.sql, complete.sql
@@ -23,7 +23,15 @@ from django_future.sql import frozen
 
 ADD_ATTRIBUTE = "ALTER TYPE django_future_created ADD ATTRIBUTE lock varchar(100);"
 DROP_ATTRIBUTE = "ALTER TYPE django_future_created DROP ATTRIBUTE lock;"
-DROP_ACQUIRE = "DROP FUNCTION django_future_acquire(bigint, text, text);"
+DROP_ACQUIRE = [
+    "DROP FUNCTION django_future_acquire(bigint, text, text);",
+    "DROP FUNCTION django_future_lost(bigint);",
+]
+# django_future_due takes the jobs to pass over (a lost race's), after the others.
+OLD_DUE = "DROP FUNCTION django_future_due(timestamptz, timestamptz, integer, text[], text[]);"
+NEW_DUE = (
+    "DROP FUNCTION django_future_due(timestamptz, timestamptz, integer, text[], text[], bigint[]);"
+)
 
 
 class Migration(migrations.Migration):
@@ -62,7 +70,12 @@ class Migration(migrations.Migration):
             },
         ),
         migrations.RunSQL(
-            [ADD_ATTRIBUTE, frozen("0008_locks_limits")],
-            reverse_sql=[DROP_ATTRIBUTE, frozen("0008_locks_limits.reverse"), DROP_ACQUIRE],
+            [ADD_ATTRIBUTE, OLD_DUE, frozen("0008_locks_limits")],
+            reverse_sql=[
+                DROP_ATTRIBUTE,
+                NEW_DUE,
+                frozen("0008_locks_limits.reverse"),
+                *DROP_ACQUIRE,
+            ],
         ),
     ]

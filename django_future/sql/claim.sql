@@ -46,7 +46,9 @@
 -- first job in the claim's order that needs it is the next to start. This
 -- test reads the statement's snapshot, which may be behind another runner's
 -- claim, so the claim's UPDATE still asks django_future_acquire, the arbiter,
--- before it starts a job with a lock or in a limited queue.
+-- before it starts a job with a lock or in a limited queue. ``passed`` are
+-- jobs whose race the caller lost in this transaction (NULL: none): it still
+-- holds their rows locked, so SKIP LOCKED would hand them back to it.
 -- The due time is a condition on the index's second column: jobs of a higher
 -- priority that are not due yet are stepped over inside the index, without
 -- reading their rows (docs/scheduling.md measures it). The queues are tested
@@ -62,7 +64,7 @@
 -- of 5 rounds).
 CREATE OR REPLACE FUNCTION django_future_due(
     due_at timestamptz, cutoff timestamptz, how_many integer, queues text[],
-    exclude_queues text[]
+    exclude_queues text[], passed bigint[] DEFAULT NULL
 ) RETURNS SETOF bigint
 LANGUAGE sql STABLE AS $due$
     SELECT j.id
@@ -72,6 +74,7 @@ LANGUAGE sql STABLE AS $due$
       AND (j.time_slot_end IS NULL OR j.time_slot_end >= cutoff)
       AND (queues IS NULL OR j.queue = ANY(queues))
       AND (exclude_queues IS NULL OR j.queue <> ALL(exclude_queues))
+      AND (passed IS NULL OR j.id <> ALL(passed))
       -- Locks and limits, as this statement's snapshot sees them: the filter
       -- that steps over blocked jobs (locks.sql says why it is not the arbiter).
       AND (j.lock IS NULL
@@ -109,19 +112,25 @@ DECLARE
     due_at timestamptz := COALESCE(due_by, cutoff);
     payload jsonb := jsonb_build_object('runner_id', runner_pk, 'backend_pid', pg_backend_pid());
     flag text;  -- set_config's result, unused (see complete.sql)
+    lost text;
+    passed bigint[];
 BEGIN
     IF event_kind <> 'started' THEN
         RAISE EXCEPTION 'django_future: jobs are started with "started" events, not "%"',
             event_kind;
     END IF;
     FOR attempt IN 0 .. 5 LOOP
-        IF attempt > 0 THEN
-            -- Nothing started because another runner won a race for a lock or a
-            -- slot (locks.sql): look again, after giving the winner a moment to
-            -- commit; a new statement sees what it holds, and steps over it.
-            EXIT WHEN current_setting('django_future.lost', true) IS DISTINCT FROM 'on';
+        -- Jobs whose lock or slot another runner won (locks.sql), here or in the
+        -- caller's statement, are passed over; if nothing started because of
+        -- such a race, look again for the next job, rather than tell the runner
+        -- there is nothing to do.
+        lost := COALESCE(current_setting('django_future.lost', true), '');
+        IF lost <> '' THEN
+            passed := COALESCE(passed, '{}')
+                      || string_to_array(rtrim(lost, ','), ',')::bigint[];
             flag := set_config('django_future.lost', '', true);
-            PERFORM pg_sleep(0.002 * attempt);
+        ELSIF attempt > 0 THEN
+            EXIT;
         END IF;
         flag := set_config('django_future.folded', 'on', true);  -- see append.sql
         -- The new rows' last_seq and last_hash are their events', which the INSERT
@@ -140,7 +149,8 @@ BEGIN
                                                       'started', statement_timestamp(),
                                                       runner_name, payload)) AS n) folded)
             WHERE j.id = ANY(ARRAY(SELECT d FROM django_future_due(due_at, cutoff, how_many,
-                                                                  queues, exclude_queues) d))
+                                                                  queues, exclude_queues,
+                                                                  passed) d))
               -- The arbiter (locks.sql), for jobs with a lock or in a limited queue only.
               AND ((j.lock IS NULL
                     AND j.queue <> ALL(ARRAY(SELECT q.queue FROM django_future_queuelimit q)))

@@ -242,11 +242,9 @@ BEGIN
     )
     SELECT * FROM started;
     flag := set_config('django_future.folded', '', true);
-    IF NOT FOUND AND current_setting('django_future.lost', true) = 'on' THEN
+    IF NOT FOUND AND current_setting('django_future.lost', true) <> '' THEN
         -- Another runner won the race for the job's lock or slot: claim again,
-        -- as django_future_start_due does after a lost race (locks.sql).
-        flag := set_config('django_future.lost', '', true);
-        PERFORM pg_sleep(0.002);
+        -- passing that job over, as django_future_start_due does (locks.sql).
         RETURN QUERY SELECT * FROM django_future_start_due(
             claim_at, runner_name, runner_pk, 1, 'started', due_by, queues, exclude_queues);
     END IF;

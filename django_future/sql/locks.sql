@@ -43,16 +43,32 @@
 -- then a slot; if no slot is free it deletes the lock row it inserted, in the
 -- same transaction, and the claim skips the job.
 --
--- A lost race sets the transaction-local setting django_future.lost to 'on',
--- which the claim reads when it started nothing: it tries again a few times
--- (claim.sql), so that a runner does not take "nothing claimed" for "nothing
--- to do" (a cron pass would end early) because another runner was one
--- statement ahead.
+-- A lost race adds the job's id to the transaction-local setting
+-- django_future.lost ("12,15,"), which the claim reads when it started
+-- nothing: it claims again, a few times at most, passing those jobs over
+-- (claim.sql). They must be passed over by id: the loser still holds their
+-- rows locked, and FOR UPDATE SKIP LOCKED skips only other transactions'
+-- locks. So a runner does not take "nothing claimed" for "nothing to do" (a
+-- cron pass would end early) because another runner was one statement ahead.
+
+-- Note that the claim lost the race for job ``job``; false.
+CREATE OR REPLACE FUNCTION django_future_lost(job bigint)
+RETURNS boolean
+LANGUAGE plpgsql VOLATILE AS $lost$
+DECLARE
+    flag text;  -- set_config's result, unused
+BEGIN
+    flag := set_config('django_future.lost',
+                       COALESCE(current_setting('django_future.lost', true), '') || job || ',',
+                       true);
+    RETURN false;
+END
+$lost$;
 
 -- Take the names that job ``job`` needs to start: its lock (if any), then a
 -- slot of its queue (if the queue has a limit). True when it holds all of them
--- (or needs none); false, holding none of them and with django_future.lost
--- set, when another transaction holds or is taking one. Called by the claim
+-- (or needs none); false, holding none of them and with the job added to
+-- django_future.lost, when another transaction holds or is taking one. Called by the claim
 -- (claim.sql, complete.sql) for jobs that have a lock or a limited queue only.
 CREATE OR REPLACE FUNCTION django_future_acquire(job bigint, lock_name text, queue_name text)
 RETURNS boolean
@@ -63,20 +79,17 @@ DECLARE
     slots integer;
     held text;
     slot text;
-    flag text;
 BEGIN
     IF lock_name IS NOT NULL THEN
         held := 'lock:' || lock_name;
         IF NOT pg_try_advisory_xact_lock(space, hashtext(held)) THEN
-            flag := set_config('django_future.lost', 'on', true);
-            RETURN false;
+            RETURN django_future_lost(job);
         END IF;
         INSERT INTO django_future_joblock (name, job_id, queue, acquired_at)
         VALUES (held, job, NULL, statement_timestamp())
         ON CONFLICT DO NOTHING;
         IF NOT FOUND THEN
-            flag := set_config('django_future.lost', 'on', true);
-            RETURN false;
+            RETURN django_future_lost(job);
         END IF;
     END IF;
 
@@ -99,7 +112,6 @@ BEGIN
     IF held IS NOT NULL THEN
         DELETE FROM django_future_joblock l WHERE l.name = held AND l.job_id = job;
     END IF;
-    flag := set_config('django_future.lost', 'on', true);
-    RETURN false;
+    RETURN django_future_lost(job);
 END
 $acquire$;

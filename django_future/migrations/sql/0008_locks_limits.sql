@@ -482,16 +482,32 @@ $apply$;
 -- then a slot; if no slot is free it deletes the lock row it inserted, in the
 -- same transaction, and the claim skips the job.
 --
--- A lost race sets the transaction-local setting django_future.lost to 'on',
--- which the claim reads when it started nothing: it tries again a few times
--- (claim.sql), so that a runner does not take "nothing claimed" for "nothing
--- to do" (a cron pass would end early) because another runner was one
--- statement ahead.
+-- A lost race adds the job's id to the transaction-local setting
+-- django_future.lost ("12,15,"), which the claim reads when it started
+-- nothing: it claims again, a few times at most, passing those jobs over
+-- (claim.sql). They must be passed over by id: the loser still holds their
+-- rows locked, and FOR UPDATE SKIP LOCKED skips only other transactions'
+-- locks. So a runner does not take "nothing claimed" for "nothing to do" (a
+-- cron pass would end early) because another runner was one statement ahead.
+
+-- Note that the claim lost the race for job ``job``; false.
+CREATE OR REPLACE FUNCTION django_future_lost(job bigint)
+RETURNS boolean
+LANGUAGE plpgsql VOLATILE AS $lost$
+DECLARE
+    flag text;  -- set_config's result, unused
+BEGIN
+    flag := set_config('django_future.lost',
+                       COALESCE(current_setting('django_future.lost', true), '') || job || ',',
+                       true);
+    RETURN false;
+END
+$lost$;
 
 -- Take the names that job ``job`` needs to start: its lock (if any), then a
 -- slot of its queue (if the queue has a limit). True when it holds all of them
--- (or needs none); false, holding none of them and with django_future.lost
--- set, when another transaction holds or is taking one. Called by the claim
+-- (or needs none); false, holding none of them and with the job added to
+-- django_future.lost, when another transaction holds or is taking one. Called by the claim
 -- (claim.sql, complete.sql) for jobs that have a lock or a limited queue only.
 CREATE OR REPLACE FUNCTION django_future_acquire(job bigint, lock_name text, queue_name text)
 RETURNS boolean
@@ -502,20 +518,17 @@ DECLARE
     slots integer;
     held text;
     slot text;
-    flag text;
 BEGIN
     IF lock_name IS NOT NULL THEN
         held := 'lock:' || lock_name;
         IF NOT pg_try_advisory_xact_lock(space, hashtext(held)) THEN
-            flag := set_config('django_future.lost', 'on', true);
-            RETURN false;
+            RETURN django_future_lost(job);
         END IF;
         INSERT INTO django_future_joblock (name, job_id, queue, acquired_at)
         VALUES (held, job, NULL, statement_timestamp())
         ON CONFLICT DO NOTHING;
         IF NOT FOUND THEN
-            flag := set_config('django_future.lost', 'on', true);
-            RETURN false;
+            RETURN django_future_lost(job);
         END IF;
     END IF;
 
@@ -538,8 +551,7 @@ BEGIN
     IF held IS NOT NULL THEN
         DELETE FROM django_future_joblock l WHERE l.name = held AND l.job_id = job;
     END IF;
-    flag := set_config('django_future.lost', 'on', true);
-    RETURN false;
+    RETURN django_future_lost(job);
 END
 $acquire$;
 
@@ -593,7 +605,9 @@ $acquire$;
 -- first job in the claim's order that needs it is the next to start. This
 -- test reads the statement's snapshot, which may be behind another runner's
 -- claim, so the claim's UPDATE still asks django_future_acquire, the arbiter,
--- before it starts a job with a lock or in a limited queue.
+-- before it starts a job with a lock or in a limited queue. ``passed`` are
+-- jobs whose race the caller lost in this transaction (NULL: none): it still
+-- holds their rows locked, so SKIP LOCKED would hand them back to it.
 -- The due time is a condition on the index's second column: jobs of a higher
 -- priority that are not due yet are stepped over inside the index, without
 -- reading their rows (docs/scheduling.md measures it). The queues are tested
@@ -609,7 +623,7 @@ $acquire$;
 -- of 5 rounds).
 CREATE OR REPLACE FUNCTION django_future_due(
     due_at timestamptz, cutoff timestamptz, how_many integer, queues text[],
-    exclude_queues text[]
+    exclude_queues text[], passed bigint[] DEFAULT NULL
 ) RETURNS SETOF bigint
 LANGUAGE sql STABLE AS $due$
     SELECT j.id
@@ -619,6 +633,7 @@ LANGUAGE sql STABLE AS $due$
       AND (j.time_slot_end IS NULL OR j.time_slot_end >= cutoff)
       AND (queues IS NULL OR j.queue = ANY(queues))
       AND (exclude_queues IS NULL OR j.queue <> ALL(exclude_queues))
+      AND (passed IS NULL OR j.id <> ALL(passed))
       -- Locks and limits, as this statement's snapshot sees them: the filter
       -- that steps over blocked jobs (locks.sql says why it is not the arbiter).
       AND (j.lock IS NULL
@@ -656,19 +671,25 @@ DECLARE
     due_at timestamptz := COALESCE(due_by, cutoff);
     payload jsonb := jsonb_build_object('runner_id', runner_pk, 'backend_pid', pg_backend_pid());
     flag text;  -- set_config's result, unused (see complete.sql)
+    lost text;
+    passed bigint[];
 BEGIN
     IF event_kind <> 'started' THEN
         RAISE EXCEPTION 'django_future: jobs are started with "started" events, not "%"',
             event_kind;
     END IF;
     FOR attempt IN 0 .. 5 LOOP
-        IF attempt > 0 THEN
-            -- Nothing started because another runner won a race for a lock or a
-            -- slot (locks.sql): look again, after giving the winner a moment to
-            -- commit; a new statement sees what it holds, and steps over it.
-            EXIT WHEN current_setting('django_future.lost', true) IS DISTINCT FROM 'on';
+        -- Jobs whose lock or slot another runner won (locks.sql), here or in the
+        -- caller's statement, are passed over; if nothing started because of
+        -- such a race, look again for the next job, rather than tell the runner
+        -- there is nothing to do.
+        lost := COALESCE(current_setting('django_future.lost', true), '');
+        IF lost <> '' THEN
+            passed := COALESCE(passed, '{}')
+                      || string_to_array(rtrim(lost, ','), ',')::bigint[];
             flag := set_config('django_future.lost', '', true);
-            PERFORM pg_sleep(0.002 * attempt);
+        ELSIF attempt > 0 THEN
+            EXIT;
         END IF;
         flag := set_config('django_future.folded', 'on', true);  -- see append.sql
         -- The new rows' last_seq and last_hash are their events', which the INSERT
@@ -687,7 +708,8 @@ BEGIN
                                                       'started', statement_timestamp(),
                                                       runner_name, payload)) AS n) folded)
             WHERE j.id = ANY(ARRAY(SELECT d FROM django_future_due(due_at, cutoff, how_many,
-                                                                  queues, exclude_queues) d))
+                                                                  queues, exclude_queues,
+                                                                  passed) d))
               -- The arbiter (locks.sql), for jobs with a lock or in a limited queue only.
               AND ((j.lock IS NULL
                     AND j.queue <> ALL(ARRAY(SELECT q.queue FROM django_future_queuelimit q)))
@@ -973,11 +995,9 @@ BEGIN
     )
     SELECT * FROM started;
     flag := set_config('django_future.folded', '', true);
-    IF NOT FOUND AND current_setting('django_future.lost', true) = 'on' THEN
+    IF NOT FOUND AND current_setting('django_future.lost', true) <> '' THEN
         -- Another runner won the race for the job's lock or slot: claim again,
-        -- as django_future_start_due does after a lost race (locks.sql).
-        flag := set_config('django_future.lost', '', true);
-        PERFORM pg_sleep(0.002);
+        -- passing that job over, as django_future_start_due does (locks.sql).
         RETURN QUERY SELECT * FROM django_future_start_due(
             claim_at, runner_name, runner_pk, 1, 'started', due_by, queues, exclude_queues);
     END IF;
