@@ -47,6 +47,7 @@ class ScheduledJobAdmin(_ReadOnly):
         "status",
         "queue",
         "priority",
+        "lock",
         "time_slot_start",
         "attempts",
         "runner",
@@ -57,12 +58,13 @@ class ScheduledJobAdmin(_ReadOnly):
         "status",
         "queue",
         "priority",
+        "lock",
         "callable_name",
         "time_slot_start",
         "execution_start",
         "atomic",
     )
-    search_fields = ("=id", "callable_name", "object_id", "runner", "error")
+    search_fields = ("=id", "callable_name", "object_id", "runner", "error", "=lock")
     date_hierarchy = "time_slot_start"
     ordering = ("-time_slot_start", "-id")
     actions = ("cancel_jobs", "run_again")
@@ -78,6 +80,7 @@ class ScheduledJobAdmin(_ReadOnly):
                 "fields": (
                     "queue",
                     "priority",
+                    "lock",
                     "atomic",
                     "max_attempts",
                     "attempts",

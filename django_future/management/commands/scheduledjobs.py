@@ -166,13 +166,19 @@ class Command(BaseCommand):
             raise CommandError(f"no events for job {options['job_id']}", returncode=2)
         scheduled = events[0]["data"] if events[0]["kind"] == "scheduled" else {}
         queue, priority = scheduled.get("queue", "default"), scheduled.get("priority", 0)
-        self.say(options, f"job {options['job_id']}: queue {queue}, priority {priority}")
+        lock = scheduled.get("lock")
+        self.say(
+            options,
+            f"job {options['job_id']}: queue {queue}, priority {priority}"
+            + (f", lock {lock}" if lock else ""),
+        )
         rows = [[e["seq"], e["kind"], e["at"], e["runner"], e["detail"]] for e in events]
         self.say(options, table(["seq", "kind", "at", "runner", "detail"], rows))
         return {
             "job_id": options["job_id"],
             "queue": queue,
             "priority": priority,
+            "lock": lock,
             "events": events,
         }
 
