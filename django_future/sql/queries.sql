@@ -170,7 +170,11 @@ CROSS JOIN LATERAL (
       -- steps over it, and freeing what it waits for sends NOTIFY (locks.sql).
       AND (j.lock IS NULL
            OR NOT EXISTS (SELECT FROM django_future_joblock l WHERE l.name = 'lock:' || j.lock))
-      AND j.queue <> ALL(ARRAY(
+      -- (j.queue || '': an expression, which the planner has no statistics of.
+      -- On j.queue itself, whose values are few, it takes "<> ALL" for nearly
+      -- always false, estimates the claim finds 1 row, and plans it as a
+      -- bitmap scan of every live job and a sort: 7 ms a claim at 10,000 jobs.)
+      AND j.queue || '' <> ALL(ARRAY(
           SELECT q.queue FROM django_future_queuelimit q
           WHERE q.max_running <= (SELECT count(*) FROM django_future_joblock l
                                   WHERE l.queue = q.queue)))
