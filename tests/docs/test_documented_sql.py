@@ -404,6 +404,20 @@ def check_prune_records(h: History) -> None:
     assert [(r[1], r[3], r[4], r[5]) for r in rows] == [("retention check", 1, 3, h.pruned_digest)]
 
 
+def check_lock_overlaps(h: History) -> None:
+    """None from our runners; a pair when two runs of one lock were made to overlap behind
+    their back (events inserted by hand, which the claim's arbiter never sees)."""
+    jobs = [schedule_job("0s", "tests.handlers.record", lock="doc-lock") for _ in range(3)]
+    run_jobs()
+    assert run("lock-overlaps") == []
+    first = schedule_job("0s", "tests.handlers.record", lock="doc-lock")
+    second = schedule_job("0s", "tests.handlers.record", lock="doc-lock")
+    for job in (first, second):
+        ledger.append(job.pk, "started", {"runner_id": None}, runner="by-hand")
+    assert run("lock-overlaps") == [("doc-lock", first.pk, second.pk)]
+    assert jobs  # the three that ran one after another are not reported
+
+
 CHECKS: dict[str, Callable[[History], None]] = {
     "job-timeline": check_job_timeline,
     "failures-last-day": check_failures_last_day,
@@ -427,6 +441,7 @@ CHECKS: dict[str, Callable[[History], None]] = {
     "chain-heads-export": check_chain_heads_export,
     "hash-recompute": check_hash_recompute,
     "prune-records": check_prune_records,
+    "lock-overlaps": check_lock_overlaps,
 }
 
 
