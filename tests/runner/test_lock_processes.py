@@ -68,7 +68,7 @@ def query(sql: str, params: list[object] | None = None) -> list[tuple[object, ..
 
 
 def finish(proc: subprocess.Popen[str], timeout: float = 300) -> str:
-    out, err = proc.communicate(timeout=timeout)
+    _out, err = proc.communicate(timeout=timeout)
     assert proc.returncode == 0, err
     return err
 

@@ -21,7 +21,14 @@ import pytest
 from django.contrib.contenttypes.models import ContentType
 from django.db import connection, connections
 
-from django_future.models import JobEvent, PruneRecord, RunnerProcess, ScheduledJob, JobLock, QueueLimit
+from django_future.models import (
+    JobEvent,
+    JobLock,
+    PruneRecord,
+    QueueLimit,
+    RunnerProcess,
+    ScheduledJob,
+)
 from django_future.sql import live_sql
 from tests.support import subprocess_env
 
@@ -105,7 +112,13 @@ def build_from_live(alias: str) -> None:
         # ContentType for the job's foreign key; pgtrigger's schema editor installs
         # each model's Meta.triggers with its table.
         for model in (
-            ContentType, RunnerProcess, ScheduledJob, JobEvent, PruneRecord, JobLock, QueueLimit
+            ContentType,
+            RunnerProcess,
+            ScheduledJob,
+            JobEvent,
+            PruneRecord,
+            JobLock,
+            QueueLimit,
         ):
             editor.create_model(model)
     with connections[alias].cursor() as cursor:
