@@ -46,7 +46,14 @@
 -- first job in the claim's order that needs it is the next to start. This
 -- test reads the statement's snapshot, which may be behind another runner's
 -- claim, so the claim's UPDATE still asks django_future_acquire, the arbiter,
--- before it starts a job with a lock or in a limited queue. ``passed`` are
+-- before it starts a job with a lock or in a limited queue. The race it
+-- closes: under READ COMMITTED two runners claiming at once each see the
+-- other's claim as not made yet, and each may find a *different* job of lock
+-- L to be the first free one (the other's is row-locked and skipped by SKIP
+-- LOCKED, or a job of L with a higher priority arrived between the two
+-- snapshots); row locks serialize claims of one row, not of one lock. Only
+-- the arbiter's INSERT ... ON CONFLICT into django_future_joblock's primary
+-- key sees the latest state, so one of them wins and the other skips. ``passed`` are
 -- jobs whose race the caller lost in this transaction (NULL: none): it still
 -- holds their rows locked, so SKIP LOCKED would hand them back to it.
 -- The due time is a condition on the index's second column: jobs of a higher

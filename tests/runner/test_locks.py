@@ -19,6 +19,7 @@ from django.test import override_settings
 from django_future import ledger, schedule_job
 from django_future.models import JobLock, ScheduledJob
 from django_future.runner import run_jobs
+from django_future.sql import query
 from tests.support import fresh, kinds, subprocess_env
 
 pytestmark = pytest.mark.usefixtures("committed_db")
@@ -225,3 +226,34 @@ def test_run_jobs_writes_the_settings_limits_and_runs_everything() -> None:
     assert not ScheduledJob.objects.filter(status="scheduled").exists()
     with psycopg.connect(subprocess_env()["DATABASE_URL"]) as conn:
         assert conn.execute("SELECT * FROM django_future_queuelimit").fetchall() == []
+
+
+def test_a_sleeping_worker_does_not_count_a_blocked_job_as_due(connect: Any) -> None:
+    """next_due, which sets how long a worker sleeps, skips blocked jobs: counted, a job
+    due now would keep the worker from sleeping at all while the lock is held. It wakes
+    on the NOTIFY that freeing the lock sends."""
+    holder = schedule_job("0s", "tests.handlers.record", lock="L")
+    schedule_job("0s", "tests.handlers.record", lock="L")
+    later = schedule_job("1h", "tests.handlers.record")
+
+    def next_due() -> float | None:
+        with psycopg.connect(subprocess_env()["DATABASE_URL"]) as conn:
+            (seconds,) = conn.execute(
+                query("next_due"), {"queues": None, "exclude_queues": None}
+            ).fetchone()
+            return seconds
+
+    assert next_due() <= 0  # type: ignore[operator]
+    conn = connect()
+    assert step(conn, 1) == [(holder.pk, 2)]
+    conn.commit()
+    assert 3500 < next_due() <= 3600  # type: ignore[operator]  # only `later` counts
+    listener = psycopg.connect(subprocess_env()["DATABASE_URL"], autocommit=True)
+    try:
+        listener.execute("LISTEN django_future")
+        assert step(conn, 1, [(holder.pk, 2)])  # completes the holder, takes the next
+        conn.commit()
+        assert [n.channel for n in listener.notifies(timeout=2, stop_after=1)] == ["django_future"]
+    finally:
+        listener.close()
+    assert fresh(later).status == "scheduled"
