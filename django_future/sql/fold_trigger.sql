@@ -143,8 +143,9 @@ BEGIN
     END IF;
 
     -- A run that ended (or a job cancelled) gives up the names it held
-    -- (locks.sql), in the same transaction as its event; a job that waited for
-    -- one may now start, so the sleeping workers are woken.
+    -- (locks.sql), in the same transaction as its event. These events are
+    -- rare (failures, recovery, hand-backs), so they wake the sleeping workers,
+    -- which the runner's completions do not (complete.sql says why).
     DELETE FROM django_future_joblock l
     USING unnest(evs) e
     WHERE l.job_id = e.job_id

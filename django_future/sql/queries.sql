@@ -159,25 +159,29 @@ WITH RECURSIVE priorities AS (
     FROM priorities p
     WHERE p.priority IS NOT NULL
 )
-SELECT extract(epoch FROM min(first.time_slot_start) - statement_timestamp())
+SELECT extract(epoch FROM min(first.due) - statement_timestamp())
 FROM priorities p
 CROSS JOIN LATERAL (
-    SELECT j.time_slot_start FROM django_future_scheduledjob j
+    -- A job blocked by its lock or its queue's limit (locks.sql) counts as due a
+    -- second from now, not now: the claim would step over it, and a worker that
+    -- counted it would not sleep at all while the lock is held. Freeing a lock
+    -- sends no NOTIFY (a NOTIFY serializes the commits of every transaction that
+    -- sends one, and the runner that frees a lock claims next in the same
+    -- statement), so a sleeping worker looks again within a second while jobs
+    -- wait for one.
+    SELECT CASE WHEN (j.lock IS NOT NULL
+                      AND EXISTS (SELECT FROM django_future_joblock l
+                                  WHERE l.name = 'lock:' || j.lock))
+                     OR j.queue = ANY(ARRAY(
+                         SELECT q.queue FROM django_future_queuelimit q
+                         WHERE q.max_running <= (SELECT count(*) FROM django_future_joblock l
+                                                 WHERE l.queue = q.queue)))
+                THEN greatest(j.time_slot_start, statement_timestamp() + interval '1 second')
+                ELSE j.time_slot_start END AS due
+    FROM django_future_scheduledjob j
     WHERE j.status = 'scheduled' AND j.priority = p.priority
       AND (%(queues)s::text[] IS NULL OR j.queue = ANY(%(queues)s::text[]))
       AND (%(exclude_queues)s::text[] IS NULL OR j.queue <> ALL(%(exclude_queues)s::text[]))
-      -- A job blocked by its lock or its queue's limit does not count: the claim
-      -- steps over it, and freeing what it waits for sends NOTIFY (locks.sql).
-      AND (j.lock IS NULL
-           OR NOT EXISTS (SELECT FROM django_future_joblock l WHERE l.name = 'lock:' || j.lock))
-      -- (j.queue || '': an expression, which the planner has no statistics of.
-      -- On j.queue itself, whose values are few, it takes "<> ALL" for nearly
-      -- always false, estimates the claim finds 1 row, and plans it as a
-      -- bitmap scan of every live job and a sort: 7 ms a claim at 10,000 jobs.)
-      AND j.queue || '' <> ALL(ARRAY(
-          SELECT q.queue FROM django_future_queuelimit q
-          WHERE q.max_running <= (SELECT count(*) FROM django_future_joblock l
-                                  WHERE l.queue = q.queue)))
     ORDER BY j.time_slot_start
     LIMIT 1
 ) first;

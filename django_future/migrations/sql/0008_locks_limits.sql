@@ -418,8 +418,9 @@ BEGIN
     END IF;
 
     -- A run that ended (or a job cancelled) gives up the names it held
-    -- (locks.sql), in the same transaction as its event; a job that waited for
-    -- one may now start, so the sleeping workers are woken.
+    -- (locks.sql), in the same transaction as its event. These events are
+    -- rare (failures, recovery, hand-backs), so they wake the sleeping workers,
+    -- which the runner's completions do not (complete.sql says why).
     DELETE FROM django_future_joblock l
     USING unnest(evs) e
     WHERE l.job_id = e.job_id
@@ -852,11 +853,14 @@ BEGIN
           AND j.status = 'running'
         RETURNING j.id, j.last_seq, j.last_hash, d.payload
     ), freed AS (
-        -- The names the jobs held (locks.sql), given up with the completion; a
-        -- sleeping worker may now take a job that waited for one.
+        -- The names the jobs held (locks.sql), given up with the completion. No
+        -- NOTIFY: committing a transaction that sent one takes a lock that
+        -- serializes every such commit (PostgreSQL keeps notifications in commit
+        -- order), which halved four runners' throughput with every job locked;
+        -- this runner claims next anyway, and sleeping workers look again within
+        -- a second while jobs wait for a lock ("next_due", queries.sql).
         DELETE FROM django_future_joblock l USING completed c
         WHERE l.job_id = c.id
-        RETURNING pg_notify('django_future', '')
     )
     INSERT INTO django_future_jobevent AS e (job_id, seq, kind, at, runner, data, hash)
     SELECT c.id, c.last_seq, 'completed', statement_timestamp(), runner_name, c.payload,
@@ -960,10 +964,9 @@ BEGIN
               AND j.status = 'running'
             RETURNING j.id, j.last_seq, j.last_hash
         ), freed AS (
-            -- As django_future_complete: the names the job held, and a wake-up.
+            -- As django_future_complete: the names the job held, without NOTIFY.
             DELETE FROM django_future_joblock l USING completed c
             WHERE l.job_id = c.id
-            RETURNING pg_notify('django_future', '')
         )
         INSERT INTO django_future_jobevent (job_id, seq, kind, at, runner, data, hash)
         SELECT c.id, c.last_seq, 'completed', statement_timestamp(), runner_name, payload,
