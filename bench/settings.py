@@ -10,6 +10,8 @@ USE_TZ = True
 INSTALLED_APPS = ["django.contrib.contenttypes", "pgtrigger", "django_future"]
 DATABASES = {"default": database_settings(os.environ["DATABASE_URL"])}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+# For bench/variants/locks_in_use.sql, whose queue runners must not clear as they start.
+DJANGO_FUTURE_QUEUE_LIMITS = json.loads(os.environ.get("DJANGO_FUTURE_QUEUE_LIMITS", "{}"))
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

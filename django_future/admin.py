@@ -65,6 +65,7 @@ class ScheduledJobAdmin(_ReadOnly):
         "queue",
         "priority",
         "unique_key",
+        "lock",
         "time_slot_start",
         "attempts",
         "runner",
@@ -77,14 +78,23 @@ class ScheduledJobAdmin(_ReadOnly):
         "priority",
         UniqueKeyFilter,
         "unique_while",
+        "lock",
         "callable_name",
         "time_slot_start",
         "execution_start",
         "atomic",
     )
-    # "=unique_key": the key exactly, as a job's key is looked up (the unique index serves
-    # only the jobs that hold theirs; a search reads the table either way).
-    search_fields = ("=id", "callable_name", "object_id", "runner", "error", "=unique_key")
+    # "=unique_key" and "=lock": the name exactly, as a job's key is looked up (the unique
+    # index serves only the jobs that hold theirs; a search reads the table either way).
+    search_fields = (
+        "=id",
+        "callable_name",
+        "object_id",
+        "runner",
+        "error",
+        "=unique_key",
+        "=lock",
+    )
     date_hierarchy = "time_slot_start"
     ordering = ("-time_slot_start", "-id")
     actions = ("cancel_jobs", "run_again")
@@ -102,6 +112,7 @@ class ScheduledJobAdmin(_ReadOnly):
                     "priority",
                     "unique_key",
                     "unique_while",
+                    "lock",
                     "atomic",
                     "max_attempts",
                     "attempts",

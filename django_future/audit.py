@@ -108,6 +108,7 @@ def _detail(kind: str, data: dict[str, Any]) -> str:
             f"{data.get('callable_name')} due {local_time(data.get('time_slot_start'))}"
             f" in queue {data.get('queue', 'default')}, priority {data.get('priority', 0)}"
             + (f", unique key {key!r}" if key is not None else "")
+            + (f", lock {data['lock']}" if data.get("lock") else "")
         )
     if kind in ("failed", "abandoned"):
         return str(data.get("exception") or "")

@@ -13,7 +13,7 @@ from typing import Any
 from django.core.checks import CheckMessage, Error, Tags, register
 from django.db import DEFAULT_DB_ALIAS, NotSupportedError, connections
 
-from django_future import database
+from django_future import database, locks
 
 
 @register()
@@ -112,3 +112,21 @@ def check_periodic(**kwargs: Any) -> list[CheckMessage]:
         Error(message, hint="See docs/periodic.md.", id="django_future.E004")
         for message in periodic.problems()
     ]
+
+
+@register()
+def check_queue_limits(**kwargs: Any) -> list[CheckMessage]:
+    """django_future.E008: ``DJANGO_FUTURE_QUEUE_LIMITS`` must map queue names to whole
+    numbers of at least 1 (django_future/locks.py). Said at start-up, before a runner
+    would refuse to start over it."""
+    try:
+        locks.queue_limits()
+    except locks.QueueLimitError as exc:
+        return [
+            Error(
+                str(exc),
+                hint='For example DJANGO_FUTURE_QUEUE_LIMITS = {"reports": 3}.',
+                id="django_future.E008",
+            )
+        ]
+    return []

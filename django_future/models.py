@@ -205,6 +205,9 @@ class ScheduledJob(models.Model):
     # Not a column: False only on the job that schedule_job() returned instead of
     # making one, because that job held the unique key asked for.
     created: bool = True
+    # Jobs that share a lock never run at the same time (schedule_job(lock=...);
+    # sql/locks.sql). Fixed at scheduling time; migration 0008 added it.
+    lock = models.CharField(max_length=100, null=True, blank=True)  # noqa: DJ001
 
     objects = ScheduledJobQuerySet.as_manager()
 
@@ -318,8 +321,9 @@ class ScheduledJob(models.Model):
 
         The callable, content object, args and kwargs not given are copied;
         ``expires`` defaults to ``'7d'`` as in django-future 0.2. The retry
-        policy, ``atomic``, the queue and the priority are copied. The new job's ``scheduled`` event
-        records ``rescheduled_from`` (and ``by``, who asked, if given).
+        policy, ``atomic``, the queue, the priority and the lock are copied. The new
+        job's ``scheduled`` event records ``rescheduled_from`` (and ``by``, who asked,
+        if given).
         """
         if content_object is None and self.content_type_id is not None:
             content_object = self.content_object
@@ -341,6 +345,7 @@ class ScheduledJob(models.Model):
             atomic=self.atomic,
             queue=self.queue,
             priority=self.priority,
+            lock=self.lock,
             _origin={"rescheduled_from": self.pk, **({"by": by} if by else {})},
         )
 
@@ -470,6 +475,45 @@ class RunnerProcess(models.Model):
 
     def __str__(self) -> str:
         return f"runner {self.pk} ({self.identity})"
+
+
+class JobLock(models.Model):
+    """A name held by one running job: its lock (``lock:<name>``) or one of its queue's
+    slots (``queue:<queue>#<n>``), from the claim that started it until the event that
+    ends its run, in the same transactions (sql/locks.sql).
+
+    Operational state, like ``RunnerProcess``: written only by the claim and by the
+    writers of the events that end a run, never by hand. Its primary key is the arbiter
+    between runners that race for a name: ``INSERT ... ON CONFLICT DO NOTHING`` sees
+    rows that are committed or still being written, where a snapshot does not.
+    """
+
+    name = models.CharField(max_length=120, primary_key=True)
+    job_id = models.BigIntegerField(db_index=True)
+    # The queue whose slot this is; NULL for a job's lock.
+    queue = models.CharField(max_length=100, null=True, blank=True)  # noqa: DJ001
+    acquired_at = models.DateTimeField(db_default=Now())
+
+    def __str__(self) -> str:
+        return f"{self.name} held by job {self.job_id}"
+
+
+class QueueLimit(models.Model):
+    """How many jobs of a queue may run at once across every runner
+    (``DJANGO_FUTURE_QUEUE_LIMITS``), as the last runner started wrote it."""
+
+    queue = models.CharField(max_length=100, primary_key=True)
+    max_running = models.IntegerField()
+
+    class Meta:
+        constraints: ClassVar[list[models.BaseConstraint]] = [
+            models.CheckConstraint(
+                condition=models.Q(max_running__gte=1), name="django_future_limit_positive"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"queue {self.queue}: at most {self.max_running} running"
 
 
 class PruneRecord(models.Model):

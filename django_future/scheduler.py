@@ -22,7 +22,7 @@ from django.contrib.contenttypes.models import ContentType
 from django.db import models
 from django.utils import timezone
 
-from django_future import config, database, ledger, taskhook
+from django_future import config, database, ledger, locks, taskhook
 from django_future.callables import InvalidCallableError, import_callable, job_as_parameter
 from django_future.models import ScheduledJob
 from django_future.retries import backoff
@@ -362,12 +362,14 @@ class _Checks:
         priority: object = 0,
         unique_key: object = None,
         unique_while: object = "pending",
+        lock: object = None,
         origin: dict[str, Any] | None,
     ) -> tuple[_When, _When | None, dict[str, Any]]:
         """Check everything about one job; return its window and its scheduled event's data."""
         start, end = self.window(date, expires)
         policy = self.policy(retries, retry_delay, retry_max_delay)
         queue_name, rank = self.queue(queue, priority)
+        lock_name = locks.check_lock(lock)
         if not isinstance(atomic, bool):
             raise ValueError(f"atomic must be True or False, not {atomic!r}")
         name = self.callable(callable_name, content_object)
@@ -391,6 +393,8 @@ class _Checks:
         if rank != 0:
             data["priority"] = rank
         data.update(unique_data(unique_key, unique_while))  # unique.py; none without a key
+        if lock_name is not None:
+            data["lock"] = lock_name
         data.update(origin or {})
         return start, end, data
 
@@ -411,6 +415,7 @@ def schedule_job(
     priority: int = 0,
     unique_key: str | None = None,
     unique_while: str = "pending",
+    lock: str | None = None,
     _origin: dict[str, Any] | None = None,
 ) -> ScheduledJob:
     """Schedule ``callable_name`` to run at ``date`` and return the job.
@@ -446,8 +451,13 @@ def schedule_job(
     ``job.created`` False, and writes nothing (django_future/unique.py,
     docs/scheduling.md, "Unique jobs").
 
-    Raises ValueError (bad time, unknown callable, bad retry policy, bad queue
-    or priority, bad unique key or unique_while) or
+    ``lock`` (a name of at most 100 characters, or None): jobs that share a lock
+    never run at the same time, on any runner; a job whose lock is held waits, in
+    its place in the claim order, without an attempt or an event (docs/scheduling.md,
+    "Locks and queue limits").
+
+    Raises ValueError (bad time, unknown callable, bad retry policy, bad queue,
+    priority or lock, bad unique key or unique_while) or
     TypeError (arguments that JSON cannot carry) before writing anything. Inside
     ``transaction.atomic()`` the job commits or rolls back with the block.
     Raises ImproperlyConfigured if the database is not PostgreSQL, or if the
@@ -469,6 +479,7 @@ def schedule_job(
         priority=priority,
         unique_key=unique_key,
         unique_while=unique_while,
+        lock=lock,
         origin=_origin,
     )
     send = ledger.schedule_unique if "unique_key" in data else ledger.schedule
@@ -503,7 +514,7 @@ def schedule_jobs(jobs: Iterable[Mapping[str, Any]]) -> list[int]:
     """Schedule many jobs at once; return their ids, in order.
 
     Each item holds ``schedule_job``'s arguments by name (``date`` and
-    ``callable_name`` required; ``queue`` and ``priority`` among the others), and is
+    ``callable_name`` required; ``queue``, ``priority`` and ``lock`` among the others), and is
     checked as ``schedule_job`` checks them. A bad item raises, naming its position,
     and nothing is written: the call is one transaction (inside
     ``transaction.atomic()``, part of yours).
@@ -573,6 +584,7 @@ def _bulk_item(
         priority=options.pop("priority", 0),
         unique_key=options.pop("unique_key", None),
         unique_while=options.pop("unique_while", "pending"),
+        lock=options.pop("lock", None),
         origin=None,
     )
     if options:

@@ -71,6 +71,8 @@ LOGGING = {
 # Runner timings, overridable so that process tests can use short leases.
 DJANGO_FUTURE_LEASE = float(os.environ.get("DJANGO_FUTURE_LEASE", "30"))
 DJANGO_FUTURE_POLL_INTERVAL = float(os.environ.get("DJANGO_FUTURE_POLL_INTERVAL", "10"))
+# Runner processes of the lock and limit tests take their limits from here.
+DJANGO_FUTURE_QUEUE_LIMITS = json.loads(os.environ.get("DJANGO_FUTURE_QUEUE_LIMITS", "{}"))
 
 ROOT_URLCONF = "tests.urls"
 MIDDLEWARE = [

@@ -9,7 +9,11 @@ task (``LedgerTask``). The names and forms are ``schedule_job``'s:
   a duration string such as ``"30s"`` (defaults: the package's, 30 s and 1 h);
 - ``expires``: how long after ``run_after`` (or the enqueue) a task that has not run
   gives up, as a duration, or ``None`` for never (default ``"7d"``, as ``schedule_job``);
-- ``atomic``: run the task in one transaction with its completion (default False).
+- ``atomic``: run the task in one transaction with its completion (default False);
+- ``lock``: a lock name (default None): no two runs of tasks with that lock overlap, on
+  any runner (``schedule_job(lock=...)``). A task's own: Django's ``enqueue`` takes no
+  per-call options, so ``@task(lock="reports")`` makes that task run one at a time, and
+  tasks given the same name share it.
 
 Two more fields of ``LedgerTask`` are no backend OPTIONS, since a key names one piece of
 work and not a backend's tasks: ``unique_key`` and ``unique_while``, ``schedule_job``'s
@@ -27,6 +31,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, cast
 
+from django_future import locks
 from django_future.backends.compat import Task
 from django_future.scheduler import parse_duration
 from django_future.unique import unique_data
@@ -51,6 +56,7 @@ OPTION_DEFAULTS: dict[str, Any] = {
     "retry_max_delay": None,
     "expires": "7d",
     "atomic": False,
+    "lock": None,
 }
 
 
@@ -94,6 +100,10 @@ def problems(options: Mapping[str, Any], *, where: str) -> list[str]:
     atomic = options.get("atomic", False)
     if not isinstance(atomic, bool):
         found.append(f"{where}: atomic must be True or False, not {atomic!r}")
+    try:
+        locks.check_lock(options.get("lock"))
+    except ValueError as exc:
+        found.append(f"{where}: {exc}")
     return found
 
 
@@ -106,6 +116,7 @@ class Options:
     retry_max_delay: dt.timedelta | str | None
     expires: dt.timedelta | str | None
     atomic: bool
+    lock: str | None
 
     @classmethod
     def merged(cls, backend: Mapping[str, Any], task: object) -> Options:
@@ -127,6 +138,7 @@ class Options:
             "retry_delay": self.retry_delay if retrying else None,
             "retry_max_delay": self.retry_max_delay if retrying else None,
             "atomic": self.atomic,
+            "lock": self.lock,
         }
 
 
@@ -143,6 +155,7 @@ class LedgerTask(Task):
     retry_max_delay: dt.timedelta | str | _Default | None = DEFAULT
     expires: dt.timedelta | str | _Default | None = DEFAULT
     atomic: bool | _Default = DEFAULT
+    lock: str | _Default | None = DEFAULT
     # Not options: no backend default. None: a task without a key.
     unique_key: str | None = None
     unique_while: str = "pending"

@@ -21,7 +21,7 @@ from typing import Any
 import psycopg
 from django.db import connection, transaction
 
-from django_future import database, ledger
+from django_future import database, ledger, locks
 from django_future.models import EventKind, ScheduledJob
 from django_future.runner.executor import Executor
 from django_future.runner.report import RunReport, logger, say
@@ -53,6 +53,12 @@ class Registration:
         with database.tables_needed(), connection.cursor() as cursor:
             cursor.execute(query("register_runner"), params)
             self.runner_id, self.backend_pid, registered_at = cursor.fetchone()
+            # The queue limits of this runner's settings become every runner's
+            # (django_future/locks.py).
+            limits = locks.queue_limits()
+            cursor.execute(
+                query("queue_limits"), {"queues": list(limits), "limits": list(limits.values())}
+            )
         return registered_at
 
     def keep_alive(self) -> None:

@@ -16,6 +16,7 @@ family beside this module, and that file holds its current definition:
 - ``replay.sql``: replay, ``verify``'s replay and time travel;
 - ``append.sql``: one event appended to one job and folded by the trigger, and why the
   hot writers fold their own (the ``django_future.folded`` setting);
+- ``locks.sql``: locks and queue limits, the claim's arbiter (``django_future_acquire``);
 - ``claim.sql``: which jobs are due (``django_future_due``, the one definition that
   every claim calls), starting them, and the runner's claim;
 - ``complete.sql``: the runner's completions and its step
@@ -113,6 +114,7 @@ LIVE_FILES: tuple[str, ...] = (
     "fold_trigger.sql",
     "replay.sql",
     "append.sql",
+    "locks.sql",
     "claim.sql",
     "complete.sql",
     "schedule.sql",

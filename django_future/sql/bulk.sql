@@ -39,12 +39,13 @@ BEGIN
         INSERT INTO django_future_scheduledjob
             (id, callable_name, content_type_id, object_id, args, kwargs, time_slot_start,
              time_slot_end, atomic, max_attempts, retry_delay, retry_max_delay, attempts,
-             status, created_at, last_seq, last_hash, queue, priority, unique_key, unique_while)
+             status, created_at, last_seq, last_hash, queue, priority, unique_key, unique_while,
+             lock)
         SELECT g.id, (c.n).callable_name, (c.n).content_type_id, (c.n).object_id, (c.n).args,
                (c.n).kwargs, (c.n).time_slot_start, (c.n).time_slot_end, (c.n).atomic,
                (c.n).max_attempts, (c.n).retry_delay, (c.n).retry_max_delay, (c.n).attempts,
                (c.n).status, (c.n).created_at, (c.n).last_seq, (c.n).last_hash, (c.n).queue,
-               (c.n).priority, (c.n).unique_key, (c.n).unique_while
+               (c.n).priority, (c.n).unique_key, (c.n).unique_while, (c.n).lock
         FROM given g
         CROSS JOIN LATERAL (
             SELECT django_future_scheduled(g.data, statement_timestamp(), g.hash) AS n) c

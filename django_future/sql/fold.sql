@@ -34,7 +34,7 @@
 --   itself a queue name longer than 100 characters (and a unique key longer
 --   than 255); the fold refuses an empty unique key, or one held while anything
 --   but "pending" or "active" (keyed jobs are written through the fold only:
---   unique.sql);
+--   unique.sql), and a lock name that is empty or longer than 100;
 -- * "retry" refuses a due time after the window closed;
 -- * attempts and last_seq only ever count up from 0 and 1, and an event's seq
 --   must follow its job's last (the fold, and the ledger's unique (job_id, seq)).
@@ -84,7 +84,13 @@ LANGUAGE sql STABLE AS $scheduled$
                -- Only a job with a key holds it; "pending" unless it said otherwise
                -- (unique.sql says what each means).
                CASE WHEN data->>'unique_key' IS NOT NULL
-               THEN COALESCE(data->>'unique_while', 'pending') END)::django_future_created
+               THEN COALESCE(data->>'unique_while', 'pending') END,
+               -- The lock (locks.sql): none when left out; never empty or longer than 100.
+               CASE WHEN data->>'lock' = '' OR length(data->>'lock') > 100
+               THEN django_future_refuse(format(
+                   'django_future: the lock name %s is empty or longer than 100 characters',
+                   quote_literal(left(data->>'lock', 20))), NULL::text)
+               ELSE data->>'lock' END)::django_future_created
 $scheduled$;
 
 -- "started": running, one more attempt, the runner recorded.
@@ -167,6 +173,7 @@ BEGIN
         s.priority := n.priority;
         s.unique_key := n.unique_key;
         s.unique_while := n.unique_while;
+        s.lock := n.lock;
         RETURN s;
     END IF;
 

@@ -142,6 +142,18 @@ BEGIN
         END IF;
     END IF;
 
+    -- A run that ended (or a job cancelled) gives up the names it held
+    -- (locks.sql), in the same transaction as its event. These events are
+    -- rare (failures, recovery, hand-backs), so they wake the sleeping workers,
+    -- which the runner's completions do not (complete.sql says why).
+    DELETE FROM django_future_joblock l
+    USING unnest(evs) e
+    WHERE l.job_id = e.job_id
+      AND e.kind IN ('completed', 'failed', 'abandoned', 'released', 'cancelled');
+    IF FOUND THEN
+        wake := true;
+    END IF;
+
     -- Wake sleeping workers (delivered at commit) when a job became due-able.
     IF has_new OR wake THEN
         PERFORM pg_notify('django_future', '');

@@ -179,10 +179,26 @@ WITH RECURSIVE priorities AS (
     FROM priorities p
     WHERE p.priority IS NOT NULL
 )
-SELECT extract(epoch FROM min(first.time_slot_start) - statement_timestamp())
+SELECT extract(epoch FROM min(first.due) - statement_timestamp())
 FROM priorities p
 CROSS JOIN LATERAL (
-    SELECT j.time_slot_start FROM django_future_scheduledjob j
+    -- A job blocked by its lock or its queue's limit (locks.sql) counts as due a
+    -- second from now, not now: the claim would step over it, and a worker that
+    -- counted it would not sleep at all while the lock is held. Freeing a lock
+    -- sends no NOTIFY (a NOTIFY serializes the commits of every transaction that
+    -- sends one, and the runner that frees a lock claims next in the same
+    -- statement), so a sleeping worker looks again within a second while jobs
+    -- wait for one.
+    SELECT CASE WHEN (j.lock IS NOT NULL
+                      AND EXISTS (SELECT FROM django_future_joblock l
+                                  WHERE l.name = 'lock:' || j.lock))
+                     OR j.queue = ANY(ARRAY(
+                         SELECT q.queue FROM django_future_queuelimit q
+                         WHERE q.max_running <= (SELECT count(*) FROM django_future_joblock l
+                                                 WHERE l.queue = q.queue)))
+                THEN greatest(j.time_slot_start, statement_timestamp() + interval '1 second')
+                ELSE j.time_slot_start END AS due
+    FROM django_future_scheduledjob j
     WHERE j.status = 'scheduled' AND j.priority = p.priority
       AND (%(queues)s::text[] IS NULL OR j.queue = ANY(%(queues)s::text[]))
       AND (%(exclude_queues)s::text[] IS NULL OR j.queue <> ALL(%(exclude_queues)s::text[]))
@@ -351,3 +367,15 @@ SELECT DISTINCT ON (schedule) schedule, tick, job_id, outcome,
 FROM django_future_periodic_ticks
 WHERE schedule = ANY(%(names)s::text[])
 ORDER BY schedule, tick DESC;
+
+-- name: queue_limits
+-- The queue limits of DJANGO_FUTURE_QUEUE_LIMITS, written by a runner as it starts
+-- (locks.sql): those of its settings replace every other; %(queues)s and
+-- %(limits)s are two arrays of the same length.
+WITH gone AS (
+    DELETE FROM django_future_queuelimit WHERE queue <> ALL(%(queues)s::text[])
+)
+INSERT INTO django_future_queuelimit (queue, max_running)
+SELECT * FROM unnest(%(queues)s::text[], %(limits)s::integer[])
+ON CONFLICT (queue) DO UPDATE SET max_running = EXCLUDED.max_running
+WHERE django_future_queuelimit.max_running <> EXCLUDED.max_running;

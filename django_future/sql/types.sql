@@ -25,7 +25,7 @@ CREATE TYPE django_future_progress AS (
 -- The columns of a job's first row, all but its id: what "scheduled" sets.
 -- queue and priority come after the rest: migration 0004 added them (ALTER TYPE
 -- ... ADD ATTRIBUTE appends), and the attributes' order is the type's; then
--- unique_key and unique_while, which migration 0006 added.
+-- unique_key and unique_while, which migration 0006 added, and lock (0008).
 CREATE TYPE django_future_created AS (
     callable_name varchar(255),
     content_type_id integer,
@@ -46,5 +46,6 @@ CREATE TYPE django_future_created AS (
     queue varchar(100),
     priority integer,
     unique_key varchar(255),
-    unique_while varchar(10)
+    unique_while varchar(10),
+    lock varchar(100)
 );

@@ -80,6 +80,22 @@ def test_job_list_shows_filters_and_finds_unique_keys(admin_client: Client) -> N
     assert "sync-user-7" in job_page and "active" in job_page
 
 
+def test_job_list_shows_filters_and_searches_by_lock(admin_client: Client) -> None:
+    locked = schedule_job("1d", "tests.handlers.record", lock="user-42")
+    plain = schedule_job("1d", "tests.handlers.record")
+    body = admin_client.get(url("scheduledjob_changelist")).content.decode()
+    assert "By lock" in body and "column-lock" in body and "user-42" in body
+
+    def listed(**query: str) -> list[int]:
+        response = admin_client.get(url("scheduledjob_changelist"), query)
+        return [job.pk for job in response.context["cl"].result_list]
+
+    assert listed(lock="user-42") == [locked.pk]
+    assert listed(lock__isnull="True") == [plain.pk]
+    assert listed(q="user-42") == [locked.pk]
+    assert "user-42" in admin_client.get(url("scheduledjob_change", locked.pk)).content.decode()
+
+
 def test_job_page_shows_the_event_timeline_read_only(admin_client: Client) -> None:
     job = schedule_job("0s", "tests.handlers.boom", args=["card declined"])
     run_jobs(ignore_errors=True)

@@ -146,6 +146,17 @@ def test_show_prints_the_unique_key_and_while_it_is_held() -> None:
     assert as_json("show", str(plain.pk))["unique_key"] is None  # type: ignore[index]
 
 
+def test_show_prints_the_lock() -> None:
+    job = schedule_job("1h", "tests.handlers.record", lock="user-42")
+    text = run("show", str(job.pk))
+    assert f"job {job.pk}: queue default, priority 0, lock user-42" in text
+    assert "priority 0, lock user-42" in text.split("\n", 1)[1]  # the scheduled event's detail
+    assert as_json("show", str(job.pk))["lock"] == "user-42"  # type: ignore[index]
+    plain = schedule_job("1h", "tests.handlers.record")
+    assert "lock" not in run("show", str(plain.pk))
+    assert as_json("show", str(plain.pk))["lock"] is None  # type: ignore[index]
+
+
 @override_settings(TIME_ZONE="America/New_York")
 def test_every_command_shows_and_reads_times_in_time_zone(
     capsys: pytest.CaptureFixture[str],

@@ -484,6 +484,20 @@ def check_periodic_changes(h: History) -> None:
     ]
 
 
+def check_lock_overlaps(h: History) -> None:
+    """None from our runners; a pair when two runs of one lock were made to overlap behind
+    their back (events inserted by hand, which the claim's arbiter never sees)."""
+    jobs = [schedule_job("0s", "tests.handlers.record", lock="doc-lock") for _ in range(3)]
+    run_jobs()
+    assert run("lock-overlaps") == []
+    first = schedule_job("0s", "tests.handlers.record", lock="doc-lock")
+    second = schedule_job("0s", "tests.handlers.record", lock="doc-lock")
+    for job in (first, second):
+        ledger.append(job.pk, "started", {"runner_id": None}, runner="by-hand")
+    assert run("lock-overlaps") == [("doc-lock", first.pk, second.pk)]
+    assert jobs  # the three that ran one after another are not reported
+
+
 CHECKS: dict[str, Callable[[History], None]] = {
     "job-timeline": check_job_timeline,
     "failures-last-day": check_failures_last_day,
@@ -511,6 +525,7 @@ CHECKS: dict[str, Callable[[History], None]] = {
     "unique-key-holders": check_unique_key_holders,
     "periodic-ticks": check_periodic_ticks,
     "periodic-changes": check_periodic_changes,
+    "lock-overlaps": check_lock_overlaps,
 }
 
 

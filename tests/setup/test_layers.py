@@ -31,7 +31,7 @@ PACKAGE = "django_future"
 # package of a layer (``django_future.runner.loop`` -> ``django_future.runner.report``).
 LAYERS: list[set[str]] = [
     # import nothing of ours
-    {"config", "database", "indexes", "sql", "callables", "retries", "taskhook", "unique"},
+    {"config", "database", "indexes", "sql", "callables", "retries", "taskhook", "unique", "locks"},
     {"models"},
     {"ledger"},
     {"periodic"},  # periodic schedules: on the ledger; the runner calls its ticker
@@ -158,6 +158,7 @@ def test_every_import_points_down() -> None:
         ("taskhook", set()),
         ("retries", set()),
         ("unique", set()),
+        ("locks", set()),
         ("config", set()),
         ("database", set()),
         ("sql", set()),
@@ -175,6 +176,7 @@ def test_every_import_points_down() -> None:
                 "retries",
                 "taskhook",
                 "unique",
+                "locks",
             },
         ),
         (
@@ -190,6 +192,7 @@ def test_every_import_points_down() -> None:
                 "callables",
                 "retries",
                 "taskhook",
+                "locks",
             },
         ),
     ],

@@ -23,9 +23,11 @@ from django.db import connection, connections
 
 from django_future.models import (
     JobEvent,
+    JobLock,
     PeriodicChange,
     PeriodicTick,
     PruneRecord,
+    QueueLimit,
     RunnerProcess,
     ScheduledJob,
 )
@@ -119,6 +121,8 @@ def build_from_live(alias: str) -> None:
             PruneRecord,
             PeriodicTick,
             PeriodicChange,
+            JobLock,
+            QueueLimit,
         ):
             editor.create_model(model)
     with connections[alias].cursor() as cursor:

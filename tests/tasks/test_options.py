@@ -39,6 +39,8 @@ def backend_with(options: Any) -> LedgerBackend:
         ({"expires": "a week"}, "expires: 'a week' is not a duration"),
         ({"expires": dt.timedelta(seconds=-1)}, "is negative"),
         ({"atomic": "yes"}, "atomic must be True or False"),
+        ({"lock": ""}, "lock is empty"),
+        ({"lock": "l" * 101}, "at most 100"),
         ({"retry": 3}, "unknown option 'retry'"),
         (["retries"], "must be a dict"),
     ],
@@ -134,6 +136,8 @@ def test_per_task_options_are_kept_by_using() -> None:
         ({"retries": -2}, "retries must be a whole number"),
         ({"expires": "later"}, "'later' is not a duration"),
         ({"atomic": 1}, "atomic must be True or False"),
+        ({"lock": ""}, "lock is empty"),
+        ({"lock": 42}, "lock must be a non-empty string"),
         ({"retries": 1, "retry_max_delay": "1s"}, "shorter than retry_delay"),
     ],
 )
@@ -148,3 +152,15 @@ def test_per_task_options_need_our_backend() -> None:
     with override_settings(TASKS={"default": {"BACKEND": "django_future.backends.LedgerBackend"}}):
         made = task(retries=2)(tasks.noop.func)
     assert made.retries == 2
+
+
+@per_task
+@pytest.mark.django_db
+def test_a_tasks_lock_reaches_its_jobs() -> None:
+    """``@task(lock=...)``: every run of the task takes the lock (Django's enqueue has no
+    per-call options, so the lock is the task's)."""
+    locked = task(lock="reports")(tasks.noop.func)
+    assert locked.own_options() == {"lock": "reports"}
+    job = ScheduledJob.objects.get(pk=int(locked.enqueue().id))
+    assert job.lock == "reports"
+    assert ScheduledJob.objects.get(pk=int(tasks.noop.enqueue().id)).lock is None

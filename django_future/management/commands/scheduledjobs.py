@@ -181,7 +181,12 @@ class Command(BaseCommand):
         queue, priority = scheduled.get("queue", "default"), scheduled.get("priority", 0)
         key, holds = scheduled.get("unique_key"), scheduled.get("unique_while")
         unique = f", unique key {key!r} while {holds}" if key is not None else ""
-        self.say(options, f"job {options['job_id']}: queue {queue}, priority {priority}{unique}")
+        lock = scheduled.get("lock")
+        self.say(
+            options,
+            f"job {options['job_id']}: queue {queue}, priority {priority}{unique}"
+            + (f", lock {lock}" if lock else ""),
+        )
         rows = [[e["seq"], e["kind"], e["at"], e["runner"], e["detail"]] for e in events]
         self.say(options, table(["seq", "kind", "at", "runner", "detail"], rows))
         return {
@@ -190,6 +195,7 @@ class Command(BaseCommand):
             "priority": priority,
             "unique_key": key,
             "unique_while": holds,
+            "lock": lock,
             "events": events,
         }
 
