@@ -18,8 +18,14 @@ import time
 import pytest
 from django.db import connection
 
-from django_future.models import JobEvent, PeriodicTick, RunnerProcess, ScheduledJob
-from tests.support import start_runner, wait_until
+from django_future.models import (
+    JobEvent,
+    PeriodicChange,
+    PeriodicTick,
+    RunnerProcess,
+    ScheduledJob,
+)
+from tests.support import db_now, start_runner, wait_until
 
 RUNNERS = 8
 SECONDS = 30
@@ -80,18 +86,44 @@ def test_cron_passes_make_the_due_tick_once_and_run_it() -> None:
     """``runscheduledjobs -d -i`` as cron starts it, four at a time, five times: no
     worker and no other process, and each tick still one job. Each pass makes the
     newest due tick (``latest``) and runs it; -d deletes the completed rows, and the
-    ticks stay made."""
+    ticks stay made.
+
+    The first round's passes record the definition, which takes effect from its first
+    tick after that (the next whole second): when they all run within that second, as
+    they usually do, none is due to them and the round makes no tick. Every later round
+    starts more than a second after the one before ended, so a new tick is due to every
+    one of its passes: each of those rounds makes it (and a newer one too when its
+    passes straddle a second)."""
     schedule = {"every-second": {**SCHEDULE["every-second"], "catch_up": "latest"}}
     env = {"DJANGO_FUTURE_TEST_PERIODIC": json.dumps(schedule)}
+    rounds = []
     for _ in range(5):
+        start = db_now()
         procs = [start_runner("-d", "-i", **env) for _ in range(4)]
         for proc in procs:
             _, err = proc.communicate(timeout=60)
             assert proc.returncode == 0, err
+        rounds.append((start, db_now()))
         time.sleep(1.1)
 
+    since = PeriodicChange.objects.filter(schedule="every-second").latest("id").at
+    assert rounds[0][0] <= since <= rounds[0][1], "the first round recorded the definition"
+    made = list(PeriodicTick.objects.order_by("tick").values_list("tick", "enqueued_at"))
+    newest = since
+    for number, (start, end) in enumerate(rounds, 1):
+        in_round = [tick for tick, at in made if start <= at <= end]
+        due = start.replace(microsecond=0)  # the newest tick when the round started
+        # The round's passes offered nothing older than what was due when they started,
+        # nothing the database's clock had not reached, nothing already passed over.
+        assert all(due <= tick <= end for tick in in_round), (number, in_round)
+        assert all(tick > newest for tick in in_round), (number, in_round, newest)
+        if due > newest:  # a new tick was due before any of the round's passes ran
+            assert in_round, f"round {number} made no tick, though {due} was due"
+        newest = max([newest, *in_round])
+    assert sum(start <= at <= end for _, at in made for start, end in rounds) == len(made)
+    assert len(made) >= 4  # one in each round after the first, at least
+
     ticks = list(PeriodicTick.objects.values_list("tick", "job_id"))
-    assert len(ticks) >= 5  # at least one per round of passes
     assert len({tick for tick, _ in ticks}) == len(ticks)
     with connection.cursor() as cursor:
         cursor.execute(
