@@ -32,6 +32,7 @@ PACKAGE = "django_future"
 LAYERS: list[set[str]] = [
     # import nothing of ours
     {"config", "database", "indexes", "sql", "callables", "retries", "taskhook", "unique", "locks"},
+    {"allowlist"},  # DJANGO_FUTURE_ALLOWED_CALLABLES: on callables (its error class)
     {"models"},
     {"ledger"},
     {"periodic"},  # periodic schedules: on the ledger; the runner calls its ticker
