@@ -121,9 +121,7 @@ def method_path(model: type, method: str) -> str:
     return f"{model.__module__}.{model.__qualname__}.{method}"
 
 
-def check_method(
-    model: type | None, method: str, within: tuple[str, ...] | None = None
-) -> None:
+def check_method(model: type | None, method: str, within: tuple[str, ...] | None = None) -> None:
     """Refuse a bare method name of a job on a ``model`` instance."""
     within = within if within is not None else prefixes()
     if within is None:
@@ -145,9 +143,7 @@ def _defined_at(target: Any) -> str | None:
     return f"{module}.{name}"
 
 
-def check_imported(
-    dotted_path: str, target: object, within: tuple[str, ...] | None = None
-) -> None:
+def check_imported(dotted_path: str, target: object, within: tuple[str, ...] | None = None) -> None:
     """Refuse an object imported from an allowed path but defined elsewhere."""
     within = within if within is not None else prefixes()
     if within is None:

@@ -362,7 +362,8 @@ def resolve(job: ScheduledJob) -> tuple[Callable[..., Any], list[Any]]:
         if "." in job.callable_name:
             allowlist.check_path(job.callable_name, within)
         else:
-            model = job.content_type.model_class() if job.content_type_id is not None else None
+            ct = job.content_type if job.content_type_id is not None else None
+            model = ct.model_class() if ct is not None else None
             allowlist.check_method(model, job.callable_name, within)
     args = list(job.args)
     content_object = None

@@ -22,7 +22,7 @@ def url(name: str, *args: object) -> str:
 
 
 def staff(username: str, *codenames: str) -> User:
-    user = User.objects.create_user(username, password="pw", is_staff=True)
+    user = User.objects.create_user(username, is_staff=True)
     user.user_permissions.set(
         Permission.objects.filter(content_type__app_label="django_future", codename__in=codenames)
     )
@@ -74,7 +74,10 @@ def test_view_permission_sees_jobs_and_their_timeline_but_cannot_act(jobs: tuple
     assert counts() == before  # no job, no event
     assert kinds(waiting) == ["scheduled"]
     # Every other writing door: refused outright.
-    assert viewer.post(url("scheduledjob_change", waiting.pk), {"status": "cancelled"}).status_code == 403
+    assert (
+        viewer.post(url("scheduledjob_change", waiting.pk), {"status": "cancelled"}).status_code
+        == 403
+    )
     assert viewer.post(url("scheduledjob_delete", waiting.pk), {"post": "yes"}).status_code == 403
     assert viewer.post(url("scheduledjob_add"), {"callable_name": "os.system"}).status_code == 403
     assert counts() == before
@@ -89,7 +92,7 @@ def test_no_permission_sees_nothing(jobs: tuple) -> None:
     assert crafted_posts(nobody, [waiting.pk]) == [403, 403]
     assert counts() == before
     # A user who is not staff is sent to the login page, and nothing is written.
-    outsider = logged_in(User.objects.create_user("outsider", password="pw"))
+    outsider = logged_in(User.objects.create_user("outsider"))
     assert crafted_posts(outsider, [waiting.pk]) == [302, 302]
     assert counts() == before
 
@@ -108,25 +111,36 @@ def test_change_permission_acts(jobs: tuple) -> None:
     assert ScheduledJob.objects.exclude(pk__in=[waiting.pk, failed.pk]).count() == 1
     # Change permission edits nothing either.
     before = counts()
-    assert operator.post(url("scheduledjob_change", failed.pk), {"status": "complete"}).status_code == 403
+    assert (
+        operator.post(url("scheduledjob_change", failed.pk), {"status": "complete"}).status_code
+        == 403
+    )
     assert operator.post(url("scheduledjob_delete", failed.pk), {"post": "yes"}).status_code == 403
     assert counts() == before
 
 
-def test_superusers_cannot_add_edit_or_delete_any_ledger_row(admin_client: Client, jobs: tuple) -> None:
+def test_superusers_cannot_add_edit_or_delete_any_ledger_row(
+    admin_client: Client, jobs: tuple
+) -> None:
     waiting, _failed = jobs
     before = counts()
     for name in ("scheduledjob", "jobevent", "periodictick", "periodicchange"):
         assert admin_client.get(url(f"{name}_add")).status_code == 403
         assert admin_client.post(url(f"{name}_add"), {}).status_code == 403
-    assert admin_client.post(url("scheduledjob_change", waiting.pk), {"status": "x"}).status_code == 403
-    assert admin_client.post(url("scheduledjob_delete", waiting.pk), {"post": "yes"}).status_code == 403
+    assert (
+        admin_client.post(url("scheduledjob_change", waiting.pk), {"status": "x"}).status_code
+        == 403
+    )
+    assert (
+        admin_client.post(url("scheduledjob_delete", waiting.pk), {"post": "yes"}).status_code
+        == 403
+    )
     assert counts() == before
 
 
 def test_csrf_is_enforced_on_actions(jobs: tuple) -> None:
     waiting, _failed = jobs
-    admin = User.objects.create_superuser("root", password="pw")
+    admin = User.objects.create_superuser("root")
     client = logged_in(admin, enforce_csrf_checks=True)
     before = counts()
     assert crafted_posts(client, [waiting.pk]) == [403, 403]  # no token

@@ -43,7 +43,7 @@ def test_a_runner_refuses_a_row_outside_the_list_without_importing_it(tmp_path: 
         DJANGO_FUTURE_TEST_ALLOWED=ALLOWED,
         DJANGO_FUTURE_TEST_IMPORT_MARK=str(mark),
     )
-    out, err = proc.communicate(timeout=60)
+    _out, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err
 
     assert not mark.exists(), "the runner imported the module the list leaves out"

@@ -156,6 +156,7 @@ def test_every_import_points_down() -> None:
     [
         ("models", {"indexes", "config"}),
         ("callables", set()),
+        ("allowlist", {"callables"}),
         ("taskhook", set()),
         ("retries", set()),
         ("unique", set()),
@@ -164,7 +165,10 @@ def test_every_import_points_down() -> None:
         ("database", set()),
         ("sql", set()),
         ("ledger", {"ledger", "models", "config", "database", "sql"}),
-        ("periodic", {"periodic", "ledger", "config", "sql", "callables", "taskhook"}),
+        (
+            "periodic",
+            {"periodic", "ledger", "config", "sql", "callables", "allowlist", "taskhook"},
+        ),
         (
             "scheduler",
             {
@@ -174,6 +178,7 @@ def test_every_import_points_down() -> None:
                 "database",
                 "sql",
                 "callables",
+                "allowlist",
                 "retries",
                 "taskhook",
                 "unique",
@@ -191,6 +196,7 @@ def test_every_import_points_down() -> None:
                 "database",
                 "sql",
                 "callables",
+                "allowlist",
                 "retries",
                 "taskhook",
                 "locks",
