@@ -82,10 +82,20 @@ def prefixes() -> tuple[str, ...] | None:
     value = getattr(settings, SETTING, None)
     if value is None:
         return None
+    try:
+        if isinstance(value, list | tuple) and (within := tuple(value)) in _VALID:
+            return within  # a runner reads the setting for every job: checked once
+    except TypeError:  # an unhashable item: problems() says what is wrong
+        pass
     found = problems(value, read=False)
     if found:
         raise CallableRefusedError("; ".join(found))
-    return tuple(value)
+    within = tuple(value)
+    _VALID.add(within)
+    return within
+
+
+_VALID: set[tuple[str, ...]] = set()  # settings values that passed problems()
 
 
 def allowed(dotted_path: str, within: tuple[str, ...] | None = None) -> bool:

@@ -256,3 +256,11 @@ def test_w020_unset_with_debug_off() -> None:
         assert check_allowed_callables() == []
     with override_settings(DEBUG=False, DJANGO_FUTURE_ALLOWED_CALLABLES=["tests"]):
         assert check_allowed_callables() == []
+
+
+@pytest.mark.unit
+def test_a_list_holding_a_list_is_refused_not_crashed() -> None:
+    with override_settings(DJANGO_FUTURE_ALLOWED_CALLABLES=[["tests"]]):
+        with pytest.raises(CallableRefusedError, match=re.escape("['tests'] is not a dotted path")):
+            allowlist.prefixes()
+        assert check_allowed_callables()[0].id == "django_future.E020"
