@@ -17,7 +17,9 @@ and ``"shop.jobs.sweep"``, not ``"shop.jobsevil.x"``. A bare method name (a job 
 content object) is checked as ``<module>.<Model>.<method>`` of the model class. After
 the import, the object found must also be *defined* under an allowed prefix: a name
 that an allowed module merely imported (``from subprocess import run`` in
-``shop/jobs.py``) is refused. Unset (``None``, the default): everything is allowed,
+``shop/jobs.py``) is refused, and so is a function wrapped by a decorator that does not
+copy ``__module__`` (``functools.wraps`` does): allow the decorator's module, or use
+``wraps``. Unset (``None``, the default): everything is allowed,
 as before; ``[]`` allows nothing.
 
 It imports nothing of the package but ``callables`` (for the error class), and sits
