@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.urls import reverse
@@ -27,8 +28,14 @@ else:
 
 
 class _ReadOnly(_ModelAdmin):
-    """No add, change or delete for anyone; with no delete permission, Django also
-    leaves out its "delete selected" action. Custom actions need only view."""
+    """No add, edit or delete of a ledger row for anyone, superusers too: Django shows
+    every page read-only and answers a POST to the add, change or delete view with 403;
+    with no delete permission it also leaves out its "delete selected" action. Seeing
+    needs the model's view (or change) permission, as Django decides.
+
+    The actions (cancel, run again) append events: they need the model's *change*
+    permission (``has_append_permission``), and Django leaves them out of the page, and
+    refuses them in a crafted POST, for a user without it."""
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
@@ -38,6 +45,12 @@ class _ReadOnly(_ModelAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+    def has_append_permission(self, request: HttpRequest) -> bool:
+        """For actions with ``permissions=["append"]``: the model's change permission,
+        which ``has_change_permission`` (False: no editing) no longer tells."""
+        opts = self.opts
+        return request.user.has_perm(f"{opts.app_label}.change_{opts.model_name}")
 
 
 class UniqueKeyFilter(admin.SimpleListFilter):
@@ -147,8 +160,15 @@ class ScheduledJobAdmin(_ReadOnly):
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
         return [str(f) for _name, options in self.fieldsets for f in options["fields"]]
 
-    @admin.action(description="Cancel the selected scheduled jobs")
+    def _may_append(self, request: HttpRequest) -> None:
+        """Django calls an action only for a user it lets see it; said again here, so that
+        an action called some other way cannot append for a user without the permission."""
+        if not self.has_append_permission(request):
+            raise PermissionDenied
+
+    @admin.action(description="Cancel the selected scheduled jobs", permissions=["append"])
     def cancel_jobs(self, request: HttpRequest, queryset: QuerySet[ScheduledJob]) -> None:
+        self._may_append(request)
         who = request.user.get_username() or "admin"
         done, skipped = 0, []
         for job in queryset:
@@ -166,8 +186,11 @@ class ScheduledJobAdmin(_ReadOnly):
                 messages.WARNING,
             )
 
-    @admin.action(description="Run the selected jobs again (schedule a copy now)")
+    @admin.action(
+        description="Run the selected jobs again (schedule a copy now)", permissions=["append"]
+    )
     def run_again(self, request: HttpRequest, queryset: QuerySet[ScheduledJob]) -> None:
+        self._may_append(request)
         who = request.user.get_username() or "admin"
         created, failed = [], []
         for job in queryset:

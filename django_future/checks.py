@@ -10,10 +10,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from django.core.checks import CheckMessage, Error, Tags, register
+from django.conf import settings
+from django.core.checks import CheckMessage, Error, Tags, Warning, register
 from django.db import DEFAULT_DB_ALIAS, NotSupportedError, connections
 
-from django_future import database, locks
+from django_future import allowlist, database, locks
 
 
 @register()
@@ -127,6 +128,34 @@ def check_queue_limits(**kwargs: Any) -> list[CheckMessage]:
                 str(exc),
                 hint='For example DJANGO_FUTURE_QUEUE_LIMITS = {"reports": 3}.',
                 id="django_future.E008",
+            )
+        ]
+    return []
+
+
+@register()
+def check_allowed_callables(**kwargs: Any) -> list[CheckMessage]:
+    """django_future.E020: ``DJANGO_FUTURE_ALLOWED_CALLABLES`` must be a list of dotted
+    prefixes (runners refuse every job while it is not). django_future.W020: unset with
+    DEBUG off, a runner imports any callable a job row names (django_future/allowlist.py)."""
+    found = allowlist.problems()
+    if found:
+        return [
+            Error(
+                message,
+                hint='For example DJANGO_FUTURE_ALLOWED_CALLABLES = ["shop.jobs"].',
+                id="django_future.E020",
+            )
+            for message in found
+        ]
+    if getattr(settings, allowlist.SETTING, None) is None and not settings.DEBUG:
+        return [
+            Warning(
+                f"{allowlist.SETTING} is not set: a runner imports and calls any dotted "
+                "path that a job row names, so whoever can write one row can run code.",
+                hint=f"List the modules of your jobs and tasks in {allowlist.SETTING}, "
+                'e.g. ["shop.jobs"] (README, "Security").',
+                id="django_future.W020",
             )
         ]
     return []

@@ -22,7 +22,7 @@ from django.contrib.contenttypes.models import ContentType
 from django.db import models
 from django.utils import timezone
 
-from django_future import config, database, ledger, locks, taskhook
+from django_future import allowlist, config, database, ledger, locks, taskhook
 from django_future.callables import InvalidCallableError, import_callable, job_as_parameter
 from django_future.models import ScheduledJob
 from django_future.retries import backoff
@@ -235,12 +235,19 @@ def _check_arguments(args: object, kwargs: object) -> tuple[list[Any], dict[str,
 # --- callables ----------------------------------------------------------------
 
 
-def _check_callable(callable_name: object, content_object: models.Model | None) -> str:
+def _check_callable(
+    callable_name: object,
+    content_object: models.Model | None,
+    within: tuple[str, ...] | None = None,
+) -> str:
+    """``within``: the allowed prefixes (allowlist.py), None for no allow-list."""
     if not isinstance(callable_name, str) or not callable_name:
         raise InvalidCallableError(
             f"callable_name must be a dotted path or a method name, not {callable_name!r}"
         )
     if content_object is not None and "." not in callable_name:
+        if within is not None:
+            allowlist.check_method(type(content_object), callable_name, within)
         method = getattr(content_object, callable_name, None)
         if not callable(method):
             raise InvalidCallableError(
@@ -252,7 +259,11 @@ def _check_callable(callable_name: object, content_object: models.Model | None) 
             f"{callable_name!r} is not a dotted path such as 'myapp.handlers.remind' "
             "(a bare method name needs a content_object)"
         )
+    if within is not None:
+        allowlist.check_path(callable_name, within)  # before anything is imported
     target = import_callable(callable_name)
+    if within is not None:
+        allowlist.check_imported(callable_name, target, within)
     # A Django task (django_future.backends) is no callable, but the runner runs it.
     if not callable(target) and not taskhook.accepts(target, callable_name):
         raise InvalidCallableError(
@@ -302,8 +313,9 @@ def _remembered(
 
 
 # The dotted paths that were found callable, for the whole process: a process
-# schedules a few callables many times, and a module, once imported, stays.
-_CALLABLES: set[str] = set()
+# schedules a few callables many times, and a module, once imported, stays. Each is
+# kept with the allowed prefixes it was checked against (None: no allow-list).
+_CALLABLES: set[tuple[str, tuple[str, ...] | None]] = set()
 
 
 class _Checks:
@@ -322,6 +334,8 @@ class _Checks:
         self._windows: dict[tuple[object, ...], tuple[_When, _When | None]] = {}
         self._policies: dict[tuple[object, ...], dict[str, Any]] = {}
         self._queues: dict[tuple[object, ...], tuple[str, int]] = {}
+        self._within: tuple[str, ...] | None = None  # the allowed prefixes, once read
+        self._within_read = False
 
     def window(self, date: object, expires: object) -> tuple[_When, _When | None]:
         key = (type(date), date, type(expires), expires)
@@ -338,11 +352,21 @@ class _Checks:
         )
 
     def callable(self, callable_name: object, content_object: models.Model | None) -> str:
-        if content_object is None and callable_name in _CALLABLES:
+        if not self._within_read:
+            # Read once per call, when the first job needs it: a broken setting
+            # refuses every job (CallableRefusedError, a ValueError).
+            self._within = allowlist.prefixes()
+            self._within_read = True
+        within = self._within
+        if (
+            content_object is None
+            and isinstance(callable_name, str)
+            and (callable_name, within) in _CALLABLES
+        ):
             return callable_name
-        name = _check_callable(callable_name, content_object)
+        name = _check_callable(callable_name, content_object, within)
         if content_object is None:
-            _CALLABLES.add(name)
+            _CALLABLES.add((name, within))
         return name
 
     def prepare(

@@ -73,6 +73,12 @@ DJANGO_FUTURE_LEASE = float(os.environ.get("DJANGO_FUTURE_LEASE", "30"))
 DJANGO_FUTURE_POLL_INTERVAL = float(os.environ.get("DJANGO_FUTURE_POLL_INTERVAL", "10"))
 # Runner processes of the lock and limit tests take their limits from here.
 DJANGO_FUTURE_QUEUE_LIMITS = json.loads(os.environ.get("DJANGO_FUTURE_QUEUE_LIMITS", "{}"))
+# The callable allow-list of runner processes (tests/runner/test_allowlist_processes.py), as
+# JSON; unset otherwise, the default. Its warning (unset with DEBUG off) is tested by name
+# in tests/scheduler/test_allowlist.py and silenced here, where the default is on purpose.
+if "DJANGO_FUTURE_TEST_ALLOWED" in os.environ:
+    DJANGO_FUTURE_ALLOWED_CALLABLES = json.loads(os.environ["DJANGO_FUTURE_TEST_ALLOWED"])
+SILENCED_SYSTEM_CHECKS = ["django_future.W020"]
 
 ROOT_URLCONF = "tests.urls"
 MIDDLEWARE = [

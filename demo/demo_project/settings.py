@@ -43,6 +43,9 @@ TASKS = {
 if django.VERSION < (6, 0):  # Django 5.2 takes django.tasks from the django-tasks backport
     INSTALLED_APPS.append("django_tasks")
 
+# Runners import only the shop's handlers, tasks and model methods (README, "Security").
+DJANGO_FUTURE_ALLOWED_CALLABLES = ["demo.shop"]
+
 DATABASES = {"default": database_settings(_DATABASE_URL)}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

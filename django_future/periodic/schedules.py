@@ -28,7 +28,7 @@ from cronsim import CronSim, CronSimError
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
-from django_future import config, taskhook
+from django_future import allowlist, config, taskhook
 from django_future.callables import InvalidCallableError, import_callable
 
 __all__ = [
@@ -293,7 +293,9 @@ def _callable(value: object, wrong: Wrong) -> str:
     if not isinstance(value, str) or "." not in value:
         raise wrong(f"callable must be a dotted path such as 'shop.jobs.sweep', not {value!r}")
     try:
+        allowlist.check_path(value)  # before it is imported
         target = import_callable(value)
+        allowlist.check_imported(value, target)
     except InvalidCallableError as exc:
         raise wrong(str(exc)) from None
     if not callable(target) and not taskhook.accepts(target, value):

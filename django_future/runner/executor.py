@@ -28,7 +28,7 @@ from asgiref.sync import async_to_sync, iscoroutinefunction
 from django.db import InterfaceError, OperationalError, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
 
-from django_future import ledger, taskhook
+from django_future import allowlist, ledger, taskhook
 from django_future.callables import import_callable
 from django_future.models import EventKind, ScheduledJob
 from django_future.retries import backoff
@@ -170,6 +170,14 @@ class Executor:
         if call is not None:
             self._task_call = call
             return call, args
+        if not callable(func):
+            # A django.tasks Task runs only as the registered task of its own path.
+            home = getattr(func, "module_path", None)
+            raise allowlist.CallableRefusedError(
+                f"{job.callable_name!r} imports a {type(func).__name__}"
+                + (f" registered as {home!r}" if isinstance(home, str) else "")
+                + ", not a callable or the registered task of that path; not run"
+            )
         if iscoroutinefunction(func):
             return async_to_sync(func), args
         return func, args
@@ -289,7 +297,10 @@ class Executor:
                         "seconds": self._call_seconds(),
                     },
                 )
-                retried = self.retry(ScheduledJob.objects.get(pk=job.pk), summary)
+                # A refused callable would be refused again: no retry.
+                retried = not isinstance(exc, allowlist.CallableRefusedError) and self.retry(
+                    ScheduledJob.objects.get(pk=job.pk), summary
+                )
         except TakenError as taken:
             say(
                 self.echo,
@@ -343,8 +354,17 @@ def resolve(job: ScheduledJob) -> tuple[Callable[..., Any], list[Any]]:
 
     A dotted path gets the content object (if any) first; a bare name is a
     method of the content object. A ``@job_as_parameter`` handler gets the
-    job before everything else.
+    job before everything else. With ``DJANGO_FUTURE_ALLOWED_CALLABLES`` set, a path
+    outside it raises ``CallableRefusedError`` before anything is imported or read.
     """
+    within = allowlist.prefixes()
+    if within is not None:
+        if "." in job.callable_name:
+            allowlist.check_path(job.callable_name, within)
+        else:
+            ct = job.content_type if job.content_type_id is not None else None
+            model = ct.model_class() if ct is not None else None
+            allowlist.check_method(model, job.callable_name, within)
     args = list(job.args)
     content_object = None
     if job.content_type_id is not None:
@@ -356,6 +376,8 @@ def resolve(job: ScheduledJob) -> tuple[Callable[..., Any], list[Any]]:
             )
     if "." in job.callable_name:
         func = import_callable(job.callable_name)
+        if within is not None:
+            allowlist.check_imported(job.callable_name, func, within)
         if content_object is not None:
             args.insert(0, content_object)
     else:

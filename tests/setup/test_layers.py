@@ -32,6 +32,7 @@ PACKAGE = "django_future"
 LAYERS: list[set[str]] = [
     # import nothing of ours
     {"config", "database", "indexes", "sql", "callables", "retries", "taskhook", "unique", "locks"},
+    {"allowlist"},  # DJANGO_FUTURE_ALLOWED_CALLABLES: on callables (its error class)
     {"models"},
     {"ledger"},
     {"periodic"},  # periodic schedules: on the ledger; the runner calls its ticker
@@ -155,6 +156,7 @@ def test_every_import_points_down() -> None:
     [
         ("models", {"indexes", "config"}),
         ("callables", set()),
+        ("allowlist", {"callables"}),
         ("taskhook", set()),
         ("retries", set()),
         ("unique", set()),
@@ -163,7 +165,10 @@ def test_every_import_points_down() -> None:
         ("database", set()),
         ("sql", set()),
         ("ledger", {"ledger", "models", "config", "database", "sql"}),
-        ("periodic", {"periodic", "ledger", "config", "sql", "callables", "taskhook"}),
+        (
+            "periodic",
+            {"periodic", "ledger", "config", "sql", "callables", "allowlist", "taskhook"},
+        ),
         (
             "scheduler",
             {
@@ -173,6 +178,7 @@ def test_every_import_points_down() -> None:
                 "database",
                 "sql",
                 "callables",
+                "allowlist",
                 "retries",
                 "taskhook",
                 "unique",
@@ -190,6 +196,7 @@ def test_every_import_points_down() -> None:
                 "database",
                 "sql",
                 "callables",
+                "allowlist",
                 "retries",
                 "taskhook",
                 "locks",
