@@ -61,6 +61,9 @@ def _quick_pairs() -> set[tuple[str, str]]:
 
 
 QUICK = _quick_pairs()
+# The pair that runs the tests through a real PgBouncer (tests/pgbouncer.py): the newest
+# Django series on the newest Python. They take about a minute, the same on every pair.
+PGBOUNCER_PAIR = max(QUICK, key=lambda pair: (pair[1] == list(DJANGO)[-1], pair), default=None)
 
 
 @functools.cache
@@ -126,7 +129,8 @@ def types(session: nox.Session) -> None:
 def tests(session: nox.Session, django: str) -> None:
     """pytest with coverage of django_future; arguments after `--` go to pytest."""
     install(session, django, "test")
-    session.run("pytest", "--cov", *session.posargs, env=env(session))
+    extra = {"DFL_PGBOUNCER": "1"} if (session.python, django) == PGBOUNCER_PAIR else {}
+    session.run("pytest", "--cov", *session.posargs, env={**env(session), **extra})
 
 
 @nox.session

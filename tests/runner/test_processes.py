@@ -22,9 +22,11 @@ def _schedule_many(n: int, callable_name: str = "tests.handlers.run_once") -> li
 
 @pytest.mark.slow
 @pytest.mark.usefixtures("committed_db")
-def test_four_runners_over_two_thousand_due_jobs_run_each_exactly_once() -> None:
+def test_four_runners_over_two_thousand_due_jobs_run_each_exactly_once(
+    route: dict[str, str],
+) -> None:
     ids = _schedule_many(JOBS)
-    procs = [start_runner("--ignore-errors") for _ in range(RUNNERS)]
+    procs = [start_runner("--ignore-errors", **route) for _ in range(RUNNERS)]
     results = [(p, *p.communicate(timeout=300)) for p in procs]
     for proc, _out, err in results:
         assert proc.returncode == 0, err
