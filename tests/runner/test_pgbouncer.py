@@ -66,13 +66,14 @@ def test_schedule_job_schedule_jobs_and_cron_runners_through_pgbouncer(pgbouncer
     assert len(set(ids)) == MANY + 1
     assert ScheduledJob.objects.filter(pk__in=ids, status="scheduled").count() == MANY + 1
 
-    # Cron runners, as `runscheduledjobs -d` from crontab, two at once, through PgBouncer.
-    env = {"DATABASE_URL": pgbouncer_url, "DJANGO_FUTURE_PREPARED_STATEMENTS": "0"}
-    procs = [start_runner("-d", "-i", **env) for _ in range(2)]
+    # Cron runners, as `runscheduledjobs -d` from crontab, three at once, through PgBouncer,
+    # left to prepare their statements (the default): each finds its statements missing
+    # or another's (PgBouncer 1.18 keeps none per client; psycopg names them alike), and
+    # goes on without them instead of failing.
+    procs = [start_runner("-d", "-i", DATABASE_URL=pgbouncer_url) for _ in range(3)]
     for proc in procs:
         _out, err = proc.communicate(timeout=300)
         assert proc.returncode == 0, err
-        assert "prepared statements" not in err
     assert sorted(JobRun.objects.values_list("job_id", flat=True)) == sorted(ids)
     assert not ScheduledJob.objects.filter(pk__in=ids).exists()  # -d removed the rows
     started = collections.Counter(

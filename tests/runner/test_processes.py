@@ -175,3 +175,24 @@ def test_a_runner_goes_on_without_prepared_statements_a_pooler_drops(caplog) -> 
     assert "prepared statements do not last on this connection" in caplog.text
     assert caplog.text.count("prepared statements do not last") == 1
     assert all(kinds(i) == ["scheduled", "started", "completed"] for i in ids)
+
+
+@pytest.mark.usefixtures("committed_db")
+def test_a_runner_goes_on_without_prepared_statements_another_client_named_alike(caplog) -> None:  # type: ignore[no-untyped-def]
+    """Behind PgBouncer in transaction mode the server session may hold another runner's
+    statement under the name psycopg gives this runner's first one (``_pg3_0``); the
+    runner warns once and goes on unprepared, instead of failing (seen with 4 runners
+    through PgBouncer 1.18)."""
+    from django_future.runner import Runner
+
+    ids = _schedule_many(2, "tests.handlers.record")
+    connection.close()  # a new session, whose psycopg has prepared nothing yet
+    connection.ensure_connection()
+    connection.connection.pgconn.exec_(b"PREPARE _pg3_0 AS SELECT 1")
+    try:
+        with caplog.at_level("WARNING", logger="django_future.runner"):
+            assert Runner().run().completed == ids
+    finally:
+        connection.connection.pgconn.exec_(b"DEALLOCATE ALL")
+    assert caplog.text.count("prepared statements do not last") == 1
+    assert all(kinds(i) == ["scheduled", "started", "completed"] for i in ids)
