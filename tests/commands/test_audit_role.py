@@ -20,7 +20,7 @@ from django_future.auditrole import AUDIT_TABLES, AUDIT_VIEWS
 from tests.support import audit_role
 from tests.testapp.models import Order
 
-pytestmark = pytest.mark.usefixtures("committed_db")
+committed = pytest.mark.usefixtures("committed_db")
 READABLE = {*AUDIT_VIEWS, *AUDIT_TABLES}
 
 
@@ -42,6 +42,7 @@ def _refused(conn: psycopg.Connection, statement: str) -> bool:
     return False
 
 
+@committed
 def test_the_audit_role_reads_the_history_and_nothing_else_and_writes_nowhere() -> None:
     job = schedule_job("0s", "tests.handlers.record", content_object=Order.objects.create())
     tables = _tables()
@@ -83,6 +84,7 @@ def test_the_audit_role_reads_the_history_and_nothing_else_and_writes_nowhere() 
         assert cursor.fetchone() == (1,)
 
 
+@committed
 def test_grant_twice_then_revoke_takes_everything_back() -> None:
     with audit_role() as (name, auditor):
         out = io.StringIO()
@@ -97,6 +99,7 @@ def test_grant_twice_then_revoke_takes_everything_back() -> None:
             assert _refused(auditor, f"SELECT 1 FROM {relation} LIMIT 1"), relation
 
 
+@committed
 @pytest.mark.parametrize(
     ("role", "message"),
     [
@@ -121,6 +124,7 @@ def test_a_bad_role_is_refused_and_nothing_is_granted(action: str, role: str, me
         assert cursor.fetchone() == (0,)
 
 
+@committed
 def test_the_owner_of_the_tables_and_a_superuser_are_refused() -> None:
     with connection.cursor() as cursor:
         cursor.execute("SELECT current_user, rolsuper FROM pg_roles WHERE rolname = current_user")
@@ -131,3 +135,15 @@ def test_the_owner_of_the_tables_and_a_superuser_are_refused() -> None:
     # The owner kept its rights.
     with connection.cursor() as cursor:
         cursor.execute("SELECT count(*) FROM django_future_jobevent")
+
+
+@pytest.mark.django_db
+def test_a_role_that_owns_the_tables_is_refused() -> None:
+    """Revoking from the owner would take its own rights away. The ownership changes inside
+    this test's transaction, rolled back afterwards."""
+    with connection.cursor() as cursor:
+        cursor.execute("CREATE ROLE ledger_owner_for_test NOLOGIN")
+        cursor.execute("ALTER TABLE django_future_jobevent OWNER TO ledger_owner_for_test")
+    for action in ("grant-audit", "revoke-audit"):
+        with pytest.raises(CommandError, match="owns the ledger's tables; an audit role"):
+            call_command("scheduledjobs", action, "ledger_owner_for_test", stdout=io.StringIO())
