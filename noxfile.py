@@ -61,6 +61,9 @@ def _quick_pairs() -> set[tuple[str, str]]:
 
 
 QUICK = _quick_pairs()
+# The pair that runs the tests through a real PgBouncer (tests/pgbouncer.py): the newest
+# Django series on the newest Python. They take about a minute, the same on every pair.
+PGBOUNCER_PAIR = max(QUICK, key=lambda pair: (pair[1] == list(DJANGO)[-1], pair), default=None)
 
 
 @functools.cache
@@ -136,7 +139,8 @@ def tests(session: nox.Session, django: str) -> None:
         ends = ", ".join(f"{py} with Django {dj}" for py, dj in sorted(QUICK))
         session.log(f"tests marked slow (real processes) are left out here; they run on {ends}")
         args = ["-m", "not slow", *args]
-    session.run("pytest", "--cov", *args, env=env(session))
+    extra = {"DFL_PGBOUNCER": "1"} if (session.python, django) == PGBOUNCER_PAIR else {}
+    session.run("pytest", "--cov", *args, env={**env(session), **extra})
 
 
 @nox.session

@@ -46,10 +46,26 @@ def poll_interval() -> dt.timedelta:
     """Longest a worker sleeps without looking at the queue (DJANGO_FUTURE_POLL_INTERVAL).
 
     Workers wake at once on NOTIFY when a job is scheduled; this bounds the
-    sleep in case a notification is missed (PgBouncer in transaction mode
-    drops LISTEN). Default 10 seconds.
+    sleep in case a notification is missed, and is how often a worker looks when
+    DJANGO_FUTURE_LISTEN_DATABASE is None. Default 10 seconds.
     """
     return _seconds("DJANGO_FUTURE_POLL_INTERVAL", 10)
+
+
+def listen_database() -> str | None:
+    """The DATABASES alias a worker LISTENs on for new jobs (DJANGO_FUTURE_LISTEN_DATABASE),
+    or None: no LISTEN, the worker looks every DJANGO_FUTURE_POLL_INTERVAL. Default "default".
+
+    Behind PgBouncer in transaction mode a LISTEN is lost with the server connection it ran
+    on; name an alias that reaches PostgreSQL directly (the same database), or None.
+    """
+    value = getattr(settings, "DJANGO_FUTURE_LISTEN_DATABASE", "default")
+    if value is not None and (not isinstance(value, str) or value not in settings.DATABASES):
+        raise ImproperlyConfigured(
+            "DJANGO_FUTURE_LISTEN_DATABASE must be None or an alias of DATABASES "
+            f"({', '.join(settings.DATABASES)}), not {value!r}"
+        )
+    return value
 
 
 def prepared_statements() -> bool:
@@ -57,10 +73,11 @@ def prepared_statements() -> bool:
     (DJANGO_FUTURE_PREPARED_STATEMENTS). Default True.
 
     Prepared once per connection, the claim and the completion are not parsed and
-    planned again for every job. A runner behind a pooler that does not keep
-    prepared statements (PgBouncer in transaction mode before 1.21, or with
-    ``max_prepared_statements = 0``) notices on its first claim, says so in a
-    warning and goes on without; set this to False to skip the attempt.
+    planned again for every job. Behind a pooler that does not keep prepared
+    statements (PgBouncer in transaction mode before 1.21, or with
+    ``max_prepared_statements = 0``) set this to False: a lone runner notices on
+    its first claim and goes on without, but runners sharing the pooler's server
+    connections could find each other's statements under the same names.
     """
     value = getattr(settings, "DJANGO_FUTURE_PREPARED_STATEMENTS", True)
     if not isinstance(value, bool):

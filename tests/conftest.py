@@ -21,7 +21,7 @@ import pytest
 from django.db import connection
 
 from django_future import ledger
-from tests import handlers
+from tests import handlers, pgbouncer
 from tests.support import kill_leftover_runners, subprocess_env
 
 # Fixtures that reach the database, which a test marked ``unit`` must not use.
@@ -39,7 +39,10 @@ DATABASE_FIXTURES = frozenset(
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    no_pgbouncer = pgbouncer.why_not()
     for item in items:
+        if no_pgbouncer and item.get_closest_marker("pgbouncer") is not None:
+            item.add_marker(pytest.mark.skip(reason=no_pgbouncer))
         if item.get_closest_marker("unit") is None:
             continue
         reached = DATABASE_FIXTURES & set(getattr(item, "fixturenames", ()))
@@ -106,7 +109,7 @@ def committed_db(django_db_setup: None, django_db_blocker: Any) -> Iterator[None
                 "DELETE FROM django_future_runnerprocess; "
                 "DELETE FROM django_future_periodictick; DELETE FROM django_future_periodicchange; "
                 "DELETE FROM django_future_runnerprocess; DELETE FROM django_future_joblock; "
-                "DELETE FROM django_future_queuelimit; "
+                "DELETE FROM django_future_queuelimit; DELETE FROM django_future_prunerecord; "
                 "DELETE FROM testapp_jobrun; DELETE FROM testapp_order; DELETE FROM testapp_document;"
             )
         assert differences == [], "\n".join(map(str, differences))
@@ -124,3 +127,41 @@ def fresh_database() -> Iterator[str]:
     finally:
         with psycopg.connect(admin, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def pgbouncer_url(django_db_setup: None) -> Iterator[str]:
+    """The test database through a real PgBouncer in transaction pooling mode (its conninfo);
+    skipped, and said in the summary, where the binary is missing."""
+    if (reason := pgbouncer.why_not()) is not None:
+        pytest.skip(reason)
+    with pgbouncer.start(connection.settings_dict) as url:
+        yield url
+
+
+@pytest.fixture(
+    params=["postgres", pytest.param("pgbouncer", marks=pytest.mark.pgbouncer)],
+)
+def route(request: pytest.FixtureRequest) -> dict[str, str]:
+    """How a runner process reaches the database: directly, or through PgBouncer in
+    transaction mode, set up as docs/operations.md says (LISTEN on a direct connection,
+    no prepared statements).
+    The environment to pass to ``start_runner``."""
+    if request.param == "postgres":
+        return {}
+    return {
+        "DATABASE_URL": request.getfixturevalue("pgbouncer_url"),
+        "LISTEN_DATABASE_URL": subprocess_env()["DATABASE_URL"],
+        "DJANGO_FUTURE_PREPARED_STATEMENTS": "0",
+    }
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """Say plainly when the PgBouncer tests did not run, and why."""
+    skipped = [
+        r for r in terminalreporter.stats.get("skipped", []) if pgbouncer.REASON in str(r.longrepr)
+    ]
+    if skipped:
+        terminalreporter.write_line(
+            f"{len(skipped)} test(s) not run. {pgbouncer.why_not()}", yellow=True, bold=True
+        )

@@ -54,6 +54,15 @@ TASKS = {
 }
 
 DATABASES = {"default": database_settings(_DATABASE_URL)}
+# Runner processes behind PgBouncer (tests/runner/test_pgbouncer.py) LISTEN on a direct
+# connection, or not at all when LISTEN_DATABASE_URL is "none".
+if os.environ.get("LISTEN_DATABASE_URL") == "none":
+    DJANGO_FUTURE_LISTEN_DATABASE = None
+elif os.environ.get("LISTEN_DATABASE_URL"):
+    DATABASES["listen"] = database_settings(os.environ["LISTEN_DATABASE_URL"])
+    DJANGO_FUTURE_LISTEN_DATABASE = "listen"
+# ...and without prepared statements, which PgBouncer before 1.21 does not keep.
+DJANGO_FUTURE_PREPARED_STATEMENTS = os.environ.get("DJANGO_FUTURE_PREPARED_STATEMENTS") != "0"
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

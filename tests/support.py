@@ -3,14 +3,19 @@ processes started as cron starts them, polling. Fixtures live in tests/conftest.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import io
 import os
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
+import psycopg
 import psycopg.conninfo
 from django.db import connection
 
@@ -108,3 +113,26 @@ def wait_until(predicate: Callable[[], object], timeout: float = 30, what: str =
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {what or predicate}")
         time.sleep(0.05)
+
+
+@contextlib.contextmanager
+def audit_role() -> Iterator[tuple[str, psycopg.Connection[Any]]]:
+    """A new LOGIN role with a password, given ``scheduledjobs grant-audit``, and an
+    autocommit connection to the test database as that role; both gone afterwards."""
+    from django.core.management import call_command
+
+    name = f"auditor_{uuid.uuid4().hex[:8]}"
+    password = uuid.uuid4().hex
+    with connection.cursor() as cursor:
+        cursor.execute(f"CREATE ROLE {name} LOGIN PASSWORD '{password}'")
+    try:
+        call_command("scheduledjobs", "grant-audit", name, stdout=io.StringIO())
+        url = psycopg.conninfo.make_conninfo(
+            subprocess_env()["DATABASE_URL"], user=name, password=password
+        )
+        with psycopg.connect(url, autocommit=True) as conn:
+            assert conn.execute("SELECT current_user").fetchone() == (name,)
+            yield name, conn
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute(f"DROP OWNED BY {name}; DROP ROLE {name}")

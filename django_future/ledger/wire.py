@@ -93,8 +93,8 @@ class Wire:
         of a prepared statement are handled here; in both, the failed statement
         wrote nothing:
 
-        - a pooler that does not keep prepared statements: the runner says so once
-          and goes on without them;
+        - a pooler that does not keep prepared statements, or shares server sessions
+          between clients: the runner says so once and goes on without them;
         - a statement outdated by a migration run meanwhile (a column of the job
           table dropped or changed type): the runner prepares its statements again.
         """
@@ -102,6 +102,7 @@ class Wire:
             return self.send(name, params)
         except (
             psycopg.errors.InvalidSqlStatementName,
+            psycopg.errors.DuplicatePreparedStatement,
             psycopg.errors.FeatureNotSupported,
             psycopg.errors.DatatypeMismatch,
             psycopg.errors.UndefinedColumn,
@@ -109,7 +110,14 @@ class Wire:
             raw = _raw_connection(self.db)
             if not self.prepare or raw.info.transaction_status != _IDLE:
                 raise  # not ours to mend, or inside the caller's transaction, now aborted
-            if isinstance(exc, psycopg.errors.InvalidSqlStatementName):
+            # Missing, or made by another client: the server session is not this runner's
+            # own (PgBouncer in transaction mode shares them, and psycopg names every
+            # connection's statements alike).
+            shared = (
+                psycopg.errors.InvalidSqlStatementName,
+                psycopg.errors.DuplicatePreparedStatement,
+            )
+            if isinstance(exc, shared):
                 logger.warning(
                     "prepared statements do not last on this connection (a pooler in "
                     "transaction mode?); this runner goes on without them. Set "

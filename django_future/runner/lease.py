@@ -19,7 +19,7 @@ import time
 from typing import Any
 
 import psycopg
-from django.db import connection, transaction
+from django.db import DEFAULT_DB_ALIAS, connection, connections, transaction
 
 from django_future import database, ledger, locks
 from django_future.models import EventKind, ScheduledJob
@@ -84,9 +84,11 @@ class Registration:
             Heartbeat(self.runner_id, self.lease).stop(mark_stopped=True)
 
 
-def new_connection() -> psycopg.Connection[Any]:
-    """A fresh autocommit connection to Django's default database, outside Django's pool."""
-    conn = connection.get_new_connection(connection.get_connection_params())
+def new_connection(alias: str = DEFAULT_DB_ALIAS) -> psycopg.Connection[Any]:
+    """A fresh autocommit connection to a database of Django's (the default one unless
+    told), outside Django's pool."""
+    db = connections[alias]
+    conn = db.get_new_connection(db.get_connection_params())
     conn.autocommit = True
     return conn
 

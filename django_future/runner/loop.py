@@ -44,7 +44,7 @@ from django_future import config, ledger, periodic
 from django_future.models import ScheduledJob
 from django_future.runner.executor import Executor
 from django_future.runner.lease import Registration, Upkeep, new_connection
-from django_future.runner.report import DatabaseLostError, RunReport, say
+from django_future.runner.report import DatabaseLostError, RunReport, logger, say
 from django_future.sql import query
 
 __all__ = ["FLUSH_AFTER", "Runner", "Sleeper", "run_jobs"]
@@ -414,11 +414,23 @@ class Sleeper:
     def __init__(self, stop: threading.Event) -> None:
         self._stop = stop
         self._listener: psycopg.Connection[Any] | None = None
+        self._polling_said = False
 
-    def listen(self) -> psycopg.Connection[Any]:
-        """Start listening, if not yet: a job scheduled from now on wakes ``sleep``."""
+    def listen(self) -> psycopg.Connection[Any] | None:
+        """Start listening, if not yet: a job scheduled from now on wakes ``sleep``. None
+        when DJANGO_FUTURE_LISTEN_DATABASE is None: the worker polls, and says so once."""
+        alias = config.listen_database()
+        if alias is None:
+            if not self._polling_said:
+                self._polling_said = True
+                logger.warning(
+                    "DJANGO_FUTURE_LISTEN_DATABASE is None: this worker does not LISTEN and "
+                    "looks for new jobs every %s s (DJANGO_FUTURE_POLL_INTERVAL)",
+                    config.poll_interval().total_seconds(),
+                )
+            return None
         if self._listener is None or self._listener.closed:
-            self._listener = new_connection()
+            self._listener = new_connection(alias)
             self._listener.execute("LISTEN django_future")
         return self._listener
 
@@ -443,7 +455,9 @@ class Sleeper:
         deadline = time.monotonic() + max(timeout, 0.0)
         # Short waits, so that a stop request is noticed within a second.
         while not self._stop.is_set() and (left := deadline - time.monotonic()) > 0:
-            if any(True for _ in listener.notifies(timeout=min(left, 1.0), stop_after=1)):
+            if listener is None:
+                self._stop.wait(min(left, 1.0))
+            elif any(True for _ in listener.notifies(timeout=min(left, 1.0), stop_after=1)):
                 return
 
     def close(self) -> None:

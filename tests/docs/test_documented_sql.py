@@ -41,7 +41,7 @@ from django_future import audit, ledger, run_jobs, schedule_job
 from django_future.models import JobEvent, ScheduledJob
 from django_future.runner import Runner
 from tests import handlers
-from tests.support import db_now
+from tests.support import audit_role, db_now
 from tests.testapp.models import Order
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -152,6 +152,11 @@ def history() -> History:
     )
 
 
+def _cursor() -> Any:
+    """Where ``run`` sends a block: Django's connection, or (the audit role's test) another."""
+    return connection.cursor()
+
+
 def run(
     name: str,
     *,
@@ -175,7 +180,7 @@ def run(
     for pattern, value in replacements:
         sql, found = re.subn(pattern, value, sql)
         assert found, f"block {name!r} has no placeholder {pattern!r}"
-    with connection.cursor() as cursor:
+    with _cursor() as cursor:
         cursor.execute(sql)
         return cursor.fetchall()
 
@@ -557,6 +562,18 @@ def test_a_block_without_a_name_is_found(tmp_path: Path, monkeypatch: pytest.Mon
 @pytest.mark.parametrize("name", sorted(CHECKS))
 def test_documented_query_returns_what_the_history_says(history: History, name: str) -> None:
     CHECKS[name](history)
+
+
+@pytest.mark.usefixtures("committed_db")
+@pytest.mark.parametrize("name", sorted(CHECKS))
+def test_the_audit_role_runs_every_documented_query(
+    history: History, name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same blocks and the same rows, read by a role given only ``grant-audit``
+    (connected as itself, so the history is committed first)."""
+    with audit_role() as (_name, auditor):
+        monkeypatch.setattr(f"{__name__}._cursor", auditor.cursor)
+        CHECKS[name](history)
 
 
 def _started_twice_rows() -> list[tuple[Any, ...]]:

@@ -30,9 +30,9 @@ def finish(proc: subprocess.Popen[str], timeout: float = 60) -> tuple[int, str, 
     return proc.returncode, out, err
 
 
-def test_runner_killed_mid_job_is_recovered_by_the_next_runner() -> None:
+def test_runner_killed_mid_job_is_recovered_by_the_next_runner(route: dict[str, str]) -> None:
     job = schedule_job("0s", "tests.handlers.slow", args=[30], retries=1, retry_delay="1s")
-    first = start_runner(lease=1)
+    first = start_runner(lease=1, **route)
     wait_until(lambda: JobRun.objects.filter(job_id=job.pk).exists(), what="the job to start")
     first.send_signal(signal.SIGKILL)
     finish(first, timeout=10)
@@ -49,7 +49,7 @@ def test_runner_killed_mid_job_is_recovered_by_the_next_runner() -> None:
     assert held["runner"].endswith(f":{first.pid}") and held["running"] == 1
     assert held["last_heartbeat_age_s"] >= 1.0 and held["lease_left_s"] <= 0
     assert held["stopped"] is False
-    second = start_runner("--worker", "--time-limit", "8", "-v", "2", lease=1)
+    second = start_runner("--worker", "--time-limit", "8", "-v", "2", lease=1, **route)
     wait_until(
         lambda: status(job) == "running" and JobRun.objects.filter(job_id=job.pk).count() == 2,
         what="the retry to start",
@@ -66,7 +66,7 @@ def test_runner_killed_mid_job_is_recovered_by_the_next_runner() -> None:
     assert retry.data["attempt"] == 2 and "RunnerLost" in retry.data["reason"]
     assert event(job, "started", 1).runner.endswith(f":{second.pid}")  # type: ignore[union-attr]
     # Leave nothing running for the clean-up's verify: one last runner fails it for good.
-    third = start_runner("-i", lease=1)
+    third = start_runner("-i", lease=1, **route)
     wait_until(
         lambda: finish(third)[0] == 0 and status(job) == "failed",
         timeout=20,

@@ -22,9 +22,11 @@ def _schedule_many(n: int, callable_name: str = "tests.handlers.run_once") -> li
 
 @pytest.mark.slow
 @pytest.mark.usefixtures("committed_db")
-def test_four_runners_over_two_thousand_due_jobs_run_each_exactly_once() -> None:
+def test_four_runners_over_two_thousand_due_jobs_run_each_exactly_once(
+    route: dict[str, str],
+) -> None:
     ids = _schedule_many(JOBS)
-    procs = [start_runner("--ignore-errors") for _ in range(RUNNERS)]
+    procs = [start_runner("--ignore-errors", **route) for _ in range(RUNNERS)]
     results = [(p, *p.communicate(timeout=300)) for p in procs]
     for proc, _out, err in results:
         assert proc.returncode == 0, err
@@ -171,5 +173,26 @@ def test_a_runner_goes_on_without_prepared_statements_a_pooler_drops(caplog) -> 
     with caplog.at_level("WARNING", logger="django_future.runner"):
         assert runner.run().completed == ids
     assert "prepared statements do not last on this connection" in caplog.text
+    assert caplog.text.count("prepared statements do not last") == 1
+    assert all(kinds(i) == ["scheduled", "started", "completed"] for i in ids)
+
+
+@pytest.mark.usefixtures("committed_db")
+def test_a_runner_goes_on_without_prepared_statements_another_client_named_alike(caplog) -> None:  # type: ignore[no-untyped-def]
+    """Behind PgBouncer in transaction mode the server session may hold another runner's
+    statement under the name psycopg gives this runner's first one (``_pg3_0``); the
+    runner warns once and goes on unprepared, instead of failing (seen with 4 runners
+    through PgBouncer 1.18)."""
+    from django_future.runner import Runner
+
+    ids = _schedule_many(2, "tests.handlers.record")
+    connection.close()  # a new session, whose psycopg has prepared nothing yet
+    connection.ensure_connection()
+    connection.connection.pgconn.exec_(b"PREPARE _pg3_0 AS SELECT 1")
+    try:
+        with caplog.at_level("WARNING", logger="django_future.runner"):
+            assert Runner().run().completed == ids
+    finally:
+        connection.connection.pgconn.exec_(b"DEALLOCATE ALL")
     assert caplog.text.count("prepared statements do not last") == 1
     assert all(kinds(i) == ["scheduled", "started", "completed"] for i in ids)

@@ -41,3 +41,15 @@ def test_bad_values_are_refused_clearly(value: object) -> None:
         ),
     ):
         config.lease()
+
+
+def test_the_listen_database_is_an_alias_or_none() -> None:
+    assert config.listen_database() == "default"
+    with override_settings(DJANGO_FUTURE_LISTEN_DATABASE=None):
+        assert config.listen_database() is None
+    for value in ("replica", "", 1, ["default"]):
+        with (
+            override_settings(DJANGO_FUTURE_LISTEN_DATABASE=value),
+            pytest.raises(ImproperlyConfigured, match="must be None or an alias of DATABASES"),
+        ):
+            config.listen_database()

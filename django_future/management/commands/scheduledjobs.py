@@ -5,6 +5,8 @@
     scheduledjobs verify                  projection against events, and the hash chains
     scheduledjobs rebuild                 recompute the job table from the ledger
     scheduledjobs prune --older-than AGE  remove finished jobs' events, leaving a record
+    scheduledjobs grant-audit ROLE        let ROLE read the ledger and its views, nothing else
+    scheduledjobs revoke-audit ROLE       take that back
 
 Tables for people by default, ``--json`` for machines. ``verify`` exits 1 when
 it finds a problem; every subcommand exits 2 on bad input. Every time printed, in
@@ -24,7 +26,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-from django_future import audit, database, ledger, periodic
+from django_future import audit, auditrole, database, ledger, periodic
 from django_future.scheduler import parse_duration
 
 
@@ -86,7 +88,7 @@ TIMES = (
 class Command(BaseCommand):
     help = (
         "Look at and look after the job ledger: status, show, periodic, verify, rebuild, "
-        "prune. " + TIMES
+        "prune, grant-audit, revoke-audit. " + TIMES
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -124,13 +126,22 @@ class Command(BaseCommand):
         )
         p.add_argument("--by", help="Who prunes, for the record (default: this process).")
         p.add_argument("--dry-run", action="store_true", help="Say what would go; remove nothing.")
+        for action, verb in (("grant-audit", "Give"), ("revoke-audit", "Take back from")):
+            p = sub.add_parser(
+                action,
+                help=f"{verb} ROLE read-only access to the ledger and its audit views.",
+                description=f"{verb} an existing PostgreSQL role SELECT on the audit views, "
+                "the events table and the prune and periodic records (and USAGE on their "
+                "schema); nothing else. See docs/audit.md, 'A role for auditors'.",
+            )
+            p.add_argument("role", metavar="ROLE")
         for p in sub.choices.values():
             p.add_argument("--json", action="store_true", help="Print JSON instead of tables.")
 
     def handle(self, *args: Any, **options: Any) -> None:
         database.require_migrated()
         action = options["action"]
-        result = getattr(self, f"do_{action}")(options)
+        result = getattr(self, f"do_{action.replace('-', '_')}")(options)
         if options["json"]:
             self.stdout.write(json.dumps(result, indent=2, default=str))
         if action == "verify" and result["problems"]:
@@ -255,3 +266,18 @@ class Command(BaseCommand):
                 options, f"recorded as prune {result.record_id} (digest {result.heads_digest})"
             )
         return result.as_dict()
+
+    def do_grant_audit(self, options: dict[str, Any]) -> dict[str, Any]:
+        return self._audit_role(options, auditrole.grant, "may now read")
+
+    def do_revoke_audit(self, options: dict[str, Any]) -> dict[str, Any]:
+        return self._audit_role(options, auditrole.revoke, "may no longer read")
+
+    def _audit_role(self, options: dict[str, Any], change: Any, outcome: str) -> dict[str, Any]:
+        try:
+            statements = change(options["role"])
+        except auditrole.RoleError as exc:
+            raise CommandError(str(exc), returncode=2) from None
+        names = ", ".join((*auditrole.AUDIT_VIEWS, *auditrole.AUDIT_TABLES))
+        self.say(options, f"role {options['role']} {outcome}: {names}")
+        return {"role": options["role"], "statements": statements}
