@@ -168,7 +168,12 @@ def _job_id(result_id: object) -> int | None:
     value: int | None = None
     if isinstance(result_id, int) and not isinstance(result_id, bool):
         value = result_id
-    elif isinstance(result_id, str) and result_id.isascii() and result_id.isdigit():
+    elif (
+        isinstance(result_id, str)
+        and result_id.isascii()
+        and result_id.isdigit()
+        and len(result_id) <= 19  # a bigint; and int() refuses over 4300 digits
+    ):
         value = int(result_id)
     return value if value is not None and 0 < value < 2**63 else None
 
