@@ -72,7 +72,7 @@ def _unusable(query: QueryDict) -> str | None:
 
 
 def _job_id(text: str) -> bool:
-    return text.isascii() and text.isdigit() and int(text) < 2**63
+    return text.isascii() and text.isdigit() and len(text) <= 19 and int(text) < 2**63
 
 
 class UniqueKeyFilter(admin.SimpleListFilter):
