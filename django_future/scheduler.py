@@ -246,6 +246,12 @@ _JSON_HINT = (
 ARGS_MAX_DEPTH = 100
 
 
+# The most digits Python turns an int into text with (sys.get_int_max_str_digits()'s
+# default); json.dumps of a longer one fails with a message about Python, not the job.
+_DIGITS = 4300
+_HUGE = 10**_DIGITS
+
+
 def _check_json(value: object, path: str, depth: int = 1) -> object:
     """Return ``value`` as it will come back from the database, or raise TypeError.
 
@@ -258,8 +264,15 @@ def _check_json(value: object, path: str, depth: int = 1) -> object:
             f"{path} is nested more than {ARGS_MAX_DEPTH} levels deep; job arguments may "
             f"nest lists and dicts at most {ARGS_MAX_DEPTH} levels"
         )
-    if value is None or isinstance(value, bool | int):
+    if value is None or isinstance(value, bool):
         return value
+    if isinstance(value, int):
+        if -_HUGE < value < _HUGE:
+            return value
+        raise ValueError(
+            f"{path} is an integer of more than {_DIGITS} digits, more than Python writes "
+            "as JSON; pass it as a string"
+        )
     if isinstance(value, float):
         if not math.isfinite(value):
             raise TypeError(f"{path} = {value!r} cannot be stored: {_JSON_HINT} (finite floats)")
