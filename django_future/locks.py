@@ -56,7 +56,9 @@ def check_lock(lock: object) -> str | None:
     try:
         lock.encode("utf-8")
     except UnicodeEncodeError:
-        raise ValueError(f"lock {lock!r} is not valid Unicode (it holds a lone surrogate)") from None
+        raise ValueError(
+            f"lock {lock!r} is not valid Unicode (it holds a lone surrogate)"
+        ) from None
     return lock
 
 

@@ -127,8 +127,7 @@ def _in_range(value: dt.datetime, what: str) -> dt.datetime:
         value.astimezone(dt.UTC)
     except (OverflowError, ValueError):
         raise ValueError(
-            f"{what}: {value!r} is out of range; a time must fall within the years 1 to 9999 "
-            "in UTC"
+            f"{what}: {value!r} is out of range; a time must fall within the years 1 to 9999 in UTC"
         ) from None
     return value
 

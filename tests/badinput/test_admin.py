@@ -58,8 +58,14 @@ SHOWN = [
 ]
 
 
-@pytest.mark.parametrize(("page", "query"), REFUSED_FILTERS, ids=[f"{p.split('/')[-2]}?{q}"[:50] for p, q in REFUSED_FILTERS])
-def test_unusable_filters_are_refused_with_a_message(admin_client: Client, page: str, query: str) -> None:
+@pytest.mark.parametrize(
+    ("page", "query"),
+    REFUSED_FILTERS,
+    ids=[f"{p.split('/')[-2]}?{q}"[:50] for p, q in REFUSED_FILTERS],
+)
+def test_unusable_filters_are_refused_with_a_message(
+    admin_client: Client, page: str, query: str
+) -> None:
     schedule_job("1d", "tests.handlers.record")
     before = counts()
     response = admin_client.get(f"{page}?{query}")
@@ -72,7 +78,9 @@ def test_unusable_filters_are_refused_with_a_message(admin_client: Client, page:
     assert counts() == before
 
 
-@pytest.mark.parametrize(("page", "query"), SHOWN, ids=[f"{p.split('/')[-2]}?{q}"[:50] for p, q in SHOWN])
+@pytest.mark.parametrize(
+    ("page", "query"), SHOWN, ids=[f"{p.split('/')[-2]}?{q}"[:50] for p, q in SHOWN]
+)
 def test_harmless_odd_parameters_show_the_list(admin_client: Client, page: str, query: str) -> None:
     schedule_job("1d", "tests.handlers.record")
     before = counts()
@@ -90,27 +98,33 @@ def test_object_ids_that_are_no_objects_go_back_with_a_message(
     assert response.status_code == 302
     assert response["Location"] == "/admin/"
     told = " ".join(str(m) for m in get_messages(response.wsgi_request))
-    assert "doesn’t exist" in told or "doesn't exist" in told
+    assert "doesn\u2019t exist" in told or "doesn't exist" in told
     assert counts() == before
 
 
 def test_the_timeline_of_a_job_with_odd_text_renders_escaped(admin_client: Client) -> None:
     """The timeline shows what was recorded, escaped: markup in arguments stays text."""
-    job = schedule_job("1d", "tests.handlers.record", args=["<script>alert(1)</script>"], lock="<b>l</b>")
+    job = schedule_job(
+        "1d", "tests.handlers.record", args=["<script>alert(1)</script>"], lock="<b>l</b>"
+    )
     page = admin_client.get(reverse("admin:django_future_scheduledjob_change", args=[job.pk]))
     body = page.content.decode()
     assert page.status_code == 200
     assert "<script>alert(1)</script>" not in body and "&lt;b&gt;l&lt;/b&gt;" in body
 
 
-@pytest.mark.parametrize("selected", [["abc"], ["\x00"], ["1.5"], ["-1"], [str(2**63)], ["9" * 5000]])
+@pytest.mark.parametrize(
+    "selected", [["abc"], ["\x00"], ["1.5"], ["-1"], [str(2**63)], ["9" * 5000]]
+)
 @pytest.mark.parametrize("action", ["cancel_jobs", "run_again"])
 def test_crafted_action_ids_do_nothing_and_say_so(
     admin_client: Client, action: str, selected: list[str]
 ) -> None:
     job = schedule_job("1d", "tests.handlers.record")
     before = counts()
-    response = admin_client.post(JOBS, {"action": action, "_selected_action": [str(job.pk), *selected]})
+    response = admin_client.post(
+        JOBS, {"action": action, "_selected_action": [str(job.pk), *selected]}
+    )
     assert response.status_code == 302
     told = " ".join(str(m) for m in get_messages(response.wsgi_request))
     assert "Not job ids" in told and "nothing was done" in told

@@ -53,8 +53,14 @@ ROWS: list[tuple[list[str], str]] = [
     (["scheduledjobs", "prune", "--older-than", "9999999d"], "at most 1000 years"),
     (["scheduledjobs", "prune", "--older-than=-5d"], "not a duration"),
     (["scheduledjobs", "prune", "--older-than", "5d\x00"], "not a duration"),
-    (["scheduledjobs", "prune", "--older-than", "5d", "--by", "x" * 256], "not a name for the record"),
-    (["scheduledjobs", "prune", "--older-than", "5d", "--by", "me\x00"], "not a name for the record"),
+    (
+        ["scheduledjobs", "prune", "--older-than", "5d", "--by", "x" * 256],
+        "not a name for the record",
+    ),
+    (
+        ["scheduledjobs", "prune", "--older-than", "5d", "--by", "me\x00"],
+        "not a name for the record",
+    ),
     (["scheduledjobs", "prune", "--older-than", "5d", "--by", "\udcff"], "not valid text"),
     (["scheduledjobs", "prune", "--older-than", "5d", "--by", ""], "not a name for the record"),
     (["scheduledjobs", "nosuchaction"], "invalid choice"),

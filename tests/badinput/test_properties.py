@@ -32,7 +32,11 @@ SECONDS = {"w": 604800, "d": 86400, "h": 3600, "m": 60, "s": 1}
 
 
 @FEW
-@given(st.text(alphabet=st.sampled_from("0123456789wdhms \t\x00\ud800é-+.") | st.characters(), max_size=40))
+@given(
+    st.text(
+        alphabet=st.sampled_from("0123456789wdhms \t\x00\ud800é-+.") | st.characters(), max_size=40
+    )
+)
 @example("99999999999d")
 @example("9" * 5000 + "s")
 @example("")
@@ -74,10 +78,12 @@ leaves = (
 )
 values = st.recursive(
     leaves,
-    lambda inner: st.lists(inner, max_size=4)
-    | st.tuples(inner, inner)
-    | st.dictionaries(st.text(max_size=5) | st.integers(), inner, max_size=4)
-    | st.frozensets(st.integers(), max_size=2),
+    lambda inner: (
+        st.lists(inner, max_size=4)
+        | st.tuples(inner, inner)
+        | st.dictionaries(st.text(max_size=5) | st.integers(), inner, max_size=4)
+        | st.frozensets(st.integers(), max_size=2)
+    ),
     max_leaves=20,
 )
 
@@ -93,7 +99,9 @@ def _json_like(value: Any) -> Any:
 
 @FEW
 @given(st.lists(values, max_size=4), st.dictionaries(st.text(max_size=8), values, max_size=4))
-def test_arguments_round_trip_or_are_refused_with_a_message(args: list[Any], kwargs: dict[str, Any]) -> None:
+def test_arguments_round_trip_or_are_refused_with_a_message(
+    args: list[Any], kwargs: dict[str, Any]
+) -> None:
     try:
         checked_args, checked_kwargs = _check_arguments(args, kwargs)
         text = json.dumps({"args": checked_args, "kwargs": checked_kwargs})

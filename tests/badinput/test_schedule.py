@@ -24,33 +24,63 @@ UTC = dt.UTC
 # (label, schedule_job's arguments, error, message)
 ROWS: list[tuple[str, dict[str, Any], type[Exception], str]] = [
     # strings too long
-    ("callable too long", {"callable_name": "tests.handlers." + "x" * 300}, InvalidCallableError, "cannot import"),
+    (
+        "callable too long",
+        {"callable_name": "tests.handlers." + "x" * 300},
+        InvalidCallableError,
+        "cannot import",
+    ),
     ("queue too long", {"queue": "q" * 101}, ValueError, "at most 100"),
     ("unique_key too long", {"unique_key": "k" * 256}, ValueError, "at most 255"),
     ("lock too long", {"lock": "l" * 101}, ValueError, "at most 100"),
     ("date string too long", {"date": "1" * 5000 + "s"}, ValueError, "too long a duration"),
     ("date string garbage", {"date": "5 days"}, ValueError, "not a duration"),
     # NUL characters
-    ("callable NUL", {"callable_name": "tests.handlers.rec\x00ord"}, InvalidCallableError, "cannot import"),
+    (
+        "callable NUL",
+        {"callable_name": "tests.handlers.rec\x00ord"},
+        InvalidCallableError,
+        "cannot import",
+    ),
     ("queue NUL", {"queue": "q\x00"}, ValueError, "NUL"),
     ("unique_key NUL", {"unique_key": "k\x00"}, ValueError, "NUL"),
     ("lock NUL", {"lock": "l\x00"}, ValueError, "NUL"),
     ("date NUL", {"date": "5d\x00"}, ValueError, "not a duration"),
     ("args NUL", {"args": ["a\x00b"]}, TypeError, r"args\[0\] .* NUL"),
     ("kwargs key NUL", {"kwargs": {"k\x00": 1}}, TypeError, "NUL"),
-    ("nested NUL", {"kwargs": {"a": [{"b": "\x00"}]}}, TypeError, r"kwargs\['a'\]\[0\]\['b'\] .* NUL"),
+    (
+        "nested NUL",
+        {"kwargs": {"a": [{"b": "\x00"}]}},
+        TypeError,
+        r"kwargs\['a'\]\[0\]\['b'\] .* NUL",
+    ),
     # invalid UTF-8: lone surrogates, as undecodable bytes become in argv and file names
-    ("callable surrogate", {"callable_name": "tests.handlers.\ud800"}, InvalidCallableError, "cannot import"),
+    (
+        "callable surrogate",
+        {"callable_name": "tests.handlers.\ud800"},
+        InvalidCallableError,
+        "cannot import",
+    ),
     ("queue surrogate", {"queue": "q\udcff"}, ValueError, "not valid Unicode"),
     ("unique_key surrogate", {"unique_key": "\ud800"}, ValueError, "not valid Unicode"),
     ("lock surrogate", {"lock": "\udcff"}, ValueError, "not valid Unicode"),
     ("args surrogate", {"args": ["\ud800"]}, TypeError, "not valid Unicode"),
     ("kwargs key surrogate", {"kwargs": {"\ud800": 1}}, TypeError, "not valid Unicode"),
     # huge and deeply nested JSON
-    ("args too deep", {"args": [nested(ARGS_MAX_DEPTH)]}, ValueError, f"at most {ARGS_MAX_DEPTH} levels"),
+    (
+        "args too deep",
+        {"args": [nested(ARGS_MAX_DEPTH)]},
+        ValueError,
+        f"at most {ARGS_MAX_DEPTH} levels",
+    ),
     ("args far too deep", {"args": [nested(50_000)]}, ValueError, "levels"),
     ("kwargs too deep", {"kwargs": {"a": nested(ARGS_MAX_DEPTH)}}, ValueError, "levels"),
-    ("args too large", {"args": ["x" * (1024 * 1024)]}, ValueError, "DJANGO_FUTURE_MAX_ARGS_BYTES allows 1048576"),
+    (
+        "args too large",
+        {"args": ["x" * (1024 * 1024)]},
+        ValueError,
+        "DJANGO_FUTURE_MAX_ARGS_BYTES allows 1048576",
+    ),
     ("args NaN", {"args": [float("nan")]}, TypeError, "finite floats"),
     ("args infinity", {"kwargs": {"x": float("-inf")}}, TypeError, "finite floats"),
     ("args a set", {"args": [{1, 2}]}, TypeError, "set"),
@@ -65,23 +95,56 @@ ROWS: list[tuple[str, dict[str, Any], type[Exception], str]] = [
     ("retries overflowing", {"retries": 10**30}, ValueError, "at most"),
     ("date '99999999999d'", {"date": "99999999999d"}, ValueError, "too long a duration"),
     ("date '9999999d'", {"date": "9999999d"}, ValueError, "at most 1000 years"),
-    ("date huge timedelta", {"date": dt.timedelta(days=999_999_999)}, ValueError, "at most 1000 years"),
-    ("date huge negative timedelta", {"date": dt.timedelta(days=-999_999_999)}, ValueError, "at most 1000 years"),
+    (
+        "date huge timedelta",
+        {"date": dt.timedelta(days=999_999_999)},
+        ValueError,
+        "at most 1000 years",
+    ),
+    (
+        "date huge negative timedelta",
+        {"date": dt.timedelta(days=-999_999_999)},
+        ValueError,
+        "at most 1000 years",
+    ),
     ("expires '9999999d'", {"expires": "9999999d"}, ValueError, "at most 1000 years"),
     ("expires negative", {"expires": dt.timedelta(seconds=-1)}, ValueError, "negative"),
-    ("retry_delay too long", {"retries": 1, "retry_delay": "99999w"}, ValueError, "at most 1000 years"),
-    ("retry_delay negative", {"retries": 1, "retry_delay": dt.timedelta(-1)}, ValueError, "not a duration"),
+    (
+        "retry_delay too long",
+        {"retries": 1, "retry_delay": "99999w"},
+        ValueError,
+        "at most 1000 years",
+    ),
+    (
+        "retry_delay negative",
+        {"retries": 1, "retry_delay": dt.timedelta(-1)},
+        ValueError,
+        "not a duration",
+    ),
     ("date bool", {"date": True}, ValueError, "not a time"),
     ("date int", {"date": 10**30}, ValueError, "not a time"),
     # times at the ends of the calendar, aware and naive
-    ("date year 9999 + 7d expiry", {"date": dt.datetime.max.replace(tzinfo=UTC)}, ValueError, "out of range"),
     (
-        "date year 9999 west of UTC",
-        {"date": dt.datetime(9999, 12, 31, 23, tzinfo=zoneinfo.ZoneInfo("America/New_York")), "expires": None},
+        "date year 9999 + 7d expiry",
+        {"date": dt.datetime.max.replace(tzinfo=UTC)},
         ValueError,
         "out of range",
     ),
-    ("expires year 9999 + 1d", {"date": dt.datetime(9999, 12, 31, tzinfo=UTC), "expires": "1d"}, ValueError, "out of range"),
+    (
+        "date year 9999 west of UTC",
+        {
+            "date": dt.datetime(9999, 12, 31, 23, tzinfo=zoneinfo.ZoneInfo("America/New_York")),
+            "expires": None,
+        },
+        ValueError,
+        "out of range",
+    ),
+    (
+        "expires year 9999 + 1d",
+        {"date": dt.datetime(9999, 12, 31, tzinfo=UTC), "expires": "1d"},
+        ValueError,
+        "out of range",
+    ),
 ]
 
 
@@ -159,7 +222,8 @@ def test_the_size_limit_is_a_setting(door: str) -> None:
 def test_a_bad_size_limit_setting_is_named(value: object) -> None:
     from django.core.exceptions import ImproperlyConfigured
 
-    with override_settings(DJANGO_FUTURE_MAX_ARGS_BYTES=value), refused(
-        ImproperlyConfigured, "DJANGO_FUTURE_MAX_ARGS_BYTES"
+    with (
+        override_settings(DJANGO_FUTURE_MAX_ARGS_BYTES=value),
+        refused(ImproperlyConfigured, "DJANGO_FUTURE_MAX_ARGS_BYTES"),
     ):
         schedule_job("1h", OK)

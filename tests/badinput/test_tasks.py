@@ -28,15 +28,45 @@ ROWS: list[tuple[str, Callable[[], Any], type[Exception], str]] = [
     ("arg surrogate", lambda: tasks.echo.enqueue("\ud800"), TypeError, "not valid Unicode"),
     ("arg bytes not UTF-8", lambda: tasks.echo.enqueue(b"\xff"), ValueError, "(?i)unsupported|utf"),
     ("arg too deep", lambda: tasks.echo.enqueue(nested(ARGS_MAX_DEPTH)), ValueError, "levels"),
-    ("arg far too deep", lambda: tasks.echo.enqueue(nested(50_000)), ValueError, "nested too deeply"),
-    ("arg too large", lambda: tasks.echo.enqueue("x" * (1024 * 1024)), ValueError, "DJANGO_FUTURE_MAX_ARGS_BYTES"),
+    (
+        "arg far too deep",
+        lambda: tasks.echo.enqueue(nested(50_000)),
+        ValueError,
+        "nested too deeply",
+    ),
+    (
+        "arg too large",
+        lambda: tasks.echo.enqueue("x" * (1024 * 1024)),
+        ValueError,
+        "DJANGO_FUTURE_MAX_ARGS_BYTES",
+    ),
     ("arg NaN", lambda: tasks.echo.enqueue(float("nan")), TypeError, "finite"),
     ("priority 101", lambda: tasks.echo.using(priority=101).enqueue(), InvalidTask, "priority"),
-    ("priority overflowing", lambda: tasks.echo.using(priority=2**64).enqueue(), InvalidTask, "priority"),
-    ("priority negative overflowing", lambda: tasks.echo.using(priority=-(2**64)).enqueue(), InvalidTask, "priority"),
-    ("queue too long", lambda: tasks.echo.using(queue_name="q" * 101).enqueue(), InvalidTask, "(?i)queue"),
+    (
+        "priority overflowing",
+        lambda: tasks.echo.using(priority=2**64).enqueue(),
+        InvalidTask,
+        "priority",
+    ),
+    (
+        "priority negative overflowing",
+        lambda: tasks.echo.using(priority=-(2**64)).enqueue(),
+        InvalidTask,
+        "priority",
+    ),
+    (
+        "queue too long",
+        lambda: tasks.echo.using(queue_name="q" * 101).enqueue(),
+        InvalidTask,
+        "(?i)queue",
+    ),
     ("queue NUL", lambda: tasks.echo.using(queue_name="q\x00").enqueue(), InvalidTask, "(?i)queue"),
-    ("naive run_after", lambda: tasks.echo.using(run_after=dt.datetime(2030, 1, 1)).enqueue(), InvalidTask, "aware"),
+    (
+        "naive run_after",
+        lambda: tasks.echo.using(run_after=dt.datetime(2030, 1, 1)).enqueue(),
+        InvalidTask,
+        "aware",
+    ),
     (
         "run_after year 9999 + 7d expiry",
         lambda: tasks.echo.using(run_after=dt.datetime.max.replace(tzinfo=dt.UTC)).enqueue(),
@@ -46,9 +76,24 @@ ROWS: list[tuple[str, Callable[[], Any], type[Exception], str]] = [
 ]
 if LEDGER_TASKS:
     ROWS += [
-        ("unique_key too long", lambda: tasks.echo.using(unique_key="k" * 256).enqueue(), InvalidTask, "at most 255"),
-        ("unique_key NUL", lambda: tasks.echo.using(unique_key="k\x00").enqueue(), InvalidTask, "NUL"),
-        ("unique_key surrogate", lambda: tasks.echo.using(unique_key="\udcff").enqueue(), InvalidTask, "not valid Unicode"),
+        (
+            "unique_key too long",
+            lambda: tasks.echo.using(unique_key="k" * 256).enqueue(),
+            InvalidTask,
+            "at most 255",
+        ),
+        (
+            "unique_key NUL",
+            lambda: tasks.echo.using(unique_key="k\x00").enqueue(),
+            InvalidTask,
+            "NUL",
+        ),
+        (
+            "unique_key surrogate",
+            lambda: tasks.echo.using(unique_key="\udcff").enqueue(),
+            InvalidTask,
+            "not valid Unicode",
+        ),
     ]
 
 

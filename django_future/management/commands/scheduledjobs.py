@@ -138,7 +138,9 @@ class Command(BaseCommand):
         p.add_argument(
             "--older-than", type=_age, required=True, metavar="AGE", help="e.g. 90d or 12w"
         )
-        p.add_argument("--by", type=_who, help="Who prunes, for the record (default: this process).")
+        p.add_argument(
+            "--by", type=_who, help="Who prunes, for the record (default: this process)."
+        )
         p.add_argument("--dry-run", action="store_true", help="Say what would go; remove nothing.")
         for p in sub.choices.values():
             p.add_argument("--json", action="store_true", help="Print JSON instead of tables.")
