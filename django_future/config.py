@@ -70,6 +70,14 @@ def prepared_statements() -> bool:
     return value
 
 
+#: How deeply job arguments may nest lists and dicts (``args`` itself is level 1), for
+#: ``schedule_job`` and periodic schedules alike. Real arguments need a few levels; the
+#: limit keeps checking, encoding and decoding them well inside Python's recursion limit,
+#: which would otherwise end a deep value with a RecursionError, in the caller or later in
+#: a runner. A constant, not a setting.
+ARGS_MAX_DEPTH = 100
+
+
 def max_args_bytes() -> int:
     """The largest scheduled event, in bytes of JSON, that ``schedule_job`` and
     ``schedule_jobs`` write (DJANGO_FUTURE_MAX_ARGS_BYTES). Nearly all of it is the job's

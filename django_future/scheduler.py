@@ -238,11 +238,7 @@ _JSON_HINT = (
 )
 
 
-#: How deeply job arguments may nest lists and dicts (``args`` itself is level 1). Real
-#: arguments need a few levels; the limit keeps the checks below and the JSON encoder well
-#: inside Python's recursion limit, which would otherwise end a deep value with a
-#: RecursionError, whoever called.
-ARGS_MAX_DEPTH = 100
+ARGS_MAX_DEPTH = config.ARGS_MAX_DEPTH  # the checks below refuse deeper arguments
 
 
 # The most digits Python turns an int into text with (sys.get_int_max_str_digits()'s
