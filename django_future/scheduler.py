@@ -550,8 +550,10 @@ def schedule_job(
     "Locks and queue limits").
 
     Raises ValueError (bad time, unknown callable, bad retry policy, bad queue,
-    priority or lock, bad unique key or unique_while) or
-    TypeError (arguments that JSON cannot carry) before writing anything. Inside
+    priority or lock, bad unique key or unique_while, a time past the limits, arguments
+    nested deeper than ``ARGS_MAX_DEPTH`` or larger than DJANGO_FUTURE_MAX_ARGS_BYTES) or
+    TypeError (arguments that JSON cannot carry) before writing anything; docs/badinput.md
+    lists the limits. Inside
     ``transaction.atomic()`` the job commits or rolls back with the block.
     Raises ImproperlyConfigured if the database is not PostgreSQL, or if the
     package's tables are missing (run ``migrate`` first).
