@@ -11,8 +11,11 @@ from typing import TYPE_CHECKING, Any
 
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
+from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
+from django.contrib.admin.options import IncorrectLookupParameters
+from django.contrib.admin.views.main import ChangeList
 from django.db.models import QuerySet
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponseRedirect, QueryDict
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
@@ -51,6 +54,37 @@ class _ReadOnly(_ModelAdmin):
         which ``has_change_permission`` (False: no editing) no longer tells."""
         opts = self.opts
         return request.user.has_perm(f"{opts.app_label}.change_{opts.model_name}")
+    def get_changelist_instance(self, request: HttpRequest) -> ChangeList:
+        """The list, or IncorrectLookupParameters (Django then shows the whole list) with a
+        message that says which filter was refused and why: a value PostgreSQL cannot
+        compare (NUL, a lone surrogate) or a date the calendar lacks (year 99999999999)."""
+        problem = _unusable(request.GET)
+        if problem is None:
+            try:
+                return super().get_changelist_instance(request)
+            except IncorrectLookupParameters as exc:
+                problem = f"the filter is not valid here ({exc})"
+            except OverflowError:
+                problem = "a date in the filter is out of range"
+        self.message_user(request, f"Filter ignored: {problem}.", messages.ERROR)
+        raise IncorrectLookupParameters(problem)
+
+
+def _unusable(query: QueryDict) -> str | None:
+    """What makes a query string's value unusable in a query, or None."""
+    for name, values in query.lists():
+        for value in values:
+            if "\x00" in value:
+                return f"{name!r} contains a NUL character"
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:
+                return f"{name!r} is not valid text"
+    return None
+
+
+def _job_id(text: str) -> bool:
+    return text.isascii() and text.isdigit() and len(text) <= 19 and int(text) < 2**63
 
 
 class UniqueKeyFilter(admin.SimpleListFilter):
@@ -156,6 +190,18 @@ class ScheduledJobAdmin(_ReadOnly):
             "<th>detail</th></tr></thead><tbody>{}</tbody></table>",
             rows,
         )
+
+    def response_action(
+        self, request: HttpRequest, queryset: QuerySet[Any], *args: Any, **kwargs: Any
+    ) -> Any:
+        """Run the chosen action, unless a selected id is no job id (a crafted POST):
+        then say so and do nothing, rather than fail on the query."""
+        bad = [s for s in request.POST.getlist(ACTION_CHECKBOX_NAME) if not _job_id(s)]
+        if bad:
+            shown = ", ".join(repr(s[:20]) for s in bad[:3])
+            self.message_user(request, f"Not job ids: {shown}; nothing was done.", messages.ERROR)
+            return HttpResponseRedirect(request.get_full_path())
+        return super().response_action(request, queryset, *args, **kwargs)
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
         return [str(f) for _name, options in self.fieldsets for f in options["fields"]]

@@ -87,6 +87,29 @@ def prepared_statements() -> bool:
     return value
 
 
+#: How deeply job arguments may nest lists and dicts (``args`` itself is level 1), for
+#: ``schedule_job`` and periodic schedules alike. Real arguments need a few levels; the
+#: limit keeps checking, encoding and decoding them well inside Python's recursion limit,
+#: which would otherwise end a deep value with a RecursionError, in the caller or later in
+#: a runner. A constant, not a setting.
+ARGS_MAX_DEPTH = 100
+
+
+def max_args_bytes() -> int:
+    """The largest scheduled event, in bytes of JSON, that ``schedule_job`` and
+    ``schedule_jobs`` write (DJANGO_FUTURE_MAX_ARGS_BYTES). Nearly all of it is the job's
+    ``args`` and ``kwargs``; the rest, a few hundred bytes. Default 1 MiB: every byte is
+    kept in the ledger for good and hashed into the job's chain, and is read again by
+    each claim, so large data belongs elsewhere, with a reference in the arguments."""
+    value = getattr(settings, "DJANGO_FUTURE_MAX_ARGS_BYTES", 1024 * 1024)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1024:
+        raise ImproperlyConfigured(
+            f"DJANGO_FUTURE_MAX_ARGS_BYTES must be a whole number of bytes, at least 1024, "
+            f"not {value!r}"
+        )
+    return value
+
+
 def periodic() -> dict[str, Any]:
     """The periodic schedules of DJANGO_FUTURE_PERIODIC, by name, as written (default
     none); ``django_future.periodic`` checks each one."""

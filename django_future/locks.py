@@ -53,6 +53,12 @@ def check_lock(lock: object) -> str | None:
         )
     if "\x00" in lock:
         raise ValueError(f"lock {lock!r} contains a NUL character, which PostgreSQL cannot store")
+    try:
+        lock.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError(
+            f"lock {lock!r} is not valid Unicode (it holds a lone surrogate)"
+        ) from None
     return lock
 
 

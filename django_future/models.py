@@ -325,6 +325,10 @@ class ScheduledJob(models.Model):
         job's ``scheduled`` event records ``rescheduled_from`` (and ``by``, who asked,
         if given).
         """
+        if by is not None and (
+            not isinstance(by, str) or "\x00" in by or len(by) > 255 or not by.isprintable()
+        ):
+            raise ValueError(f"by must be a name of at most 255 printable characters, not {by!r}")
         if content_object is None and self.content_type_id is not None:
             content_object = self.content_object
             if content_object is None:

@@ -45,6 +45,11 @@ ACCEPTED_TIMES = (
     "or a combination in that order such as '1h30m' or '1w2d'"
 )
 
+#: The longest duration a job's times may hold (a date from now, an expiry, a retry delay):
+#: a thousand years. Far beyond any real schedule, and short enough that "now" plus a date
+#: plus an expiry stays within the years Python and Django can represent (1 to 9999).
+LONGEST_DURATION = dt.timedelta(days=1000 * 365)
+
 _UNITS = {"w": "weeks", "d": "days", "h": "hours", "m": "minutes", "s": "seconds"}
 _DURATION = re.compile(
     r"^\s*(?:(?P<w>\d+)\s*w)?\s*(?:(?P<d>\d+)\s*d)?\s*(?:(?P<h>\d+)\s*h)?"
@@ -68,11 +73,21 @@ def _parse_duration_text(text: str) -> dt.timedelta:
     match = _DURATION.match(text)
     if match is None or not any(match.groupdict().values()):
         raise ValueError(f"{text!r} is not a duration; expected {ACCEPTED_TIMES}")
-    parts = {_UNITS[unit]: int(n) for unit, n in match.groupdict().items() if n is not None}
-    try:
-        return dt.timedelta(**parts)
-    except OverflowError:
-        raise ValueError(f"{text!r} is too long a duration") from None
+    found = {unit: n for unit, n in match.groupdict().items() if n is not None}
+    duration = None
+    # More digits than any duration has: int() would refuse over 4300 of them, with a
+    # message about Python's limits rather than about durations.
+    if all(len(n) <= 15 for n in found.values()):
+        try:
+            duration = dt.timedelta(**{_UNITS[unit]: int(n) for unit, n in found.items()})
+        except OverflowError:
+            pass
+    if duration is None or duration > LONGEST_DURATION:
+        raise ValueError(
+            f"{text!r} is too long a duration; at most 1000 years (use None for a job "
+            "that never expires)"
+        )
+    return duration
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,10 +101,12 @@ class _When:
 def _resolve_time(value: object, what: str) -> _When:
     # bool is an int, and neither is a time.
     if isinstance(value, dt.datetime):
-        if timezone.is_naive(value):
-            value = timezone.make_aware(value, timezone.get_current_timezone())
-        return _When(at=value)
+        return _When(at=_in_range(value, what))
     if isinstance(value, dt.timedelta):
+        if abs(value) > LONGEST_DURATION:
+            raise ValueError(
+                f"{what}: {value!r} is too long a duration; at most 1000 years either way"
+            )
         return _When(after=value)
     if isinstance(value, str):
         try:
@@ -97,6 +114,22 @@ def _resolve_time(value: object, what: str) -> _When:
         except ValueError as exc:
             raise ValueError(f"{what}: {exc}") from None
     raise ValueError(f"{what}: {value!r} is not a time; expected {ACCEPTED_TIMES}")
+
+
+def _in_range(value: dt.datetime, what: str) -> dt.datetime:
+    """``value``, made aware (a naive one in the current time zone), if it lies within
+    the years Python can represent once moved to UTC; else ValueError. A time of year
+    9999 in a zone west of UTC is year 10000 in UTC, which the database stores and
+    Python cannot read back."""
+    try:
+        if timezone.is_naive(value):
+            value = timezone.make_aware(value, timezone.get_current_timezone())
+        value.astimezone(dt.UTC)
+    except (OverflowError, ValueError):
+        raise ValueError(
+            f"{what}: {value!r} is out of range; a time must fall within the years 1 to 9999 in UTC"
+        ) from None
+    return value
 
 
 def _window(date: object, expires: object) -> tuple[_When, _When | None]:
@@ -108,12 +141,26 @@ def _window(date: object, expires: object) -> tuple[_When, _When | None]:
         raise ValueError(f"expires: {expires!r} is negative; a job would expire before it is due")
     if start.at is not None and end.at is not None and end.at < start.at:
         raise ValueError(f"expires: {end.at} is before the scheduled time {start.at}")
+    if start.at is not None and end.after is not None:
+        try:
+            (start.at + end.after).astimezone(dt.UTC)
+        except OverflowError:
+            raise ValueError(
+                f"expires: {expires!r} after {start.at} is out of range; a time must fall "
+                "within the years 1 to 9999 (use None for a job that never expires)"
+            ) from None
     return start, end
+
+
+#: The most retries a job may have: its attempts are counted in a 32-bit integer column.
+MAX_RETRIES = 2**31 - 2
 
 
 def _retry_policy(retries: object, retry_delay: object, retry_max_delay: object) -> dict[str, Any]:
     if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
         raise ValueError(f"retries must be a whole number of retries (0 or more), not {retries!r}")
+    if retries > MAX_RETRIES:
+        raise ValueError(f"retries must be at most {MAX_RETRIES}, not {retries}")
     if retries == 0:
         if retry_delay is not None or retry_max_delay is not None:
             raise ValueError("retry_delay and retry_max_delay need retries=1 or more")
@@ -160,7 +207,19 @@ def _check_queue(queue: object) -> str:
             f"queue {queue!r} contains whitespace or a NUL character, which a queue name "
             "cannot hold (runscheduledjobs --queue takes it as one word)"
         )
+    if not _encodable(queue):
+        raise ValueError(f"queue {queue!r} is not valid Unicode (it holds a lone surrogate)")
     return queue
+
+
+def _encodable(text: str) -> bool:
+    """Whether ``text`` can be written as UTF-8: a lone surrogate (``"\\ud800"``, or
+    ``"\\udcff"`` from undecodable bytes) cannot, and PostgreSQL refuses its JSON escape."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _check_priority(priority: object) -> int:
@@ -179,14 +238,36 @@ _JSON_HINT = (
 )
 
 
-def _check_json(value: object, path: str) -> object:
+ARGS_MAX_DEPTH = config.ARGS_MAX_DEPTH  # the checks below refuse deeper arguments
+
+
+# The most digits Python turns an int into text with (sys.get_int_max_str_digits()'s
+# default); json.dumps of a longer one fails with a message about Python, not the job.
+_DIGITS = 4300
+_HUGE = 10**_DIGITS
+
+
+def _check_json(value: object, path: str, depth: int = 1) -> object:
     """Return ``value`` as it will come back from the database, or raise TypeError.
 
     Tuples become lists (as a JSON round trip makes them); anything else that
-    would not come back equal is refused, naming where it was found.
+    would not come back equal is refused, naming where it was found. Nesting deeper
+    than ``ARGS_MAX_DEPTH`` is a ValueError.
     """
-    if value is None or isinstance(value, bool | int):
+    if depth > ARGS_MAX_DEPTH:
+        raise ValueError(
+            f"{path} is nested more than {ARGS_MAX_DEPTH} levels deep; job arguments may "
+            f"nest lists and dicts at most {ARGS_MAX_DEPTH} levels"
+        )
+    if value is None or isinstance(value, bool):
         return value
+    if isinstance(value, int):
+        if -_HUGE < value < _HUGE:
+            return value
+        raise ValueError(
+            f"{path} is an integer of more than {_DIGITS} digits, more than Python writes "
+            "as JSON; pass it as a string"
+        )
     if isinstance(value, float):
         if not math.isfinite(value):
             raise TypeError(f"{path} = {value!r} cannot be stored: {_JSON_HINT} (finite floats)")
@@ -195,7 +276,7 @@ def _check_json(value: object, path: str) -> object:
         _check_text(value, path)
         return value
     if isinstance(value, list | tuple):
-        return [_check_json(item, f"{path}[{i}]") for i, item in enumerate(value)]
+        return [_check_json(item, f"{path}[{i}]", depth + 1) for i, item in enumerate(value)]
     if isinstance(value, dict):
         out = {}
         for key, item in value.items():
@@ -205,7 +286,7 @@ def _check_json(value: object, path: str) -> object:
                     f"which JSON would turn into a string; {_JSON_HINT}"
                 )
             _check_text(key, f"{path} key")
-            out[key] = _check_json(item, f"{path}[{key!r}]")
+            out[key] = _check_json(item, f"{path}[{key!r}]", depth + 1)
         return out
     raise TypeError(f"{path} = {value!r} ({type(value).__name__}) cannot be stored: {_JSON_HINT}")
 
@@ -215,10 +296,22 @@ def _check_text(text: str, path: str) -> None:
         raise TypeError(
             f"{path} = {text!r} contains a NUL character, which PostgreSQL cannot store"
         )
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        raise TypeError(f"{path} = {text!r} is not valid Unicode (lone surrogate)") from None
+    if not _encodable(text):
+        raise TypeError(f"{path} = {text!r} is not valid Unicode (lone surrogate)")
+
+
+def _encoded(data: dict[str, Any], limit: int) -> str:
+    """The scheduled event's data as JSON text, or ValueError when it is longer than
+    ``limit`` (DJANGO_FUTURE_MAX_ARGS_BYTES). json.dumps escapes every character
+    outside ASCII, so the text's length is its size in bytes."""
+    line = json.dumps(data)
+    if len(line) > limit:
+        raise ValueError(
+            f"the job's arguments are too large: its scheduled event is {len(line)} bytes of "
+            f"JSON, and DJANGO_FUTURE_MAX_ARGS_BYTES allows {limit}. Pass a reference (a "
+            "primary key, a file name) instead of the data"
+        )
+    return line
 
 
 def _check_arguments(args: object, kwargs: object) -> tuple[list[Any], dict[str, Any]]:
@@ -481,8 +574,10 @@ def schedule_job(
     "Locks and queue limits").
 
     Raises ValueError (bad time, unknown callable, bad retry policy, bad queue,
-    priority or lock, bad unique key or unique_while) or
-    TypeError (arguments that JSON cannot carry) before writing anything. Inside
+    priority or lock, bad unique key or unique_while, a time past the limits, arguments
+    nested deeper than ``ARGS_MAX_DEPTH`` or larger than DJANGO_FUTURE_MAX_ARGS_BYTES) or
+    TypeError (arguments that JSON cannot carry) before writing anything; docs/badinput.md
+    lists the limits. Inside
     ``transaction.atomic()`` the job commits or rolls back with the block.
     Raises ImproperlyConfigured if the database is not PostgreSQL, or if the
     package's tables are missing (run ``migrate`` first).
@@ -508,7 +603,7 @@ def schedule_job(
     )
     send = ledger.schedule_unique if "unique_key" in data else ledger.schedule
     job = send(
-        json.dumps(data),
+        _encoded(data, config.max_args_bytes()),
         start_at=start.at,
         start_in=start.after,
         end_at=end.at if end else None,
@@ -561,6 +656,7 @@ def schedule_jobs(jobs: Iterable[Mapping[str, Any]]) -> list[int]:
     if first is _NO_JOBS:
         return []
     checks = _Checks()
+    limit = config.max_args_bytes()
     times: dict[tuple[_When, _When | None], tuple[str, str | None]] = {}
 
     def chunks(now: dt.datetime) -> Iterator[list[str]]:
@@ -572,12 +668,12 @@ def schedule_jobs(jobs: Iterable[Mapping[str, Any]]) -> list[int]:
                 window = times.get((start, end))
                 if window is None:
                     window = times[start, end] = _window_text(start, end, now)
+                data["time_slot_start"], data["time_slot_end"] = window
+                lines.append(_encoded(data, limit))
             except KeyError as exc:
                 raise TypeError(f"jobs[{i}]: missing {exc.args[0]!r}") from None
             except (TypeError, ValueError) as exc:
                 raise type(exc)(f"jobs[{i}]: {exc}") from None
-            data["time_slot_start"], data["time_slot_end"] = window
-            lines.append(json.dumps(data))
             if len(lines) == BULK_CHUNK:
                 yield lines
                 lines = []

@@ -34,7 +34,7 @@ from django_future.backends.compat import (
 from django_future.backends.options import LedgerTask, Options, problems
 from django_future.backends.results import Reading, read
 from django_future.models import ScheduledJob
-from django_future.scheduler import schedule_job
+from django_future.scheduler import ARGS_MAX_DEPTH, schedule_job
 
 __all__ = ["LedgerBackend", "TaskReturnValueError"]
 
@@ -118,8 +118,15 @@ class LedgerBackend(BaseTaskBackend):
         options = self._options(task)
         # Django's check of the arguments first (TypeError "Unsupported type", or
         # ValueError), then schedule_job's (TypeError: NaN, NUL characters...).
-        json_args = normalize_json(list(args))
-        json_kwargs = normalize_json(dict(kwargs))
+        try:
+            json_args = normalize_json(list(args))
+            json_kwargs = normalize_json(dict(kwargs))
+        except RecursionError:
+            # Django's check recurses; schedule_job would refuse the depth anyway.
+            raise ValueError(
+                "the task's arguments are nested too deeply; job arguments may nest lists "
+                f"and dicts at most {ARGS_MAX_DEPTH} levels"
+            ) from None
         job = _schedule(task, json_args, json_kwargs, options, self.alias)
         if not job.created:
             # A job held the task's unique key: its result, as it stands (it may have
@@ -161,7 +168,12 @@ def _job_id(result_id: object) -> int | None:
     value: int | None = None
     if isinstance(result_id, int) and not isinstance(result_id, bool):
         value = result_id
-    elif isinstance(result_id, str) and result_id.isascii() and result_id.isdigit():
+    elif (
+        isinstance(result_id, str)
+        and result_id.isascii()
+        and result_id.isdigit()
+        and len(result_id) <= 19  # a bigint; and int() refuses over 4300 digits
+    ):
         value = int(result_id)
     return value if value is not None and 0 < value < 2**63 else None
 

@@ -308,13 +308,43 @@ def _json(value: object, kind: type, what: str, wrong: Wrong) -> Any:
         value = list(value)
     if not isinstance(value, kind):
         raise wrong(f"{what} must be a {kind.__name__}, not {type(value).__name__}")
+    if _depth(value) > config.ARGS_MAX_DEPTH:
+        raise wrong(f"{what} nest more than {config.ARGS_MAX_DEPTH} levels deep")
     try:
         text = json.dumps(value, allow_nan=False)
+        # Written out, as PostgreSQL will read it: a lone surrogate cannot be.
+        size = len(json.dumps(value, ensure_ascii=False).encode("utf-8"))
     except (TypeError, ValueError) as exc:
         raise wrong(f"{what} cannot be stored as JSON: {exc}") from None
+    if size > config.max_args_bytes():
+        raise wrong(
+            f"{what} take {size} bytes of JSON; DJANGO_FUTURE_MAX_ARGS_BYTES allows "
+            f"{config.max_args_bytes()}"
+        )
     if json.loads(text) != value or "\\u0000" in text:
         raise wrong(f"{what} would not come back from JSON as given (keys must be strings)")
     return value
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")  # a lone surrogate cannot be, nor stored
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _depth(value: object) -> int:
+    """How deeply ``value`` nests lists, tuples and dicts (a scalar is 0), without recursion."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, level = stack.pop()
+        if isinstance(item, list | tuple | dict):
+            deepest = max(deepest, level)
+            if level <= config.ARGS_MAX_DEPTH:  # deeper is refused, however deep
+                children = item.values() if isinstance(item, dict) else item
+                stack.extend((child, level + 1) for child in children)
+    return deepest
 
 
 def _queue(value: object, wrong: Wrong) -> str:
@@ -323,6 +353,7 @@ def _queue(value: object, wrong: Wrong) -> str:
         or not value
         or len(value) > QUEUE_MAX_LENGTH
         or _NO_SPACE.search(value)
+        or not _encodable(value)
     ):
         raise wrong(
             f"queue must be a name of 1 to {QUEUE_MAX_LENGTH} characters without "
@@ -358,6 +389,9 @@ def _catch_up(value: object, wrong: Wrong) -> str:
 def _max_delay(value: object, wrong: Wrong) -> dt.timedelta:
     if isinstance(value, dt.timedelta):
         value = value.total_seconds()
-    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
         raise wrong(f"max_delay must be a positive number of seconds or a timedelta, not {value!r}")
-    return dt.timedelta(seconds=value)
+    try:
+        return dt.timedelta(seconds=value)
+    except OverflowError:  # infinity, or past timedelta's 999999999 days
+        raise wrong(f"max_delay of {value!r} seconds is too long") from None

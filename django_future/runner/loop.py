@@ -117,6 +117,8 @@ class Runner:
         queues: Iterable[str] | None = None,
         exclude_queues: Iterable[str] | None = None,
     ) -> None:
+        if now is not None and not isinstance(now, dt.datetime):
+            raise TypeError(f"now must be a datetime or None, not {type(now).__name__} {now!r}")
         if now is not None and timezone.is_naive(now):
             now = timezone.make_aware(now, timezone.get_current_timezone())
         if batch_size < 1:
@@ -362,6 +364,14 @@ class Runner:
         self._sleeper.sleep(longest, queues=self.queues, exclude_queues=self.exclude_queues)
 
 
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")  # a lone surrogate cannot be sent to PostgreSQL
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _queue_names(names: Iterable[str] | None, what: str) -> list[str] | None:
     """The queue names as the claim takes them (a list, or None for no filter)."""
     if names is None:
@@ -370,7 +380,7 @@ def _queue_names(names: Iterable[str] | None, what: str) -> list[str] | None:
         raise TypeError(f"{what} must be a list of queue names, not the string {names!r}")
     chosen = list(dict.fromkeys(names))
     for name in chosen:
-        if not isinstance(name, str) or not name:
+        if not isinstance(name, str) or not name or "\x00" in name or not _encodable(name):
             raise ValueError(f"{what}: {name!r} is not a queue name")
     if not chosen:
         raise ValueError(f"{what} is empty: give None for no filter")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import math
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
@@ -19,7 +20,13 @@ def _positive_int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be 1 or more, not {value}")
+    if value > _LARGEST:
+        raise argparse.ArgumentTypeError(f"must be at most {_LARGEST}, not {value}")
     return value
+
+
+# The largest count an option takes: the database counts in 32-bit integers.
+_LARGEST = 2**31 - 1
 
 
 def _positive_seconds(text: str) -> float:
@@ -27,15 +34,22 @@ def _positive_seconds(text: str) -> float:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be more than 0 seconds, not {text}")
+    if not value > 0 or not math.isfinite(value):
+        raise argparse.ArgumentTypeError(
+            f"must be a finite number of seconds, more than 0, not {text}"
+        )
     return value
 
 
 def _queue_name(text: str) -> str:
-    if not text or any(c.isspace() or c == "\x00" for c in text) or len(text) > 100:
+    bad = not text or any(c.isspace() or c == "\x00" for c in text) or len(text) > 100
+    try:
+        text.encode("utf-8")  # bytes that are not UTF-8 reach argv as lone surrogates
+    except UnicodeEncodeError:
+        bad = True
+    if bad:
         raise argparse.ArgumentTypeError(
-            f"{text!r} is not a queue name (1 to 100 characters, no whitespace)"
+            f"{text!r} is not a queue name (1 to 100 characters of valid text, no whitespace)"
         )
     return text
 

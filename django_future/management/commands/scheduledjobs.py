@@ -31,7 +31,10 @@ from django_future.scheduler import parse_duration
 
 
 def _instant(text: str) -> dt.datetime:
-    value = parse_datetime(text.strip().replace(" ", "T", 1))
+    try:
+        value = parse_datetime(text.strip().replace(" ", "T", 1))
+    except ValueError:  # well formed, but no such time: month 13, hour 25
+        value = None
     if value is None:
         raise argparse.ArgumentTypeError(
             f"{text!r} is not a date and time; use ISO 8601, e.g. 2026-11-26T03:12 or "
@@ -40,6 +43,19 @@ def _instant(text: str) -> dt.datetime:
     if timezone.is_naive(value):
         value = timezone.make_aware(value, timezone.get_current_timezone())
     return value
+
+
+def _who(text: str) -> str:
+    """A name for the record of a prune (PruneRecord.by, at most 255 characters)."""
+    try:
+        text.encode("utf-8")  # bytes that are not UTF-8 reach argv as lone surrogates
+    except UnicodeEncodeError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not valid text") from None
+    if not text or "\x00" in text or len(text) > 255:
+        raise argparse.ArgumentTypeError(
+            f"{text[:40]!r} is not a name for the record (1 to 255 characters, no NUL)"
+        )
+    return text
 
 
 def _age(text: str) -> dt.timedelta:
@@ -124,7 +140,9 @@ class Command(BaseCommand):
         p.add_argument(
             "--older-than", type=_age, required=True, metavar="AGE", help="e.g. 90d or 12w"
         )
-        p.add_argument("--by", help="Who prunes, for the record (default: this process).")
+        p.add_argument(
+            "--by", type=_who, help="Who prunes, for the record (default: this process)."
+        )
         p.add_argument("--dry-run", action="store_true", help="Say what would go; remove nothing.")
         for action, verb in (("grant-audit", "Give"), ("revoke-audit", "Take back from")):
             p = sub.add_parser(
