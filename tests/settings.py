@@ -33,6 +33,7 @@ INSTALLED_APPS = [
     "django.contrib.auth",
     "django.contrib.sessions",
     "django.contrib.messages",
+    "django.contrib.staticfiles",  # the admin's CSS for the pages tests/browser load
     "pgtrigger",
     "django_future",
     "tests.testapp",
@@ -75,6 +76,7 @@ DJANGO_FUTURE_POLL_INTERVAL = float(os.environ.get("DJANGO_FUTURE_POLL_INTERVAL"
 DJANGO_FUTURE_QUEUE_LIMITS = json.loads(os.environ.get("DJANGO_FUTURE_QUEUE_LIMITS", "{}"))
 
 ROOT_URLCONF = "tests.urls"
+STATIC_URL = "/static/"
 MIDDLEWARE = [
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",

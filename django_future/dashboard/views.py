@@ -76,6 +76,12 @@ def _queues(snapshot: queries.Snapshot) -> list[dict[str, Any]]:
     return rows
 
 
+def _last_line(error: str) -> str:
+    """An error's last line, which for a traceback is the exception and its message."""
+    lines = [line for line in error.strip().splitlines() if line.strip()]
+    return lines[-1][:300] if lines else ""
+
+
 def dashboard(request: HttpRequest, admin_site: AdminSite) -> HttpResponse:
     """The page. ``admin_site`` gives the admin's context (title, sidebar, user links)."""
     if not request.user.has_perm("django_future.view_scheduledjob"):
@@ -105,7 +111,8 @@ def dashboard(request: HttpRequest, admin_site: AdminSite) -> HttpResponse:
         "finished": sum(ok + bad for _, ok, bad in snapshot.throughput),
         "queues": _queues(snapshot),
         "failing": [
-            {"row": f, "url": job_url(f.last_job)} for f in snapshot.failing
+            {"row": f, "url": job_url(f.last_job), "summary": _last_line(f.last_error)}
+            for f in snapshot.failing
         ],
         "periodic": periodic,
         "periodic_problem": periodic_problem,
