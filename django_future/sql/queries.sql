@@ -373,20 +373,29 @@ ORDER BY schedule, tick DESC;
 -- during [%(start)s, %(end)s): started there, or ended there after starting
 -- before, or still running since before it. Only events inside the window are
 -- scanned (the BRIN index on "at"); each attempt's other end, its job's row, its
--- first event and a retry that followed are found by (job_id, seq).
-WITH a AS (
+-- first event and a retry that followed are looked up one by one, by (job_id, seq)
+-- or id (LATERAL ... LIMIT 1: the planner must not join them by scanning a table).
+WITH first AS (  -- the first attempts started in the window, before any join
+    SELECT s.job_id, s.seq, s.runner, s.at
+    FROM django_future_jobevent s
+    WHERE s.at >= %(start)s AND s.at < %(end)s AND s.kind = 'started'
+    ORDER BY s.at, s.job_id
+    LIMIT %(limit)s
+), a AS (
     SELECT s.job_id, s.runner, s.at AS started, x.at AS ended,
            COALESCE(x.kind, 'running') AS outcome, x.seq AS end_seq
-    FROM django_future_jobevent s
+    FROM first s
     LEFT JOIN django_future_jobevent x ON x.job_id = s.job_id AND x.seq = s.seq + 1
-    WHERE s.at >= %(start)s AND s.at < %(end)s AND s.kind = 'started'
     UNION ALL
     SELECT x.job_id, s.runner, s.at, x.at, x.kind, x.seq
     FROM django_future_jobevent x
-    JOIN django_future_jobevent s ON s.job_id = x.job_id AND s.seq = x.seq - 1
+    CROSS JOIN LATERAL (  -- LIMIT 1: a lookup per event, never a scan of the ledger
+        SELECT p.runner, p.at FROM django_future_jobevent p
+        WHERE p.job_id = x.job_id AND p.seq = x.seq - 1 AND p.kind = 'started'
+        LIMIT 1) s
     WHERE x.at >= %(start)s AND x.at < %(end)s
       AND x.kind IN ('completed', 'failed', 'abandoned', 'released')
-      AND s.kind = 'started' AND s.at < %(start)s
+      AND s.at < %(start)s
     UNION ALL
     SELECT j.id, j.runner, j.execution_start, NULL, 'running', NULL
     FROM django_future_scheduledjob j
@@ -397,10 +406,13 @@ SELECT a.job_id, COALESCE(a.runner, '?'), a.started, a.ended, a.outcome,
        COALESCE(j.callable_name, f.data->>'callable_name'),
        COALESCE(j.args, f.data->'args', '[]'::jsonb)::text
 FROM a
-LEFT JOIN django_future_scheduledjob j ON j.id = a.job_id
-LEFT JOIN django_future_jobevent f ON j.id IS NULL AND f.job_id = a.job_id AND f.seq = 1
-LEFT JOIN django_future_jobevent r
-       ON r.job_id = a.job_id AND r.seq = a.end_seq + 1 AND r.kind = 'retry'
+LEFT JOIN LATERAL (SELECT * FROM django_future_scheduledjob WHERE id = a.job_id LIMIT 1) j
+       ON true
+LEFT JOIN LATERAL (SELECT data FROM django_future_jobevent
+                   WHERE j.id IS NULL AND job_id = a.job_id AND seq = 1 LIMIT 1) f ON true
+LEFT JOIN LATERAL (SELECT job_id FROM django_future_jobevent
+                   WHERE job_id = a.job_id AND seq = a.end_seq + 1 AND kind = 'retry' LIMIT 1) r
+       ON true
 ORDER BY a.started, a.job_id
 LIMIT %(limit)s;
 
@@ -409,8 +421,10 @@ LIMIT %(limit)s;
 -- expired and cancelled events, with the job's callable.
 SELECT e.job_id, e.kind, e.at, COALESCE(j.callable_name, f.data->>'callable_name')
 FROM django_future_jobevent e
-LEFT JOIN django_future_scheduledjob j ON j.id = e.job_id
-LEFT JOIN django_future_jobevent f ON j.id IS NULL AND f.job_id = e.job_id AND f.seq = 1
+LEFT JOIN LATERAL (SELECT * FROM django_future_scheduledjob WHERE id = e.job_id LIMIT 1) j
+       ON true
+LEFT JOIN LATERAL (SELECT data FROM django_future_jobevent
+                   WHERE j.id IS NULL AND job_id = e.job_id AND seq = 1 LIMIT 1) f ON true
 WHERE e.at >= %(start)s AND e.at < %(end)s AND e.kind IN ('expired', 'cancelled')
 ORDER BY e.at
 LIMIT %(limit)s;
@@ -433,8 +447,10 @@ WITH f AS (
     SELECT e.job_id, e.at, COALESCE(e.data->>'error', e.kind) AS error,
            COALESCE(j.callable_name, s.data->>'callable_name') AS callable
     FROM django_future_jobevent e
-    LEFT JOIN django_future_scheduledjob j ON j.id = e.job_id
-    LEFT JOIN django_future_jobevent s ON j.id IS NULL AND s.job_id = e.job_id AND s.seq = 1
+    LEFT JOIN LATERAL (SELECT * FROM django_future_scheduledjob WHERE id = e.job_id LIMIT 1) j
+       ON true
+    LEFT JOIN LATERAL (SELECT data FROM django_future_jobevent
+                   WHERE j.id IS NULL AND job_id = e.job_id AND seq = 1 LIMIT 1) s ON true
     WHERE e.at >= %(start)s AND e.at < %(end)s AND e.kind IN ('failed', 'abandoned')
 )
 SELECT callable, count(*), max(at),
@@ -464,9 +480,14 @@ WITH waits AS (
                ELSE p.at END,
            e.at
     FROM django_future_jobevent e
-    JOIN django_future_jobevent p ON p.job_id = e.job_id AND p.seq = e.seq - 1
-    LEFT JOIN django_future_scheduledjob j ON j.id = e.job_id
-    LEFT JOIN django_future_jobevent f ON j.id IS NULL AND f.job_id = e.job_id AND f.seq = 1
+    CROSS JOIN LATERAL (  -- LIMIT 1: a lookup per event, never a scan of the ledger
+        SELECT b.kind, b.at, b.data FROM django_future_jobevent b
+        WHERE b.job_id = e.job_id AND b.seq = e.seq - 1
+        LIMIT 1) p
+    LEFT JOIN LATERAL (SELECT * FROM django_future_scheduledjob WHERE id = e.job_id LIMIT 1) j
+       ON true
+    LEFT JOIN LATERAL (SELECT data FROM django_future_jobevent
+                   WHERE j.id IS NULL AND job_id = e.job_id AND seq = 1 LIMIT 1) f ON true
     WHERE e.at >= %(start)s AND e.at < %(until)s AND e.kind IN ('started', 'cancelled', 'expired')
 ), instants AS (
     SELECT %(start)s::timestamptz + (%(end)s::timestamptz - %(start)s::timestamptz) * i
