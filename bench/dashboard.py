@@ -175,8 +175,10 @@ def _measure(renders: int) -> dict[str, Any]:
         "sql_ms": sum(float(q["time"]) for q in captured.captured_queries) * 1000,
         "bytes": len(body),
         "per_query_ms": sorted(
-            ((round(float(q["time"]) * 1000), " ".join(q["sql"].split())[:70])
-             for q in captured.captured_queries),
+            (
+                (round(float(q["time"]) * 1000), " ".join(q["sql"].split())[:70])
+                for q in captured.captured_queries
+            ),
             reverse=True,
         )[:6],
     }

@@ -309,9 +309,7 @@ def plan(*, quick: bool) -> dict[str, Figure]:
     figures["periodic_cycle"] = Figure(
         "periodic: a claim cycle's tick check", "periodic", periodic.cycle_cost
     )
-    figures["dashboard"] = Figure(
-        "dashboard page at 1M events", "dashboard", dashboard.render
-    )
+    figures["dashboard"] = Figure("dashboard page at 1M events", "dashboard", dashboard.render)
     if sorted(figures) != sorted(key for block in BLOCKS for key in block):
         raise RuntimeError("bench/run.py: BLOCKS must name every figure of plan() once")
     return figures

@@ -101,8 +101,8 @@ def timeline(
     height = max(len(lanes), 1) * LANE + AXIS
     bottom = max(len(lanes), 1) * LANE
     out = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" id="timeline" width="{WIDTH}" '
-        f'height="{height}" viewBox="0 0 {WIDTH} {height}" role="img" '
+        f'<svg xmlns="http://www.w3.org/2000/svg" id="timeline" width="100%" '
+        f'viewBox="0 0 {WIDTH} {height}" role="img" '
         'aria-label="job attempts per runner process">',
         _axis(window, x, 0, bottom),
     ]
@@ -118,8 +118,7 @@ def timeline(
         )
     if not lanes:
         out.append(
-            f'<text x="{LABEL}" y="15" font-size="12" fill="#777">'
-            "No job ran in this window.</text>"
+            f'<text x="{LABEL}" y="15" font-size="12" fill="#777">No job ran in this window.</text>'
         )
     for a in attempts:
         y = row[a.runner] * LANE + 4
@@ -217,8 +216,9 @@ def throughput(
     peak = max((ok + bad for _, ok, bad in buckets), default=0) or 1
     x = _scale(window, LABEL, width - LABEL - 10)
     out = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" id="throughput" width="{width}" '
-        f'height="{height + AXIS}" role="img" aria-label="attempts finished per minute">',
+        f'<svg xmlns="http://www.w3.org/2000/svg" id="throughput" width="100%" '
+        f'viewBox="0 0 {width} {height + AXIS}" role="img" '
+        'aria-label="attempts finished per minute">',
         _axis(window, x, 0, height),
         f'<text x="4" y="14" font-size="11" fill="#333">peak {peak / step:.1f}/min</text>',
     ]
