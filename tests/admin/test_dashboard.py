@@ -9,12 +9,14 @@ import re
 
 import pytest
 from django.contrib.auth.models import User
+from django.db import connection
 from django.test import Client, override_settings
 from django.urls import reverse
 
 from django_future import ledger, run_jobs, schedule_job
 from django_future.dashboard import queries
-from django_future.dashboard.svg import OUTCOME_COLOURS
+from django_future.dashboard.svg import OUTCOME_COLOURS, UNRUN_LANE
+from django_future.runner import Runner
 from tests.support import db_now
 
 pytestmark = pytest.mark.django_db
@@ -78,6 +80,34 @@ def test_known_jobs_draw_one_bar_each_with_their_outcome(admin_client: Client) -
     assert queues["emails"]["lag_now"] == pytest.approx(waited, abs=0.01)
     assert page.context["finished"] == 3
     assert waiting.pk not in bars(body)
+
+
+def started_by(job_id: int, runner: str, lease: dt.timedelta) -> None:
+    """Job ``job_id`` started by a registered runner named ``runner`` whose lease is
+    ``lease`` (a microsecond: a dead runner, as after kill -9), as its event would."""
+    process = Runner(lease=lease)
+    process._register()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO django_future_jobevent (job_id, seq, kind, runner, data) "
+            "VALUES (%s, 2, 'started', %s, jsonb_build_object('runner_id', %s::bigint))",
+            [job_id, runner, process.runner_id],
+        )
+
+
+def test_lanes_per_runner_with_abandoned_and_running_attempts(admin_client: Client) -> None:
+    lost = schedule_job("0s", "tests.handlers.record")
+    started_by(lost.pk, "ghost:1", dt.timedelta(microseconds=1))
+    busy = schedule_job("0s", "tests.handlers.record")
+    started_by(busy.pk, "busy:2", dt.timedelta(hours=1))
+    report = run_jobs()  # finds ghost:1 dead and abandons its job; busy:2 lives
+    assert report.abandoned == [lost.pk]
+    body = admin_client.get(URL).content.decode()
+    assert bars(body) == {lost.pk: "abandoned", busy.pk: "running"}
+    lanes = re.findall(r'class="lane">([^<]+)<title>', body)
+    assert lanes == ["busy:2", "ghost:1"]
+    assert body.count('class="mark mark-abandoned"') == 1
+    assert UNRUN_LANE not in body  # no job expired or was cancelled
 
 
 def test_a_past_window_leaves_out_what_happened_after_it(admin_client: Client) -> None:
