@@ -5,6 +5,10 @@ BRIN index on ``at`` serves), and finds each event's neighbours by ``(job_id, se
 the ledger's unique index; the job rows add what is true now (running and waiting
 jobs). So the cost follows the window's traffic, not the ledger's length. The SQL is
 in ``django_future/sql/queries.sql`` under the names ``dashboard_*``.
+
+What that bound leaves out, in a window of the past: an attempt that started before
+it and ended after it, with no event inside (one still running now is shown), and in
+queue depth, a wait that ended more than ``WAIT_LOOKAHEAD`` after the window's end.
 """
 
 from __future__ import annotations
