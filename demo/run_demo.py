@@ -12,7 +12,9 @@ Steps:
      moment, as cron on three machines would, and wait for them;
   4. audit what happened with plain SQL against the ledger, its audit view and the job
      table, and check that the job table agrees with the ledger;
-  5. say where to look next: the SQL views, the commands and the admin.
+  5. say where to look next: the SQL views, the commands and the admin;
+  6. with ``--serve`` (``python3 dev.py demo --serve``), keep the admin and its jobs
+     dashboard up on 127.0.0.1:8000 with a staff user it prints, until Ctrl-C.
 
 Exits non-zero, saying why, if a runner failed, a job ran twice, a job did not end the
 way it should have, or the job table disagrees with the ledger.
@@ -141,7 +143,7 @@ def migrate() -> None:
         call_command("migrate", verbosity=0)
     except OperationalError as exc:
         sys.exit(f"run_demo: cannot reach the database: {exc}")
-    print("migrations applied (contenttypes, auth, django_future, shop)")
+    print("migrations applied (contenttypes, auth, admin, sessions, django_future, shop)")
 
 
 # --- 2. schedule --------------------------------------------------------------------------
@@ -598,17 +600,54 @@ def where_next(plan: Plan) -> None:
     for action in ("status", f"show {plan.payment_failure_id}", "verify"):
         print(f"  python demo/manage.py scheduledjobs {action}")
     print(
-        "\nthe admin, in a project with django.contrib.admin (the demo has no web pages):\n"
+        "\nthe admin (python3 dev.py demo --serve keeps it up, with a staff user):\n"
+        f"  {DASHBOARD}  the jobs dashboard: runners, queues, throughput\n"
         "  /admin/django_future/scheduledjob/  jobs: filters, search, each job's timeline\n"
         "  /admin/django_future/jobevent/      the ledger, read-only"
     )
     print(
-        "\n(python3 dev.py demo deletes its throwaway database when it ends; to keep one to "
-        "look at, run\n demo/run_demo.py with DATABASE_URL set to your own PostgreSQL.)"
+        "\n(python3 dev.py demo deletes its throwaway database when it ends; --serve keeps "
+        "it, and a server,\n until Ctrl-C; or run demo/run_demo.py with DATABASE_URL set to "
+        "your own PostgreSQL.)"
     )
 
 
+DASHBOARD = "/admin/django_future/scheduledjob/dashboard/"
+
+
+def serve(port: int) -> int:
+    """Leave the admin up on 127.0.0.1:``port`` with a staff user, until Ctrl-C."""
+    import secrets
+
+    from django.contrib.auth import get_user_model
+
+    heading("6. the admin, until Ctrl-C")
+    password = secrets.token_urlsafe(9)
+    user, _ = get_user_model().objects.get_or_create(username="demo")
+    user.is_staff = user.is_superuser = True
+    user.set_password(password)
+    user.save()
+    print(f"dashboard: http://127.0.0.1:{port}{DASHBOARD}")
+    print(f"log in as: demo / {password}")
+    command = [sys.executable, str(MANAGE_PY), "runserver", f"127.0.0.1:{port}"]
+    # --insecure: the admin's CSS from the apps, as DEBUG is off; --noreload: one process.
+    server = subprocess.Popen([*command, "--noreload", "--insecure"], cwd=REPO_ROOT)
+    try:
+        return server.wait()
+    except KeyboardInterrupt:
+        server.terminate()
+        server.wait()
+        print("run_demo: server stopped")
+        return 0
+
+
 def main() -> int:
+    import argparse
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--serve", action="store_true", help="then keep the admin up until Ctrl-C")
+    parser.add_argument("--port", type=int, default=8000, help="for --serve (default 8000)")
+    options = parser.parse_args()
     sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]
     migrate()
     plan = schedule()
@@ -630,6 +669,8 @@ def main() -> int:
             "runners; the ledger and the job table agree."
         )
     where_next(plan)
+    if options.serve:
+        return serve(options.port) or (1 if problems else 0)
     return 1 if problems else 0
 
 

@@ -15,13 +15,14 @@ from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.contrib.admin.options import IncorrectLookupParameters
 from django.contrib.admin.views.main import ChangeList
 from django.db.models import QuerySet
-from django.http import HttpRequest, HttpResponseRedirect, QueryDict
-from django.urls import reverse
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, QueryDict
+from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
 from django_future import ledger
 from django_future.audit import timeline
+from django_future.dashboard import views as dashboard
 from django_future.models import JobEvent, PeriodicChange, PeriodicTick, ScheduledJob
 
 if TYPE_CHECKING:
@@ -202,6 +203,15 @@ class ScheduledJobAdmin(_ReadOnly):
             self.message_user(request, f"Not job ids: {shown}; nothing was done.", messages.ERROR)
             return HttpResponseRedirect(request.get_full_path())
         return super().response_action(request, queryset, *args, **kwargs)
+    def get_urls(self) -> list[URLPattern]:
+        """The jobs dashboard (django_future/dashboard), staff only, before the model's own
+        URLs (whose last one takes any path as a job's id)."""
+
+        def view(request: HttpRequest) -> HttpResponse:
+            return dashboard.dashboard(request, self.admin_site)
+
+        page = path("dashboard/", self.admin_site.admin_view(view), name="django_future_dashboard")
+        return [page, *super().get_urls()]
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
         return [str(f) for _name, options in self.fieldsets for f in options["fields"]]
@@ -285,3 +295,9 @@ class PeriodicChangeAdmin(_ReadOnly):
     list_display = ("schedule", "hash", "definition", "at", "runner")
     list_filter = ("schedule",)
     ordering = ("-id",)
+
+
+# The admin index links to the dashboard through this template (it extends the index
+# that would have been used); a project that set its own index_template keeps it.
+if admin.site.index_template is None:
+    admin.site.index_template = "django_future/admin_index.html"

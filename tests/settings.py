@@ -33,6 +33,7 @@ INSTALLED_APPS = [
     "django.contrib.auth",
     "django.contrib.sessions",
     "django.contrib.messages",
+    "django.contrib.staticfiles",  # the admin's CSS for the pages tests/browser load
     "pgtrigger",
     "django_future",
     "tests.testapp",
@@ -90,6 +91,7 @@ if "DJANGO_FUTURE_TEST_ALLOWED" in os.environ:
 SILENCED_SYSTEM_CHECKS = ["django_future.W020"]
 
 ROOT_URLCONF = "tests.urls"
+STATIC_URL = "/static/"
 MIDDLEWARE = [
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",

@@ -19,15 +19,21 @@ if not _DATABASE_URL:
 
 SECRET_KEY = "django-future-ledger-demo-not-secret"  # noqa: S105
 DEBUG = False
-ALLOWED_HOSTS: list[str] = []
+# `dev.py demo --serve` serves the admin and its jobs dashboard on this machine only.
+ALLOWED_HOSTS: list[str] = ["127.0.0.1", "localhost"]
 ROOT_URLCONF = "demo.demo_project.urls"
+STATIC_URL = "/static/"
 
 USE_TZ = True
 TIME_ZONE = "UTC"
 
 INSTALLED_APPS = [
+    "django.contrib.admin",
     "django.contrib.contenttypes",
     "django.contrib.auth",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
     "pgtrigger",  # installs the ledger's append-only and fold triggers
     "django_future",
     "demo.shop",
@@ -45,6 +51,26 @@ if django.VERSION < (6, 0):  # Django 5.2 takes django.tasks from the django-tas
 
 # Runners import only the shop's handlers, tasks and model methods (README, "Security").
 DJANGO_FUTURE_ALLOWED_CALLABLES = ["demo.shop"]
+MIDDLEWARE = [
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+]
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ]
+        },
+    }
+]
 
 DATABASES = {"default": database_settings(_DATABASE_URL)}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"

@@ -1,5 +1,6 @@
-"""The demo has no web pages; Django still wants a URLconf."""
+"""The demo's web pages: the admin, with the jobs dashboard (`dev.py demo --serve`)."""
 
-from django.urls import URLPattern
+from django.contrib import admin
+from django.urls import URLPattern, URLResolver, path
 
-urlpatterns: list[URLPattern] = []
+urlpatterns: list[URLPattern | URLResolver] = [path("admin/", admin.site.urls)]

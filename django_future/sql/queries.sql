@@ -368,6 +368,138 @@ FROM django_future_periodic_ticks
 WHERE schedule = ANY(%(names)s::text[])
 ORDER BY schedule, tick DESC;
 
+-- name: dashboard_attempts
+-- The admin dashboard's bars (django_future/dashboard): each attempt that ran
+-- during [%(start)s, %(end)s): started there, or ended there after starting
+-- before, or still running since before it. Only events inside the window are
+-- scanned (the BRIN index on "at"); each attempt's other end, its job's row, its
+-- first event and a retry that followed are looked up one by one, by (job_id, seq)
+-- or id (LATERAL ... LIMIT 1: the planner must not join them by scanning a table).
+WITH first AS (  -- the first attempts started in the window, before any join
+    SELECT s.job_id, s.seq, s.runner, s.at
+    FROM django_future_jobevent s
+    WHERE s.at >= %(start)s AND s.at < %(end)s AND s.kind = 'started'
+    ORDER BY s.at, s.job_id
+    LIMIT %(limit)s
+), a AS (
+    SELECT s.job_id, s.runner, s.at AS started, x.at AS ended,
+           COALESCE(x.kind, 'running') AS outcome, x.seq AS end_seq
+    FROM first s
+    LEFT JOIN django_future_jobevent x ON x.job_id = s.job_id AND x.seq = s.seq + 1
+    UNION ALL
+    SELECT x.job_id, s.runner, s.at, x.at, x.kind, x.seq
+    FROM django_future_jobevent x
+    CROSS JOIN LATERAL (  -- LIMIT 1: a lookup per event, never a scan of the ledger
+        SELECT p.runner, p.at FROM django_future_jobevent p
+        WHERE p.job_id = x.job_id AND p.seq = x.seq - 1 AND p.kind = 'started'
+        LIMIT 1) s
+    WHERE x.at >= %(start)s AND x.at < %(end)s
+      AND x.kind IN ('completed', 'failed', 'abandoned', 'released')
+      AND s.at < %(start)s
+    UNION ALL
+    SELECT j.id, j.runner, j.execution_start, NULL, 'running', NULL
+    FROM django_future_scheduledjob j
+    WHERE j.status = 'running' AND j.execution_start < %(start)s
+)
+SELECT a.job_id, COALESCE(a.runner, '?'), a.started, a.ended, a.outcome,
+       r.job_id IS NOT NULL AS retried,
+       COALESCE(j.callable_name, f.data->>'callable_name'),
+       COALESCE(j.args, f.data->'args', '[]'::jsonb)::text
+FROM a
+LEFT JOIN LATERAL (SELECT * FROM django_future_scheduledjob WHERE id = a.job_id LIMIT 1) j
+       ON true
+LEFT JOIN LATERAL (SELECT data FROM django_future_jobevent
+                   WHERE j.id IS NULL AND job_id = a.job_id AND seq = 1 LIMIT 1) f ON true
+LEFT JOIN LATERAL (SELECT job_id FROM django_future_jobevent
+                   WHERE job_id = a.job_id AND seq = a.end_seq + 1 AND kind = 'retry' LIMIT 1) r
+       ON true
+ORDER BY a.started, a.job_id
+LIMIT %(limit)s;
+
+-- name: dashboard_unrun
+-- The dashboard's marks of jobs that ended without running in the window:
+-- expired and cancelled events, with the job's callable.
+SELECT e.job_id, e.kind, e.at, COALESCE(j.callable_name, f.data->>'callable_name')
+FROM django_future_jobevent e
+LEFT JOIN LATERAL (SELECT * FROM django_future_scheduledjob WHERE id = e.job_id LIMIT 1) j
+       ON true
+LEFT JOIN LATERAL (SELECT data FROM django_future_jobevent
+                   WHERE j.id IS NULL AND job_id = e.job_id AND seq = 1 LIMIT 1) f ON true
+WHERE e.at >= %(start)s AND e.at < %(end)s AND e.kind IN ('expired', 'cancelled')
+ORDER BY e.at
+LIMIT %(limit)s;
+
+-- name: dashboard_throughput
+-- Attempts finished in each bucket of %(step)s minutes of the window: completed,
+-- and failed or abandoned.
+SELECT date_bin(make_interval(mins => %(step)s), e.at, %(start)s) AS bucket,
+       count(*) FILTER (WHERE e.kind = 'completed'),
+       count(*) FILTER (WHERE e.kind <> 'completed')
+FROM django_future_jobevent e
+WHERE e.at >= %(start)s AND e.at < %(end)s AND e.kind IN ('completed', 'failed', 'abandoned')
+GROUP BY 1
+ORDER BY 1;
+
+-- name: dashboard_failing
+-- The callables that failed most in the window (failed or abandoned attempts),
+-- with the newest failure's job and error text.
+WITH f AS (
+    SELECT e.job_id, e.at, COALESCE(e.data->>'error', e.kind) AS error,
+           COALESCE(j.callable_name, s.data->>'callable_name') AS callable
+    FROM django_future_jobevent e
+    LEFT JOIN LATERAL (SELECT * FROM django_future_scheduledjob WHERE id = e.job_id LIMIT 1) j
+       ON true
+    LEFT JOIN LATERAL (SELECT data FROM django_future_jobevent
+                   WHERE j.id IS NULL AND job_id = e.job_id AND seq = 1 LIMIT 1) s ON true
+    WHERE e.at >= %(start)s AND e.at < %(end)s AND e.kind IN ('failed', 'abandoned')
+)
+SELECT callable, count(*), max(at),
+       (array_agg(job_id ORDER BY at DESC))[1], (array_agg(error ORDER BY at DESC))[1]
+FROM f
+GROUP BY callable
+ORDER BY count(*) DESC, max(at) DESC
+LIMIT %(limit)s;
+
+-- name: dashboard_waiting
+-- Queue depth and lag at each of %(samples)s instants of the window: the waits
+-- of due jobs, [since, until), are those of the jobs due and scheduled now (from
+-- their rows) and those that ended (started, cancelled, expired) between the
+-- window's start and %(until)s, each with the event that began the wait
+-- (scheduled, retry or released) found by (job_id, seq). Per queue and instant:
+-- the jobs waiting and the seconds the oldest of them had waited.
+WITH waits AS (
+    SELECT j.queue, greatest(j.time_slot_start, j.created_at) AS since,
+           NULL::timestamptz AS until
+    FROM django_future_scheduledjob j
+    WHERE j.status = 'scheduled' AND j.time_slot_start < %(end)s
+    UNION ALL
+    SELECT COALESCE(j.queue, f.data->>'queue', 'default'),
+           CASE p.kind
+               WHEN 'scheduled' THEN greatest((p.data->>'time_slot_start')::timestamptz, p.at)
+               WHEN 'retry' THEN (p.data->>'due')::timestamptz
+               ELSE p.at END,
+           e.at
+    FROM django_future_jobevent e
+    CROSS JOIN LATERAL (  -- LIMIT 1: a lookup per event, never a scan of the ledger
+        SELECT b.kind, b.at, b.data FROM django_future_jobevent b
+        WHERE b.job_id = e.job_id AND b.seq = e.seq - 1
+        LIMIT 1) p
+    LEFT JOIN LATERAL (SELECT * FROM django_future_scheduledjob WHERE id = e.job_id LIMIT 1) j
+       ON true
+    LEFT JOIN LATERAL (SELECT data FROM django_future_jobevent
+                   WHERE j.id IS NULL AND job_id = e.job_id AND seq = 1 LIMIT 1) f ON true
+    WHERE e.at >= %(start)s AND e.at < %(until)s AND e.kind IN ('started', 'cancelled', 'expired')
+), instants AS (
+    SELECT %(start)s::timestamptz + (%(end)s::timestamptz - %(start)s::timestamptz) * i
+           / %(samples)s AS t
+    FROM generate_series(1, %(samples)s) i
+)
+SELECT w.queue, i.t, count(*), max(extract(epoch FROM i.t - w.since))
+FROM instants i
+JOIN waits w ON w.since <= i.t AND (w.until IS NULL OR w.until > i.t)
+GROUP BY 1, 2
+ORDER BY 1, 2;
+
 -- name: queue_limits
 -- The queue limits of DJANGO_FUTURE_QUEUE_LIMITS, written by a runner as it starts
 -- (locks.sql): those of its settings replace every other; %(queues)s and

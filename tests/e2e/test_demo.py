@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import http.cookiejar
 import re
+import signal
+import socket
 import subprocess
 import sys
+import time
+import urllib.parse
+import urllib.request
 
 import pytest
 
@@ -48,5 +54,72 @@ def assert_it_ends_with_where_to_look_next(stdout: str) -> None:
     assert show, ending
     assert "python demo/manage.py scheduledjobs status\n" in ending
     assert "python demo/manage.py scheduledjobs verify\n" in ending
+    assert "/admin/django_future/scheduledjob/dashboard/" in ending
     assert "/admin/django_future/scheduledjob/" in ending
     assert "/admin/django_future/jobevent/" in ending
+
+
+@pytest.mark.slow
+def test_demo_serve_keeps_the_dashboard_up_with_the_login_it_prints(fresh_database: str) -> None:
+    """`dev.py demo --serve`: after the demo, the dashboard answers on the printed URL to
+    the printed user and password, until Ctrl-C (SIGINT) stops it."""
+    env = subprocess_env()
+    env["DATABASE_URL"] = fresh_database
+    env.pop("DJANGO_SETTINGS_MODULE")
+    with socket.socket() as s:  # a free port
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen(
+        [sys.executable, "demo/run_demo.py", "--serve", "--port", str(port)],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        seen = []
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            seen.append(line)
+            if line.startswith("log in as: "):
+                break
+        text = "".join(seen)
+        url = re.search(r"^dashboard: (http://127\.0\.0\.1:\d+/\S+)$", text, re.M)
+        login = re.search(r"^log in as: (\S+) / (\S+)$", text, re.M)
+        assert url and login, text[-3000:]
+        body = _fetch_logged_in(url[1], login[1], login[2])
+        assert 'id="timeline"' in body and "Jobs dashboard" in body
+        assert 'class="bar"' in body  # the demo's jobs ran a moment ago
+    finally:
+        proc.send_signal(signal.SIGINT)
+        rest = proc.communicate(timeout=30)[0]
+    assert proc.returncode == 0, rest[-3000:]
+    assert "run_demo: server stopped" in rest
+
+
+def _fetch_logged_in(url: str, username: str, password: str) -> str:
+    """The page at ``url`` after logging in through the admin's form, as a browser would;
+    waits up to 20 s for the server to start."""
+    opener = urllib.request.build_opener(
+        urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar())
+    )
+    base = url.split("/admin/", 1)[0]
+    login_url = f"{base}/admin/login/?next=" + urllib.parse.quote(url.split(base, 1)[1])
+    for _ in range(200):
+        try:
+            form = opener.open(login_url, timeout=5).read().decode()
+            break
+        except OSError:
+            time.sleep(0.1)
+    else:
+        raise AssertionError(f"no server at {base}")
+    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', form)
+    assert token, form[:2000]
+    data = urllib.parse.urlencode(
+        {"csrfmiddlewaretoken": token[1], "username": username, "password": password}
+    ).encode()
+    request = urllib.request.Request(login_url, data=data, headers={"Referer": login_url})  # noqa: S310 - http, ours
+    with opener.open(request, timeout=30) as response:
+        assert response.url == url, f"login failed: ended at {response.url}"
+        return str(response.read().decode())

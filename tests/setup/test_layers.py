@@ -37,7 +37,7 @@ LAYERS: list[set[str]] = [
     {"ledger"},
     {"periodic"},  # periodic schedules: on the ledger; the runner calls its ticker
     {"scheduler", "runner"},  # side by side: neither imports the other
-    {"audit", "auditrole", "checks"},
+    {"audit", "auditrole", "checks", "dashboard"},  # dashboard: what the admin draws, read from the ledger
     {"backends"},  # Django's task backend: on the scheduler; the runner reaches it by taskhook
     {"admin", "management", "apps", "migrations", ""},  # "" is django_future/__init__.py
 ]
