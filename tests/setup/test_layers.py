@@ -36,7 +36,7 @@ LAYERS: list[set[str]] = [
     {"ledger"},
     {"periodic"},  # periodic schedules: on the ledger; the runner calls its ticker
     {"scheduler", "runner"},  # side by side: neither imports the other
-    {"audit", "checks"},
+    {"audit", "checks", "metrics"},  # metrics: read the ledger for Prometheus
     {"backends"},  # Django's task backend: on the scheduler; the runner reaches it by taskhook
     {"admin", "management", "apps", "migrations", ""},  # "" is django_future/__init__.py
 ]

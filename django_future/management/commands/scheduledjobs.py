@@ -5,6 +5,7 @@
     scheduledjobs verify                  projection against events, and the hash chains
     scheduledjobs rebuild                 recompute the job table from the ledger
     scheduledjobs prune --older-than AGE  remove finished jobs' events, leaving a record
+    scheduledjobs metrics                 the Prometheus metrics (docs/metrics.md)
 
 Tables for people by default, ``--json`` for machines. ``verify`` exits 1 when
 it finds a problem; every subcommand exits 2 on bad input. Every time printed, in
@@ -24,7 +25,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-from django_future import audit, database, ledger, periodic
+from django_future import audit, database, ledger, metrics, periodic
 from django_future.scheduler import parse_duration
 
 
@@ -86,7 +87,7 @@ TIMES = (
 class Command(BaseCommand):
     help = (
         "Look at and look after the job ledger: status, show, periodic, verify, rebuild, "
-        "prune. " + TIMES
+        "prune, metrics. " + TIMES
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -126,10 +127,20 @@ class Command(BaseCommand):
         p.add_argument("--dry-run", action="store_true", help="Say what would go; remove nothing.")
         for p in sub.choices.values():
             p.add_argument("--json", action="store_true", help="Print JSON instead of tables.")
+        sub.add_parser(
+            "metrics",
+            help="The Prometheus metrics, as the metrics view serves them.",
+            description="The ledger's metrics in Prometheus text format, the text the "
+            "metrics view serves (docs/metrics.md). Needs prometheus-client: "
+            "pip install 'django-future-ledger[metrics]'.",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         database.require_migrated()
         action = options["action"]
+        if action == "metrics":
+            self.do_metrics()
+            return
         result = getattr(self, f"do_{action}")(options)
         if options["json"]:
             self.stdout.write(json.dumps(result, indent=2, default=str))
@@ -241,6 +252,13 @@ class Command(BaseCommand):
         changed = ledger.rebuild()
         self.say(options, f"rebuilt the job table from the ledger; {changed} job(s) differed")
         return {"changed": changed}
+
+    def do_metrics(self) -> None:
+        try:
+            text, _ = metrics.render()
+        except metrics.MetricsUnavailable as exc:
+            raise CommandError(str(exc), returncode=2) from None
+        self.stdout.write(text.decode(), ending="")
 
     def do_prune(self, options: dict[str, Any]) -> dict[str, Any]:
         result = audit.prune(options["older_than"], by=options["by"], dry_run=options["dry_run"])
