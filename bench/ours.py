@@ -161,10 +161,10 @@ def add_history(dsn: str, events: int) -> None:
                 INSERT INTO django_future_scheduledjob
                     (id, callable_name, args, kwargs, time_slot_start, status, execution_start,
                      execution_end, created_at, last_seq, last_hash, atomic, max_attempts,
-                     attempts)
+                     attempts, queue, priority)
                 SELECT id, 'bench.noop.noop', '[]', '{}', now() - interval '30 days',
                        'complete', now() - interval '30 days', now() - interval '30 days',
-                       now() - interval '30 days', 3, '', false, 1, 1
+                       now() - interval '30 days', 3, '', false, 1, 1, 'default', 0
                 FROM ids
                 RETURNING id
             )

@@ -29,7 +29,7 @@ from django_future.sql import query
 #: New events folded by one scrape at most: a scrape after a long pause (or the first,
 #: over an existing ledger) does a bounded share of the catching up;
 #: ``django_future_metrics_unfolded_events`` shows what is left.
-FOLD_PER_SCRAPE = 100_000
+FOLD_PER_SCRAPE = 25_000
 
 #: The histograms folded by sql/metrics.sql, by the name they are exposed under.
 HISTOGRAMS = {
