@@ -676,6 +676,9 @@ class MetricEvents(models.Model):
     kind = models.CharField(max_length=20, primary_key=True)
     events = models.BigIntegerField(default=0)
 
+    def __str__(self) -> str:
+        return f"{self.events} {self.kind} events"
+
 
 class MetricBucket(models.Model):
     """One bucket of a histogram folded so far: jobs whose value fell in
@@ -691,12 +694,18 @@ class MetricBucket(models.Model):
             models.UniqueConstraint(fields=["histogram", "le"], name="django_future_bucket_key"),
         ]
 
+    def __str__(self) -> str:
+        return f"{self.histogram} <= {self.le} s: {self.jobs} jobs"
+
 
 class MetricMark(models.Model):
     """How far the fold has read the ledger: every event with ``id <= upto`` was folded,
     except the ids of the gaps (``MetricGap``)."""
 
     upto = models.BigIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"metrics folded up to event {self.upto}"
 
 
 class MetricGap(models.Model):
@@ -708,3 +717,6 @@ class MetricGap(models.Model):
     hi = models.BigIntegerField()
     xid_bound = models.BigIntegerField()
     noted_at = models.DateTimeField(db_default=Now())
+
+    def __str__(self) -> str:
+        return f"event ids [{self.lo}, {self.hi}) not seen yet"

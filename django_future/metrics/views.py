@@ -39,11 +39,17 @@ def refusal(request: HttpRequest) -> HttpResponse | None:
     if authorization:
         scheme, _, given = authorization.partition(" ")
         if scheme.lower() != "bearer" or not given.strip():
-            return _text(401, "Send the token as 'Authorization: Bearer <token>'.",
-                         **{"WWW-Authenticate": 'Bearer realm="django_future metrics"'})
+            return _text(
+                401,
+                "Send the token as 'Authorization: Bearer <token>'.",
+                **{"WWW-Authenticate": 'Bearer realm="django_future metrics"'},
+            )
         if token is None:
-            return _text(403, "This server takes no metrics token "
-                         "(DJANGO_FUTURE_METRICS_TOKEN is not set); log in as staff instead.")
+            return _text(
+                403,
+                "This server takes no metrics token "
+                "(DJANGO_FUTURE_METRICS_TOKEN is not set); log in as staff instead.",
+            )
         if not hmac.compare_digest(given.strip().encode(), token.encode()):
             return _text(403, "Wrong metrics token: it must equal DJANGO_FUTURE_METRICS_TOKEN.")
         return None
@@ -55,8 +61,11 @@ def refusal(request: HttpRequest) -> HttpResponse | None:
     way = "log in as a staff user"
     if token is not None:
         way += " or send 'Authorization: Bearer <DJANGO_FUTURE_METRICS_TOKEN>'"
-    return _text(401, f"The metrics need credentials: {way}.",
-                 **{"WWW-Authenticate": 'Bearer realm="django_future metrics"'})
+    return _text(
+        401,
+        f"The metrics need credentials: {way}.",
+        **{"WWW-Authenticate": 'Bearer realm="django_future metrics"'},
+    )
 
 
 def _names(request: HttpRequest) -> tuple[list[str] | None, str | None]:

@@ -23,48 +23,69 @@ DROP_FUNCTIONS = [
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('django_future', '0008_locks_limits'),
+        ("django_future", "0008_locks_limits"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='MetricEvents',
+            name="MetricEvents",
             fields=[
-                ('kind', models.CharField(max_length=20, primary_key=True, serialize=False)),
-                ('events', models.BigIntegerField(default=0)),
+                ("kind", models.CharField(max_length=20, primary_key=True, serialize=False)),
+                ("events", models.BigIntegerField(default=0)),
             ],
         ),
         migrations.CreateModel(
-            name='MetricGap',
+            name="MetricGap",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('lo', models.BigIntegerField()),
-                ('hi', models.BigIntegerField()),
-                ('xid_bound', models.BigIntegerField()),
-                ('noted_at', models.DateTimeField(db_default=django.db.models.functions.datetime.Now())),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("lo", models.BigIntegerField()),
+                ("hi", models.BigIntegerField()),
+                ("xid_bound", models.BigIntegerField()),
+                (
+                    "noted_at",
+                    models.DateTimeField(db_default=django.db.models.functions.datetime.Now()),
+                ),
             ],
         ),
         migrations.CreateModel(
-            name='MetricMark',
+            name="MetricMark",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('upto', models.BigIntegerField(default=0)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("upto", models.BigIntegerField(default=0)),
             ],
         ),
         migrations.CreateModel(
-            name='MetricBucket',
+            name="MetricBucket",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('histogram', models.CharField(max_length=20)),
-                ('le', models.FloatField()),
-                ('jobs', models.BigIntegerField(default=0)),
-                ('seconds', models.FloatField(default=0)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("histogram", models.CharField(max_length=20)),
+                ("le", models.FloatField()),
+                ("jobs", models.BigIntegerField(default=0)),
+                ("seconds", models.FloatField(default=0)),
             ],
             options={
-                'constraints': [models.UniqueConstraint(fields=('histogram', 'le'), name='django_future_bucket_key')],
+                "constraints": [
+                    models.UniqueConstraint(
+                        fields=("histogram", "le"), name="django_future_bucket_key"
+                    )
+                ],
             },
         ),
-        migrations.RunSQL(frozen("0009_metrics"), reverse_sql=DROP_FUNCTIONS),
+        migrations.RunSQL(frozen("0009_metrics"), reverse_sql=[*DROP_FUNCTIONS]),
     ]

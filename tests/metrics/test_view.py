@@ -14,7 +14,7 @@ from tests.metrics.test_metrics import samples, scrape, value
 
 pytestmark = [pytest.mark.django_db, pytest.mark.urls("tests.metrics.urls")]
 
-TOKEN = "s3cret-token-for-the-scraper"
+TOKEN = "s3cret-token-for-the-scraper"  # noqa: S105 (a test token)
 
 
 @pytest.fixture
@@ -62,8 +62,10 @@ def test_the_included_urls_serve_it_too(staff: Client) -> None:
 def test_the_right_token_reads_and_a_wrong_one_is_refused() -> None:
     right = Client().get("/metrics", headers={"Authorization": f"Bearer {TOKEN}"})
     assert right.status_code == 200
-    assert any(f.name == "django_future_events" for f in
-               text_string_to_metric_families(right.content.decode()))
+    assert any(
+        f.name == "django_future_events"
+        for f in text_string_to_metric_families(right.content.decode())
+    )
     wrong = Client().get("/metrics", headers={"Authorization": f"Bearer {TOKEN}x"})
     assert wrong.status_code == 403
     assert b"Wrong metrics token" in wrong.content
@@ -116,7 +118,8 @@ def test_without_prometheus_client_the_view_says_how_to_install_it(
 def test_a_short_token_setting_is_refused_with_a_reason() -> None:
     from django.core.exceptions import ImproperlyConfigured
 
-    with override_settings(DJANGO_FUTURE_METRICS_TOKEN="short"), pytest.raises(
-        ImproperlyConfigured, match="at least 16 characters"
+    with (
+        override_settings(DJANGO_FUTURE_METRICS_TOKEN="short"),  # noqa: S106
+        pytest.raises(ImproperlyConfigured, match="at least 16 characters"),
     ):
         Client().get("/metrics")
