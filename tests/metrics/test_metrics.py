@@ -15,7 +15,7 @@ from django.core.management.base import CommandError
 from django.db import connection
 from prometheus_client.parser import text_string_to_metric_families
 
-from django_future import run_jobs, schedule_job
+from django_future import audit, run_jobs, schedule_job
 from django_future.models import JobEvent, MetricBucket, MetricEvents, MetricGap, MetricMark
 from tests.support import db_now, subprocess_env
 
@@ -170,3 +170,19 @@ def test_the_command_says_how_to_install_prometheus_client(
     monkeypatch.setitem(__import__("sys").modules, "prometheus_client", None)
     with pytest.raises(CommandError, match=r"pip install 'django-future-ledger\[metrics\]'"):
         scrape()
+
+
+@pytest.mark.django_db
+def test_pruning_does_not_lower_the_counters() -> None:
+    schedule_job("0s", "tests.handlers.record")
+    run_jobs()
+    before = samples(scrape())
+    assert value(before, "django_future_events_total", kind="completed") == 1
+    result = audit.prune(dt.timedelta(0), by="test")
+    assert result.events == 3
+    assert not JobEvent.objects.exists()
+    after = samples(scrape())
+    for kind in ("scheduled", "started", "completed"):
+        assert value(after, "django_future_events_total", kind=kind) == 1
+    assert value(after, "django_future_job_duration_seconds_count") == 1
+    assert value(after, "django_future_metrics_unfolded_events") == 0
