@@ -123,3 +123,19 @@ def test_a_short_token_setting_is_refused_with_a_reason() -> None:
         pytest.raises(ImproperlyConfigured, match="at least 16 characters"),
     ):
         Client().get("/metrics")
+
+
+def test_a_short_token_setting_is_a_system_check_error() -> None:
+    from django.core import checks
+
+    with override_settings(DJANGO_FUTURE_METRICS_TOKEN="short"):  # noqa: S106
+        errors = [m for m in checks.run_checks() if m.id == "django_future.E012"]
+    assert len(errors) == 1
+    assert "at least 16 characters" in errors[0].msg
+
+
+def test_a_scraper_asking_for_openmetrics_gets_it(staff: Client) -> None:
+    response = staff.get("/metrics", headers={"Accept": "application/openmetrics-text"})
+    assert response.status_code == 200
+    assert response["Content-Type"].startswith("application/openmetrics-text")
+    assert response.content.rstrip().endswith(b"# EOF")

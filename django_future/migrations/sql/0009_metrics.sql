@@ -100,9 +100,10 @@ BEGIN
         RETURNING kind
     ), observed AS (
         -- how long each finished attempt ran (recorded by the runner)
+        -- (a number only: an event written by hand with something else is not counted)
         SELECT 'duration' AS histogram, (data->>'seconds')::double precision AS value
         FROM new
-        WHERE kind IN ('completed', 'failed') AND data ? 'seconds'
+        WHERE kind IN ('completed', 'failed') AND jsonb_typeof(data->'seconds') = 'number'
         UNION ALL
         -- how long each started job had been due: from its due time (the scheduled
         -- event's slot start, or the latest retry's due time) to its start
