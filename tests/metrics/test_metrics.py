@@ -186,3 +186,16 @@ def test_pruning_does_not_lower_the_counters() -> None:
         assert value(after, "django_future_events_total", kind=kind) == 1
     assert value(after, "django_future_job_duration_seconds_count") == 1
     assert value(after, "django_future_metrics_unfolded_events") == 0
+
+
+def test_a_scrape_never_waits_for_another_that_is_folding(clean_metrics: None) -> None:
+    schedule_job("1h", "tests.handlers.record")
+    with psycopg.connect(subprocess_env()["DATABASE_URL"]) as other:
+        # another scrape holds the fold's lock (its transaction is still open)
+        other.execute("SELECT pg_advisory_xact_lock(hashtext('django_future_metrics_fold'))")
+        busy = samples(scrape())  # returns at once, with the totals as they were
+        assert value(busy, "django_future_metrics_unfolded_events") >= 1
+        assert ("django_future_events_total", (("kind", "scheduled"),)) not in busy
+    done = samples(scrape())
+    assert value(done, "django_future_events_total", kind="scheduled") == 1
+    assert value(done, "django_future_metrics_unfolded_events") == 0
