@@ -14,12 +14,17 @@ from __future__ import annotations
 
 import hmac
 
+from django.db import ProgrammingError
 from django.http import HttpRequest, HttpResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_safe
 
-from django_future import config
+from django_future import config, database
 from django_future.metrics import INSTALL, MetricsUnavailable, render
+
+#: SQLSTATEs of an undefined table and an undefined function: the metrics' migration
+#: has not run.
+UNDEFINED = ("42P01", "42883")
 
 #: The query parameter that picks series (repeatable), as prometheus_client's own handler.
 NAME_PARAM = "name[]"
@@ -105,4 +110,8 @@ def metrics(request: HttpRequest) -> HttpResponse:
         body, content_type = render(names, request.headers.get("Accept"))
     except MetricsUnavailable:
         return _text(501, INSTALL)
+    except ProgrammingError as exc:  # an undefined table or function: migration 0009
+        if getattr(exc.__cause__, "sqlstate", None) not in UNDEFINED:
+            raise
+        return _text(503, database.MIGRATE_FIRST)
     return HttpResponse(body, content_type=content_type)

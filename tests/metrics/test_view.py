@@ -6,6 +6,7 @@ import sys
 
 import pytest
 from django.contrib.auth.models import User
+from django.db import connection
 from django.test import Client, override_settings
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -139,3 +140,11 @@ def test_a_scraper_asking_for_openmetrics_gets_it(staff: Client) -> None:
     assert response.status_code == 200
     assert response["Content-Type"].startswith("application/openmetrics-text")
     assert response.content.rstrip().endswith(b"# EOF")
+
+
+def test_before_the_migration_the_view_says_to_migrate(staff: Client) -> None:
+    with connection.cursor() as cursor:  # as before 0009 (rolled back with the test)
+        cursor.execute("DROP FUNCTION django_future_metrics_fold(integer)")
+    response = staff.get("/metrics")
+    assert response.status_code == 503
+    assert b"run `python manage.py migrate` first" in response.content
