@@ -126,7 +126,17 @@ def types(session: nox.Session) -> None:
 def tests(session: nox.Session, django: str) -> None:
     """pytest with coverage of django_future; arguments after `--` go to pytest."""
     install(session, django, "test")
-    session.run("pytest", "--cov", *session.posargs, env=env(session))
+    args = list(session.posargs)
+    # The tests marked slow run real processes for seconds each (races, kills, 8 runners
+    # over 30 s of ticks) and prove the SQL and the runner, which no Django series changes:
+    # they run on the two ends of the matrix, the quick pairs, and the other pairs leave them
+    # out, saying so, which keeps the whole matrix near 15 minutes instead of 40. A `-m` of
+    # the caller's own wins.
+    if (session.python, django) not in QUICK and not any(a == "-m" for a in args):
+        ends = ", ".join(f"{py} with Django {dj}" for py, dj in sorted(QUICK))
+        session.log(f"tests marked slow (real processes) are left out here; they run on {ends}")
+        args = ["-m", "not slow", *args]
+    session.run("pytest", "--cov", *args, env=env(session))
 
 
 @nox.session

@@ -27,6 +27,8 @@ from django_future.models import (
 )
 from tests.support import db_now, start_runner, wait_until
 
+pytestmark = pytest.mark.slow
+
 RUNNERS = 8
 SECONDS = 30
 SCHEDULE = {

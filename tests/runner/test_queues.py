@@ -153,6 +153,7 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+@pytest.mark.slow
 @pytest.mark.usefixtures("committed_db")
 def test_a_worker_sleeps_past_due_jobs_of_other_queues_and_wakes_for_its_own() -> None:
     """A due job of a queue the worker does not serve must not wake it (it would claim
