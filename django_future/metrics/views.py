@@ -110,7 +110,7 @@ def metrics(request: HttpRequest) -> HttpResponse:
         body, content_type = render(names, request.headers.get("Accept"))
     except MetricsUnavailable:
         return _text(501, INSTALL)
-    except ProgrammingError as exc:  # an undefined table or function: migration 0009
+    except ProgrammingError as exc:  # an undefined table or function: migration 0010
         if getattr(exc.__cause__, "sqlstate", None) not in UNDEFINED:
             raise
         return _text(503, database.MIGRATE_FIRST)

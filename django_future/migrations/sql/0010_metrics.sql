@@ -1,4 +1,4 @@
--- Frozen for migration 0009_metrics: the live files of django_future/sql/ below,
+-- Frozen for migration 0010_metrics: the live files of django_future/sql/ below,
 -- as they stood when it was written. Do not edit: the live files are where the
 -- current definitions are (see django_future/sql/__init__.py).
 

@@ -24,7 +24,7 @@ DROP_FUNCTIONS = [
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("django_future", "0008_locks_limits"),
+        ("django_future", "0009_claim_plan"),
     ]
 
     operations = [
@@ -87,5 +87,5 @@ class Migration(migrations.Migration):
                 ],
             },
         ),
-        migrations.RunSQL(frozen("0009_metrics"), reverse_sql=[*DROP_FUNCTIONS]),
+        migrations.RunSQL(frozen("0010_metrics"), reverse_sql=[*DROP_FUNCTIONS]),
     ]
