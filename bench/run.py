@@ -4,7 +4,7 @@
     python3 dev.py bench              # the full run (about ten minutes here)
     python3 dev.py bench --quick      # smaller numbers, for a smoke test
     python3 dev.py bench --only ours  # a subset: ours, peers, floor, bulk, history, memory, cpu,
-                                      # enqueue, tasks, periodic, dashboard
+                                      # enqueue, tasks, periodic, dashboard, metrics
     python3 dev.py bench --repeat 3   # every figure the median of three interleaved runs
 
 Every figure comes from the same PostgreSQL server in the same run, each
@@ -32,7 +32,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench import cpu, dashboard, enqueue, floor, ours, periodic  # noqa: E402
+from bench import cpu, dashboard, enqueue, floor, metrics, ours, periodic  # noqa: E402
 from bench.common import (  # noqa: E402
     Result,
     Skipped,
@@ -53,6 +53,7 @@ GROUPS = (
     "tasks",
     "periodic",
     "dashboard",
+    "metrics",
 )
 
 
@@ -310,6 +311,11 @@ def plan(*, quick: bool) -> dict[str, Figure]:
         "periodic: a claim cycle's tick check", "periodic", periodic.cycle_cost
     )
     figures["dashboard"] = Figure("dashboard page at 1M events", "dashboard", dashboard.render)
+    figures["metrics_scrape"] = Figure(
+        f"metrics: database time per scrape at {history_big:,} events",
+        "metrics",
+        lambda d: metrics.scrape_cost(d, history=history_big),
+    )
     if sorted(figures) != sorted(key for block in BLOCKS for key in block):
         raise RuntimeError("bench/run.py: BLOCKS must name every figure of plan() once")
     return figures
@@ -352,6 +358,7 @@ BLOCKS: tuple[tuple[str, ...], ...] = (
     ),
     ("tasks_db_4", "tasks_ours_4"),
     ("dashboard",),
+    ("metrics_scrape",),
 )
 
 

@@ -159,3 +159,18 @@ def check_allowed_callables(**kwargs: Any) -> list[CheckMessage]:
             )
         ]
     return []
+
+
+@register()
+def check_metrics_token(**kwargs: Any) -> list[CheckMessage]:
+    """django_future.E012: ``DJANGO_FUTURE_METRICS_TOKEN``, when set, must be a string of
+    16 characters or more (docs/metrics.md). Said at start-up, not at the first scrape."""
+    from django.core.exceptions import ImproperlyConfigured
+
+    from django_future import config
+
+    try:
+        config.metrics_token()
+    except ImproperlyConfigured as exc:
+        return [Error(str(exc), hint="See docs/metrics.md.", id="django_future.E012")]
+    return []

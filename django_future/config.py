@@ -119,3 +119,17 @@ def periodic() -> dict[str, Any]:
             f"DJANGO_FUTURE_PERIODIC must be a dict of schedules by name, not {value!r}"
         )
     return value
+
+
+def metrics_token() -> str | None:
+    """The bearer token that may read the metrics view (DJANGO_FUTURE_METRICS_TOKEN),
+    or None (default): then only logged-in staff may. docs/metrics.md."""
+    value = getattr(settings, "DJANGO_FUTURE_METRICS_TOKEN", None)
+    if value is None:
+        return None
+    if not isinstance(value, str) or len(value) < 16:
+        raise ImproperlyConfigured(
+            "DJANGO_FUTURE_METRICS_TOKEN must be a string of at least 16 characters "
+            "(e.g. secrets.token_urlsafe()), or None"
+        )
+    return value

@@ -27,7 +27,9 @@ family beside this module, and that file holds its current definition:
 - ``unique.sql``: jobs with a unique key, one or a chunk, and which jobs hold their key;
 - ``views.sql``: the audit views (docs/audit.md);
 - ``periodic.sql``: periodic schedules: their definitions recorded, one job per tick,
-  and the view of their ticks (docs/periodic.md).
+  and the view of their ticks (docs/periodic.md);
+- ``metrics.sql``: the fold of new events into the metrics' totals at scrape time
+  (docs/metrics.md).
 
 :data:`LIVE_FILES` is the order in which they run (a file may use what an earlier one
 defines); :func:`live_sql` joins them. The tables, their indexes and the triggers are
@@ -122,6 +124,7 @@ LIVE_FILES: tuple[str, ...] = (
     "unique.sql",
     "views.sql",
     "periodic.sql",
+    "metrics.sql",
 )
 
 

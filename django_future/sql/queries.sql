@@ -511,3 +511,48 @@ INSERT INTO django_future_queuelimit (queue, max_running)
 SELECT * FROM unnest(%(queues)s::text[], %(limits)s::integer[])
 ON CONFLICT (queue) DO UPDATE SET max_running = EXCLUDED.max_running
 WHERE django_future_queuelimit.max_running <> EXCLUDED.max_running;
+
+-- name: metrics_fold
+-- Fold the events appended since the last scrape into the metrics' totals, at most
+-- %(max_events)s new ones (see metrics.sql); NULL when another scrape is folding.
+SELECT django_future_metrics_fold(%(max_events)s::integer);
+
+-- name: metrics_live_jobs
+-- Jobs not finished, by status and queue; each half reads one partial index
+-- (django_future_claimable, django_future_in_hand), never the finished jobs.
+SELECT status, queue, count(*) FROM django_future_scheduledjob
+WHERE status = 'scheduled' GROUP BY status, queue
+UNION ALL
+SELECT status, queue, count(*) FROM django_future_scheduledjob
+WHERE status IN ('claimed', 'running') GROUP BY status, queue;
+
+-- name: metrics_due
+-- Per queue: the jobs due now and how long the oldest of them has been due (seconds).
+SELECT queue, count(*),
+       extract(epoch FROM statement_timestamp() - min(time_slot_start))::double precision
+FROM django_future_scheduledjob
+WHERE status = 'scheduled' AND time_slot_start <= statement_timestamp()
+GROUP BY queue;
+
+-- name: metrics_runners
+-- Runner processes that have not signed off: those whose lease is current (alive),
+-- and those whose lease ran out (gone without signing off; their jobs are recovered).
+SELECT count(*) FILTER (WHERE lease_expires_at > statement_timestamp()),
+       count(*) FILTER (WHERE lease_expires_at <= statement_timestamp())
+FROM django_future_runnerprocess
+WHERE stopped_at IS NULL;
+
+-- name: metrics_totals
+-- The folded totals: events per kind, then each histogram's buckets (not cumulative),
+-- then the histograms' bounds, then the newest event id less the fold's mark (events not yet folded).
+SELECT 'events', kind, NULL::double precision, events, NULL::double precision
+FROM django_future_metricevents
+UNION ALL
+SELECT 'bucket', histogram, le, jobs, seconds FROM django_future_metricbucket
+UNION ALL
+SELECT 'bound', NULL, b, 0, 0 FROM unnest(django_future_metric_bounds()) AS b
+UNION ALL
+SELECT 'backlog', NULL, NULL,
+       GREATEST(0, COALESCE((SELECT max(id) FROM django_future_jobevent), 0)
+                   - COALESCE((SELECT upto FROM django_future_metricmark WHERE id = 1), 0)),
+       NULL;

@@ -37,7 +37,8 @@ LAYERS: list[set[str]] = [
     {"ledger"},
     {"periodic"},  # periodic schedules: on the ledger; the runner calls its ticker
     {"scheduler", "runner"},  # side by side: neither imports the other
-    {"audit", "auditrole", "checks", "dashboard"},  # dashboard: what the admin draws, read from the ledger
+    # dashboard and metrics: read the ledger, to draw it and to count it
+    {"audit", "auditrole", "checks", "dashboard", "metrics"},
     {"backends"},  # Django's task backend: on the scheduler; the runner reaches it by taskhook
     {"admin", "management", "apps", "migrations", ""},  # "" is django_future/__init__.py
 ]

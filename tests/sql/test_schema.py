@@ -24,6 +24,10 @@ from django.db import connection, connections
 from django_future.models import (
     JobEvent,
     JobLock,
+    MetricBucket,
+    MetricEvents,
+    MetricGap,
+    MetricMark,
     PeriodicChange,
     PeriodicTick,
     PruneRecord,
@@ -123,6 +127,10 @@ def build_from_live(alias: str) -> None:
             PeriodicChange,
             JobLock,
             QueueLimit,
+            MetricEvents,
+            MetricBucket,
+            MetricMark,
+            MetricGap,
         ):
             editor.create_model(model)
     with connections[alias].cursor() as cursor:

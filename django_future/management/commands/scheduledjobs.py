@@ -7,6 +7,7 @@
     scheduledjobs prune --older-than AGE  remove finished jobs' events, leaving a record
     scheduledjobs grant-audit ROLE        let ROLE read the ledger and its views, nothing else
     scheduledjobs revoke-audit ROLE       take that back
+    scheduledjobs metrics                 the Prometheus metrics (docs/metrics.md)
 
 Tables for people by default, ``--json`` for machines. ``verify`` exits 1 when
 it finds a problem; every subcommand exits 2 on bad input. Every time printed, in
@@ -26,7 +27,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-from django_future import audit, auditrole, database, ledger, periodic
+from django_future import audit, auditrole, database, ledger, metrics, periodic
 from django_future.scheduler import parse_duration
 
 
@@ -104,7 +105,7 @@ TIMES = (
 class Command(BaseCommand):
     help = (
         "Look at and look after the job ledger: status, show, periodic, verify, rebuild, "
-        "prune, grant-audit, revoke-audit. " + TIMES
+        "prune, grant-audit, revoke-audit, metrics. " + TIMES
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -155,10 +156,20 @@ class Command(BaseCommand):
             p.add_argument("role", metavar="ROLE")
         for p in sub.choices.values():
             p.add_argument("--json", action="store_true", help="Print JSON instead of tables.")
+        sub.add_parser(
+            "metrics",
+            help="The Prometheus metrics, as the metrics view serves them.",
+            description="The ledger's metrics in Prometheus text format, the text the "
+            "metrics view serves (docs/metrics.md). Needs prometheus-client: "
+            "pip install 'django-future-ledger[metrics]'.",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         database.require_migrated()
         action = options["action"]
+        if action == "metrics":
+            self.do_metrics()
+            return
         result = getattr(self, f"do_{action.replace('-', '_')}")(options)
         if options["json"]:
             self.stdout.write(json.dumps(result, indent=2, default=str))
@@ -270,6 +281,13 @@ class Command(BaseCommand):
         changed = ledger.rebuild()
         self.say(options, f"rebuilt the job table from the ledger; {changed} job(s) differed")
         return {"changed": changed}
+
+    def do_metrics(self) -> None:
+        try:
+            text, _ = metrics.render()
+        except metrics.MetricsUnavailable as exc:
+            raise CommandError(str(exc), returncode=2) from None
+        self.stdout.write(text.decode(), ending="")
 
     def do_prune(self, options: dict[str, Any]) -> dict[str, Any]:
         result = audit.prune(options["older_than"], by=options["by"], dry_run=options["dry_run"])
