@@ -8,7 +8,8 @@ Usage:
       installed skips its pairs. --quick: the two ends (5.2 on the oldest Python found, 6.1
       on the newest); the tests marked slow (real processes, seconds each) run on those two
       ends only, and the other pairs say that they leave them out. --no-lint: no ruff or
-      mypy. The last line is "dev.py: N passed, M failed", counting nox sessions (lint, types, each pair).
+      mypy. The last line is "dev.py: N passed, M failed", counting nox sessions (lint,
+      types, each pair).
   python3 dev.py demo|stress|bench|compare [args...]
       The nox session of that name; the arguments go to its script (see noxfile.py).
   python3 dev.py shell-db

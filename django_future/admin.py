@@ -10,10 +10,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from django.contrib import admin, messages
-from django.core.exceptions import PermissionDenied
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.contrib.admin.options import IncorrectLookupParameters
 from django.contrib.admin.views.main import ChangeList
+from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, QueryDict
 from django.urls import URLPattern, path, reverse
@@ -55,6 +55,7 @@ class _ReadOnly(_ModelAdmin):
         which ``has_change_permission`` (False: no editing) no longer tells."""
         opts = self.opts
         return request.user.has_perm(f"{opts.app_label}.change_{opts.model_name}")
+
     def get_changelist_instance(self, request: HttpRequest) -> ChangeList:
         """The list, or IncorrectLookupParameters (Django then shows the whole list) with a
         message that says which filter was refused and why: a value PostgreSQL cannot
@@ -203,6 +204,7 @@ class ScheduledJobAdmin(_ReadOnly):
             self.message_user(request, f"Not job ids: {shown}; nothing was done.", messages.ERROR)
             return HttpResponseRedirect(request.get_full_path())
         return super().response_action(request, queryset, *args, **kwargs)
+
     def get_urls(self) -> list[URLPattern]:
         """The jobs dashboard (django_future/dashboard), staff only, before the model's own
         URLs (whose last one takes any path as a job's id)."""
