@@ -103,7 +103,15 @@ def parse_window(params: Mapping[str, str], now: dt.datetime) -> Window:
             notices.append("end is in the future; showing the window that ends now.")
             parsed = now
         end = parsed
-    return Window(end - dt.timedelta(minutes=minutes), end, now, tuple(notices))
+    try:
+        start = end - dt.timedelta(minutes=minutes)
+        end.astimezone(dt.UTC)  # year 1 at +14:00 is no instant in UTC
+    except OverflowError:
+        raise WindowError(
+            f"end={raw_end[:40]!r} leaves no window between years 1 and 9999; use a recent "
+            "time, e.g. end=2026-12-03T12:00:00+00:00"
+        ) from None
+    return Window(start, end, now, tuple(notices))
 
 
 def database_now() -> dt.datetime:
