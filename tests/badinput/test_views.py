@@ -49,7 +49,7 @@ METRICS = [
 @pytest.fixture
 def staff() -> Client:
     client = Client()
-    client.force_login(User.objects.create_superuser("ops", password="x"))
+    client.force_login(User.objects.create_superuser("ops"))
     return client
 
 
