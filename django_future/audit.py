@@ -18,15 +18,9 @@ from django.utils.dateparse import parse_datetime
 
 from django_future import ledger
 from django_future.models import JobEvent, PruneRecord
-from django_future.sql import query
+from django_future.sql import fetch
 
 __all__ = ["PruneResult", "local_time", "prune", "status", "timeline"]
-
-
-def _rows(sql: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        return cursor.fetchall()
 
 
 def status(as_of: dt.datetime | None = None) -> dict[str, Any]:
@@ -36,8 +30,8 @@ def status(as_of: dt.datetime | None = None) -> dict[str, Any]:
     the ledger); runners are always as they are now.
     """
     params = {"as_of": as_of}
-    counts = dict(_rows(query("status_counts"), params))
-    oldest = _rows(query("oldest_due"), params)
+    counts = dict(fetch("status_counts", params))
+    oldest = fetch("oldest_due", params)
     runners = [
         {
             "runner": runner,
@@ -49,9 +43,7 @@ def status(as_of: dt.datetime | None = None) -> dict[str, Any]:
             "lease_left_s": _seconds(left),
             "stopped": bool(stopped),
         }
-        for runner, running, claimed, age, left, stopped in _rows(
-            query("in_hand_by_runner"), params
-        )
+        for runner, running, claimed, age, left, stopped in fetch("in_hand_by_runner", params)
     ]
     return {
         "as_of": local_time(as_of) if as_of else None,
@@ -155,7 +147,7 @@ def prune(older_than: dt.timedelta, *, by: str | None = None, dry_run: bool = Fa
             params: list[Any] = [older_than]
             cursor.execute("SELECT statement_timestamp() - %s::interval", params)
             (cutoff,) = cursor.fetchone()
-        found = _rows(query("prunable"), {"cutoff": cutoff})
+        found = fetch("prunable", {"cutoff": cutoff})
         job_ids = [row[0] for row in found]
         events = sum(row[2] for row in found)
         digest = hashlib.sha256(

@@ -16,13 +16,12 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
 from urllib.parse import urlencode
 
 from django.db import connection
 from django.utils.dateparse import parse_datetime
 
-from django_future.sql import query
+from django_future.sql import fetch
 
 DEFAULT_MINUTES = 15
 MIN_MINUTES = 1
@@ -181,12 +180,6 @@ class Snapshot:
     queues: list[QueueSeries]
 
 
-def _rows(name: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
-    with connection.cursor() as cursor:
-        cursor.execute(query(name), params)
-        return cursor.fetchall()
-
-
 def sample_instants(window: Window, samples: int = SAMPLES) -> list[dt.datetime]:
     """The instants at which queue depth is sampled: the ends of ``samples`` equal steps."""
     span = window.end - window.start
@@ -197,7 +190,7 @@ def queue_series(window: Window, samples: int = SAMPLES) -> list[QueueSeries]:
     """Each queue that had a due job waiting at some sample instant, with its depth and
     lag at every instant (zero where none waited)."""
     until = min(window.now, window.end + WAIT_LOOKAHEAD)
-    rows = _rows(
+    rows = fetch(
         "dashboard_waiting",
         {"start": window.start, "end": window.end, "until": until, "samples": samples},
     )
@@ -225,17 +218,17 @@ def throughput_step(window: Window) -> int:
 def snapshot(window: Window) -> Snapshot:
     """Everything the dashboard draws for ``window``."""
     span = {"start": window.start, "end": window.end}
-    rows = _rows("dashboard_attempts", {**span, "limit": MAX_BARS + 1})
+    rows = fetch("dashboard_attempts", {**span, "limit": MAX_BARS + 1})
     attempts = [Attempt(*row) for row in rows[:MAX_BARS]]
-    unrun_rows = _rows("dashboard_unrun", {**span, "limit": MAX_UNRUN + 1})
+    unrun_rows = fetch("dashboard_unrun", {**span, "limit": MAX_UNRUN + 1})
     step = throughput_step(window)
     throughput = [
         (bucket, int(ok), int(bad))
-        for bucket, ok, bad in _rows("dashboard_throughput", {**span, "step": step})
+        for bucket, ok, bad in fetch("dashboard_throughput", {**span, "step": step})
     ]
     failing = [
         Failing(name or "?", count, at, job, error or "")
-        for name, count, at, job, error in _rows(
+        for name, count, at, job, error in fetch(
             "dashboard_failing", {**span, "limit": TOP_FAILING}
         )
     ]

@@ -14,7 +14,7 @@ from collections import defaultdict
 from collections.abc import Iterator
 from typing import Any
 
-from django.db import connection, transaction
+from django.db import transaction
 from prometheus_client.core import (
     CounterMetricFamily,
     GaugeMetricFamily,
@@ -24,7 +24,7 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector, CollectorRegistry
 
 from django_future import database
-from django_future.sql import query
+from django_future.sql import fetch
 
 #: New events folded by one scrape at most: a scrape after a long pause (or the first,
 #: over an existing ledger) does a bounded share of the catching up (about 140 ms of
@@ -56,12 +56,6 @@ NAMES = (
 )
 
 
-def _rows(name: str, params: dict[str, Any] | None = None) -> list[tuple[Any, ...]]:
-    with connection.cursor() as cursor:
-        cursor.execute(query(name), params or {})
-        return list(cursor.fetchall())
-
-
 def exposed_name(family: Metric) -> str:
     """The name a family is exposed under (a counter's ends in ``_total``)."""
     return f"{family.name}_total" if family.type == "counter" else family.name
@@ -82,11 +76,11 @@ class LedgerCollector(Collector):
     def _collect(self) -> Iterator[Metric]:
         database.require_postgresql()
         with transaction.atomic():
-            _rows("metrics_fold", {"max_events": FOLD_PER_SCRAPE})
-            totals = _rows("metrics_totals")
-        live = _rows("metrics_live_jobs")
-        due = _rows("metrics_due")
-        ((alive, lost),) = _rows("metrics_runners")
+            fetch("metrics_fold", {"max_events": FOLD_PER_SCRAPE})
+            totals = fetch("metrics_totals")
+        live = fetch("metrics_live_jobs")
+        due = fetch("metrics_due")
+        ((alive, lost),) = fetch("metrics_runners")
         yield from self._jobs(live, due)
         runners = GaugeMetricFamily(
             "django_future_runners",

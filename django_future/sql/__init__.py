@@ -101,6 +101,7 @@ from __future__ import annotations
 import re
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 _HERE = Path(__file__).resolve().parent
 _NAME = re.compile(r"^-- name: (\w+)\s*$", re.MULTILINE)
@@ -141,6 +142,15 @@ def _queries() -> dict[str, str]:
 def query(name: str) -> str:
     """The SQL of the named query in ``queries.sql``."""
     return _queries()[name]
+
+
+def fetch(name: str, params: dict[str, Any] | None = None) -> list[tuple[Any, ...]]:
+    """The rows of the named query in ``queries.sql``, run on the default connection."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(query(name), params or {})
+        return list(cursor.fetchall())
 
 
 def live_sql(*files: str) -> str:
