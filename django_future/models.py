@@ -208,6 +208,10 @@ class ScheduledJob(models.Model):
     # Jobs that share a lock never run at the same time (schedule_job(lock=...);
     # sql/locks.sql). Fixed at scheduling time; migration 0008 added it.
     lock = models.CharField(max_length=100, null=True, blank=True)  # noqa: DJ001
+    # The slot of its queue's limit that the job's last run took (0 .. limit - 1), from
+    # its "started" event; None in a queue without a limit. Held while the job is
+    # claimed or running (sql/locks.sql). Migration 0011 added it.
+    slot = models.IntegerField(null=True, blank=True)
 
     objects = ScheduledJobQuerySet.as_manager()
 
@@ -248,6 +252,21 @@ class ScheduledJob(models.Model):
                     )
                 ),
                 name="django_future_unique_key",
+            ),
+            # A lock, and a slot of a limited queue, are held by the job that is claimed
+            # or running with it, and by no other record (sql/locks.sql): at most one
+            # such job per lock, and per slot.
+            models.UniqueConstraint(
+                fields=["lock"],
+                condition=models.Q(lock__isnull=False)
+                & models.Q(status__in=["claimed", "running"]),
+                name="django_future_lock_held",
+            ),
+            models.UniqueConstraint(
+                fields=["queue", "slot"],
+                condition=models.Q(slot__isnull=False)
+                & models.Q(status__in=["claimed", "running"]),
+                name="django_future_slot_held",
             ),
         ]
         # No CHECK constraints, for the reason given above max_attempts: a window
@@ -479,27 +498,6 @@ class RunnerProcess(models.Model):
 
     def __str__(self) -> str:
         return f"runner {self.pk} ({self.identity})"
-
-
-class JobLock(models.Model):
-    """A name held by one running job: its lock (``lock:<name>``) or one of its queue's
-    slots (``queue:<queue>#<n>``), from the claim that started it until the event that
-    ends its run, in the same transactions (sql/locks.sql).
-
-    Operational state, like ``RunnerProcess``: written only by the claim and by the
-    writers of the events that end a run, never by hand. Its primary key is the arbiter
-    between runners that race for a name: ``INSERT ... ON CONFLICT DO NOTHING`` sees
-    rows that are committed or still being written, where a snapshot does not.
-    """
-
-    name = models.CharField(max_length=120, primary_key=True)
-    job_id = models.BigIntegerField(db_index=True)
-    # The queue whose slot this is; NULL for a job's lock.
-    queue = models.CharField(max_length=100, null=True, blank=True)  # noqa: DJ001
-    acquired_at = models.DateTimeField(db_default=Now())
-
-    def __str__(self) -> str:
-        return f"{self.name} held by job {self.job_id}"
 
 
 class QueueLimit(models.Model):

@@ -108,7 +108,6 @@ def committed_db(django_db_setup: None, django_db_blocker: Any) -> Iterator[None
                 "DELETE FROM django_future_scheduledjob; DELETE FROM django_future_jobevent; "
                 "DELETE FROM django_future_runnerprocess; "
                 "DELETE FROM django_future_periodictick; DELETE FROM django_future_periodicchange; "
-                "DELETE FROM django_future_runnerprocess; DELETE FROM django_future_joblock; "
                 "DELETE FROM django_future_queuelimit; DELETE FROM django_future_prunerecord; "
                 "DELETE FROM testapp_jobrun; DELETE FROM testapp_order; DELETE FROM testapp_document;"
             )

@@ -99,6 +99,12 @@ def append(
             cursor.execute(query("append"), params)
             row = cursor.fetchone()
     except (IntegrityError, OperationalError) as exc:
+        for constraint, what in HELD_BY_ANOTHER.items():
+            if constraint in str(exc):
+                raise JobStateError(
+                    f"job {job_id}: {kind} would make it run while another job holds {what} "
+                    "(sql/locks.sql); nothing was written"
+                ) from exc
         if _is_sequence_conflict(exc):
             raise ConcurrentAppendError(
                 f"job {job_id}: another writer appended its next event first ({exc})"
@@ -132,6 +138,14 @@ def cancel(job_id: int, *, by: str | None = None, reason: str = "") -> int:
             {"by": who, "reason": reason},
             only_if=[ScheduledJob.STATUS_SCHEDULED],
         )
+
+
+#: The constraints that refuse a second running job of one lock, or of one queue slot
+#: (sql/locks.sql), and what the error calls it.
+HELD_BY_ANOTHER = {
+    "django_future_lock_held": "its lock",
+    "django_future_slot_held": "its queue slot",
+}
 
 
 def _is_sequence_conflict(exc: DatabaseError) -> bool:

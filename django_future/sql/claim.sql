@@ -36,9 +36,9 @@
 -- in its order, stopped at how_many (tests/sql/test_scale.py EXPLAINs it).
 --
 -- Locks and queue limits (locks.sql) add two tests to the scan. A job with a
--- lock is stepped over while a row of django_future_joblock holds the lock (a
--- probe of its primary key, for such jobs only: "j.lock IS NULL" settles the
--- others). The queues that are full (as many slots held as their limit) are
+-- lock is stepped over while a claimed or running job has the lock (a probe of
+-- the partial index django_future_lock_held, for such jobs only: "j.lock IS
+-- NULL" settles the others). The queues that are full (as many slots held as their limit) are
 -- read once per claim, by an InitPlan over the two small tables, and the jobs
 -- of those queues are stepped over; with no limit set it reads an empty table.
 -- Stepped over, not claimed and given back: a blocked job keeps its place, and
@@ -52,8 +52,9 @@
 -- L to be the first free one (the other's is row-locked and skipped by SKIP
 -- LOCKED, or a job of L with a higher priority arrived between the two
 -- snapshots); row locks serialize claims of one row, not of one lock. Only
--- the arbiter's INSERT ... ON CONFLICT into django_future_joblock's primary
--- key sees the latest state, so one of them wins and the other skips. ``passed`` are
+-- the arbiter, which takes the lock's advisory lock and then looks with a
+-- fresh snapshot, sees the latest state, so one of them wins and the other
+-- skips. ``passed`` are
 -- jobs whose race the caller lost in this transaction (NULL: none): it still
 -- holds their rows locked, so SKIP LOCKED would hand them back to it.
 -- The due time is a condition on the index's second column: jobs of a higher
@@ -97,19 +98,31 @@ LANGUAGE sql STABLE AS $due$
       -- Locks and limits, as this statement's snapshot sees them: the filter
       -- that steps over blocked jobs (locks.sql says why it is not the arbiter).
       AND (j.lock IS NULL
-           OR NOT EXISTS (SELECT FROM django_future_joblock l WHERE l.name = 'lock:' || j.lock))
+           OR NOT EXISTS (SELECT FROM django_future_scheduledjob r
+                          WHERE r.lock = j.lock AND r.status IN ('claimed', 'running')))
       -- (j.queue || '': an expression, which the planner has no statistics of.
       -- On j.queue itself, whose values are few, it takes "<> ALL" for nearly
       -- always false, estimates the claim finds 1 row, and plans it as a
       -- bitmap scan of every live job and a sort: 7 ms a claim at 10,000 jobs.)
       AND j.queue || '' <> ALL(ARRAY(
           SELECT q.queue FROM django_future_queuelimit q
-          WHERE q.max_running <= (SELECT count(*) FROM django_future_joblock l
-                                  WHERE l.queue = q.queue)))
+          WHERE q.max_running <= (SELECT count(*) FROM django_future_scheduledjob r
+                                  WHERE r.queue = q.queue AND r.slot IS NOT NULL
+                                    AND r.status IN ('claimed', 'running'))))
     ORDER BY j.priority DESC, j.time_slot_start, j.id
     LIMIT how_many
     FOR UPDATE SKIP LOCKED
 $due$;
+
+
+-- A "started" event's data: the runner's payload, and the queue slot the job
+-- holds, if it holds one (locks.sql). Written into its callers' statements.
+CREATE OR REPLACE FUNCTION django_future_with_slot(payload jsonb, slot integer)
+RETURNS jsonb
+LANGUAGE sql IMMUTABLE AS $with_slot$
+    SELECT CASE WHEN slot IS NULL THEN payload
+                ELSE payload || jsonb_build_object('slot', slot) END
+$with_slot$;
 
 
 -- Start up to how_many due jobs for this runner: append "started" to each and
@@ -162,15 +175,25 @@ BEGIN
         WITH started AS (
             UPDATE django_future_scheduledjob j SET
                 (status, time_slot_start, execution_start, execution_end, runner,
-                 runner_process_id, attempts, error, return_value, last_seq, last_hash)
+                 runner_process_id, attempts, error, return_value, last_seq, last_hash, slot)
                 = (SELECT (n).status, (n).time_slot_start, (n).execution_start,
                           (n).execution_end, (n).runner, (n).runner_process_id, (n).attempts,
-                          (n).error, (n).return_value, (n).last_seq, (n).last_hash
-                   FROM (SELECT django_future_started(
+                          (n).error, (n).return_value, (n).last_seq, (n).last_hash, h.slot
+                   FROM (SELECT
+                             -- The slot django_future_acquire took for this row, just now
+                             -- in the WHERE clause (locks.sql); none if it was not called.
+                             CASE WHEN j.lock IS NULL
+                                       AND j.queue <> ALL(ARRAY(
+                                           SELECT q.queue FROM django_future_queuelimit q))
+                                  THEN NULL
+                                  ELSE NULLIF(current_setting('django_future.slot', true),
+                                              '')::integer END AS slot) h
+                   CROSS JOIN LATERAL (SELECT django_future_started(
                              j, j.last_seq + 1, statement_timestamp(), runner_name, runner_pk,
-                             django_future_event_hash(j.last_hash, j.id, j.last_seq + 1,
-                                                      'started', statement_timestamp(),
-                                                      runner_name, payload)) AS n) folded)
+                             django_future_event_hash(
+                                 j.last_hash, j.id, j.last_seq + 1, 'started',
+                                 statement_timestamp(), runner_name,
+                                 django_future_with_slot(payload, h.slot))) AS n) folded)
             WHERE j.id = ANY(ARRAY(SELECT d FROM django_future_due(due_at, cutoff, how_many,
                                                                   queues, exclude_queues,
                                                                   passed) d))
@@ -181,8 +204,8 @@ BEGIN
             RETURNING j.*
         ), start_event AS (
             INSERT INTO django_future_jobevent (job_id, seq, kind, at, runner, data, hash)
-            SELECT s.id, s.last_seq, 'started', statement_timestamp(), runner_name, payload,
-                   s.last_hash
+            SELECT s.id, s.last_seq, 'started', statement_timestamp(), runner_name,
+                   django_future_with_slot(payload, s.slot), s.last_hash
             FROM started s
         )
         SELECT * FROM started;

@@ -86,17 +86,14 @@ BEGIN
         WHERE j.id = d.id
           AND j.last_seq = d.seq
           AND j.status = 'running'
-        RETURNING j.id, j.last_seq, j.last_hash, d.payload
-    ), freed AS (
-        -- The names the jobs held (locks.sql), given up with the completion. No
-        -- NOTIFY: committing a transaction that sent one takes a lock that
+        -- The lock and the slot the jobs held (locks.sql) go with their status.
+        -- No NOTIFY: committing a transaction that sent one takes a lock that
         -- serializes every such commit (PostgreSQL keeps notifications in commit
         -- order): with every job locked, four runners flushed the WAL once per
         -- job instead of about 0.6 times. This runner claims next anyway, and
         -- sleeping workers look again within a second while jobs wait for a
         -- lock ("next_due", queries.sql).
-        DELETE FROM django_future_joblock l USING completed c
-        WHERE l.job_id = c.id
+        RETURNING j.id, j.last_seq, j.last_hash, d.payload
     )
     INSERT INTO django_future_jobevent AS e (job_id, seq, kind, at, runner, data, hash)
     SELECT c.id, c.last_seq, 'completed', statement_timestamp(), runner_name, c.payload,
@@ -198,11 +195,8 @@ BEGIN
             WHERE j.id = (finished->>0)::bigint
               AND j.last_seq = (finished->>1)::integer
               AND j.status = 'running'
+            -- As django_future_complete: its lock and slot go, without NOTIFY.
             RETURNING j.id, j.last_seq, j.last_hash
-        ), freed AS (
-            -- As django_future_complete: the names the job held, without NOTIFY.
-            DELETE FROM django_future_joblock l USING completed c
-            WHERE l.job_id = c.id
         )
         INSERT INTO django_future_jobevent (job_id, seq, kind, at, runner, data, hash)
         SELECT c.id, c.last_seq, 'completed', statement_timestamp(), runner_name, payload,
@@ -221,15 +215,24 @@ BEGIN
     WITH started AS (
         UPDATE django_future_scheduledjob j SET
             (status, time_slot_start, execution_start, execution_end, runner,
-             runner_process_id, attempts, error, return_value, last_seq, last_hash)
+             runner_process_id, attempts, error, return_value, last_seq, last_hash, slot)
             = (SELECT (n).status, (n).time_slot_start, (n).execution_start,
                       (n).execution_end, (n).runner, (n).runner_process_id, (n).attempts,
-                      (n).error, (n).return_value, (n).last_seq, (n).last_hash
-               FROM (SELECT django_future_started(
+                      (n).error, (n).return_value, (n).last_seq, (n).last_hash, h.slot
+               FROM (SELECT
+                         -- The slot taken in the WHERE clause (as in claim.sql).
+                         CASE WHEN j.lock IS NULL
+                                   AND j.queue <> ALL(ARRAY(
+                                       SELECT q.queue FROM django_future_queuelimit q))
+                              THEN NULL
+                              ELSE NULLIF(current_setting('django_future.slot', true),
+                                          '')::integer END AS slot) h
+               CROSS JOIN LATERAL (SELECT django_future_started(
                          j, j.last_seq + 1, statement_timestamp(), runner_name, runner_pk,
                          django_future_event_hash(j.last_hash, j.id, j.last_seq + 1, 'started',
                                                   statement_timestamp(), runner_name,
-                                                  payload)) AS n) folded)
+                                                  django_future_with_slot(payload, h.slot)))
+                         AS n) folded)
         WHERE j.id = (SELECT d FROM django_future_due(due_at, cutoff, 1, queues,
                                                       exclude_queues) d)
           -- The arbiter (locks.sql), for jobs with a lock or in a limited queue only.
@@ -239,8 +242,8 @@ BEGIN
         RETURNING j.*
     ), start_event AS (
         INSERT INTO django_future_jobevent (job_id, seq, kind, at, runner, data, hash)
-        SELECT s.id, s.last_seq, 'started', statement_timestamp(), runner_name, payload,
-               s.last_hash
+        SELECT s.id, s.last_seq, 'started', statement_timestamp(), runner_name,
+               django_future_with_slot(payload, s.slot), s.last_hash
         FROM started s
     )
     SELECT * FROM started;

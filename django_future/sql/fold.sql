@@ -200,6 +200,8 @@ BEGIN
         END IF;
         p := django_future_started(s, e.seq, e.at, e.runner, (e.data->>'runner_id')::bigint,
                                    e.hash);
+        -- The queue slot the run holds, if its queue has a limit (locks.sql).
+        s.slot := (e.data->>'slot')::integer;
     WHEN 'completed' THEN
         IF s.status <> 'running' THEN
             RAISE EXCEPTION 'django_future: job % cannot complete: it is %', e.job_id, s.status;

@@ -72,10 +72,11 @@ BEGIN
             ELSE
                 UPDATE django_future_scheduledjob SET
                     (status, time_slot_start, execution_start, execution_end, runner,
-                     runner_process_id, attempts, error, return_value, last_seq, last_hash)
+                     runner_process_id, attempts, error, return_value, last_seq, last_hash,
+                     slot)
                     = (nxt.status, nxt.time_slot_start, nxt.execution_start, nxt.execution_end,
                        nxt.runner, nxt.runner_process_id, nxt.attempts, nxt.error,
-                       nxt.return_value, nxt.last_seq, nxt.last_hash)
+                       nxt.return_value, nxt.last_seq, nxt.last_hash, nxt.slot)
                 WHERE id = one.job_id;
             END IF;
             wake := wake OR nxt.status = 'scheduled';
@@ -113,10 +114,10 @@ BEGIN
         IF expected > 0 THEN
             UPDATE django_future_scheduledjob j SET
                 (status, time_slot_start, execution_start, execution_end, runner,
-                 runner_process_id, attempts, error, return_value, last_seq, last_hash)
+                 runner_process_id, attempts, error, return_value, last_seq, last_hash, slot)
                 = (SELECT f.status, f.time_slot_start, f.execution_start, f.execution_end,
                           f.runner, f.runner_process_id, f.attempts, f.error, f.return_value,
-                          f.last_seq, f.last_hash
+                          f.last_seq, f.last_hash, f.slot
                    FROM django_future_fold(j, e) f)
             FROM unnest(evs) e
             WHERE j.id = e.job_id AND e.kind NOT IN ('scheduled', 'deleted');
@@ -142,15 +143,16 @@ BEGIN
         END IF;
     END IF;
 
-    -- A run that ended (or a job cancelled) gives up the names it held
-    -- (locks.sql), in the same transaction as its event. These events are
-    -- rare (failures, recovery, hand-backs), so they wake the sleeping workers,
-    -- which the runner's completions do not (complete.sql says why).
-    DELETE FROM django_future_joblock l
-    USING unnest(evs) e
-    WHERE l.job_id = e.job_id
-      AND e.kind IN ('completed', 'failed', 'abandoned', 'released', 'cancelled');
-    IF FOUND THEN
+    -- A run that ended (or a job cancelled) gave up its lock and its slot with
+    -- the update above (locks.sql). These events are rare (failures, recovery,
+    -- hand-backs), so when they free a lock or a slot they wake the sleeping
+    -- workers, which the runner's completions do not (complete.sql says why).
+    IF NOT wake AND EXISTS (
+        SELECT FROM unnest(evs) e
+        JOIN django_future_scheduledjob j ON j.id = e.job_id
+        WHERE (j.lock IS NOT NULL OR j.slot IS NOT NULL)
+          AND e.kind IN ('completed', 'failed', 'abandoned', 'released', 'cancelled')
+    ) THEN
         wake := true;
     END IF;
 

@@ -190,12 +190,15 @@ CROSS JOIN LATERAL (
     -- statement), so a sleeping worker looks again within a second while jobs
     -- wait for one.
     SELECT CASE WHEN (j.lock IS NOT NULL
-                      AND EXISTS (SELECT FROM django_future_joblock l
-                                  WHERE l.name = 'lock:' || j.lock))
+                      AND EXISTS (SELECT FROM django_future_scheduledjob r
+                                  WHERE r.lock = j.lock
+                                    AND r.status IN ('claimed', 'running')))
                      OR j.queue = ANY(ARRAY(
                          SELECT q.queue FROM django_future_queuelimit q
-                         WHERE q.max_running <= (SELECT count(*) FROM django_future_joblock l
-                                                 WHERE l.queue = q.queue)))
+                         WHERE q.max_running <= (
+                             SELECT count(*) FROM django_future_scheduledjob r
+                             WHERE r.queue = q.queue AND r.slot IS NOT NULL
+                               AND r.status IN ('claimed', 'running'))))
                 THEN greatest(j.time_slot_start, statement_timestamp() + interval '1 second')
                 ELSE j.time_slot_start END AS due
     FROM django_future_scheduledjob j

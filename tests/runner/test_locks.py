@@ -17,10 +17,10 @@ import pytest
 from django.test import override_settings
 
 from django_future import ledger, schedule_job
-from django_future.models import JobLock, ScheduledJob
+from django_future.models import ScheduledJob
 from django_future.runner import run_jobs
 from django_future.sql import query
-from tests.support import fresh, kinds, subprocess_env
+from tests.support import event, fresh, kinds, subprocess_env
 
 pytestmark = pytest.mark.usefixtures("committed_db")
 
@@ -59,7 +59,16 @@ def step(
 
 
 def names() -> dict[str, int]:
-    return dict(JobLock.objects.values_list("name", "job_id"))
+    """What is held, by which job: the lock ("lock:<name>") and the queue slot
+    ("queue:<queue>#<slot>") of each claimed or running job."""
+    held: dict[str, int] = {}
+    running = ScheduledJob.objects.filter(status__in=["claimed", "running"])
+    for pk, lock, queue, slot in running.values_list("pk", "lock", "queue", "slot"):
+        if lock is not None:
+            held[f"lock:{lock}"] = pk
+        if slot is not None:
+            held[f"queue:{queue}#{slot}"] = pk
+    return held
 
 
 def limit(queue: str, n: int) -> None:
@@ -131,6 +140,30 @@ def test_failure_abandon_and_release_free_the_lock(connect: Any) -> None:
     conn.commit()
 
 
+def test_the_database_refuses_a_second_running_job_of_a_lock(connect: Any) -> None:
+    """The lock is the running job's: a writer that goes around the claim's arbiter
+    (here an event appended through the ledger, folded by the trigger) still cannot
+    make a second job of the lock run. It gets an error that says so, and the ledger
+    is as it was."""
+    from django.db import transaction
+
+    from django_future.ledger import JobStateError
+
+    first = schedule_job("0s", "tests.handlers.record", lock="L")
+    second = schedule_job("0s", "tests.handlers.record", lock="L")
+    conn = connect()
+    assert step(conn, 1) == [(first.pk, 2)]
+    conn.commit()
+    with pytest.raises(JobStateError, match="another job holds its lock"), transaction.atomic():
+        ledger.append(second.pk, "started", {"runner_id": None}, runner="elsewhere")
+    assert kinds(second) == ["scheduled"] and fresh(second).status == "scheduled"
+    assert names() == {"lock:L": first.pk}
+    # Once first's run has ended, the same write is accepted.
+    assert step(conn, 1, [(first.pk, 2)]) == [(second.pk, 2)]
+    conn.commit()
+    assert ledger.verify() == []
+
+
 def test_two_claims_racing_for_one_lock_never_both_start(connect: Any) -> None:
     """The design's race: the first claim has not committed, so the second's snapshot
     sees the lock free, and (the first's row being locked) finds another job of the same
@@ -187,8 +220,33 @@ def test_a_queue_limit_holds_across_runners(connect: Any) -> None:
     assert sorted(names()) == ["queue:reports#0", "queue:reports#1"]
 
 
+def test_a_run_records_its_slot_and_the_database_refuses_a_second_holder(
+    connect: Any,
+) -> None:
+    """The slot a run takes is on its "started" event, so the fold and a rebuild give
+    the row the same slot; and a writer that goes around the arbiter cannot give one
+    slot to two running jobs."""
+    from django.db import transaction
+
+    from django_future.ledger import JobStateError
+
+    limit("reports", 1)
+    first = schedule_job("0s", "tests.handlers.record", queue="reports")
+    second = schedule_job("0s", "tests.handlers.record", queue="reports")
+    conn = connect()
+    assert step(conn, 1) == [(first.pk, 2)]
+    conn.commit()
+    assert event(first, "started").data["slot"] == 0 and fresh(first).slot == 0
+    with pytest.raises(JobStateError, match="holds its queue slot"), transaction.atomic():
+        ledger.append(second.pk, "started", {"runner_id": None, "slot": 0}, runner="elsewhere")
+    assert kinds(second) == ["scheduled"]
+    assert ledger.rebuild() == 0  # the fold gives the row the slot the claim wrote
+    assert names() == {"queue:reports#0": first.pk}
+    assert ledger.verify() == []
+
+
 def test_a_job_with_a_lock_in_a_full_queue_takes_neither(connect: Any) -> None:
-    """Both or neither: the lock it took is given back when no slot is free."""
+    """Both or neither: with no slot free, the job starts, and holds, nothing."""
     limit("reports", 1)
     holder = schedule_job("0s", "tests.handlers.record", queue="reports")
     locked = schedule_job("0s", "tests.handlers.record", queue="reports", lock="L")
@@ -198,8 +256,10 @@ def test_a_job_with_a_lock_in_a_full_queue_takes_neither(connect: Any) -> None:
         "SELECT django_future_acquire(%s, 'L', 'reports')", [locked.pk]
     ).fetchone()
     assert taken is False
-    # In two's own transaction: no lock row left behind.
-    assert two.execute("SELECT count(*) FROM django_future_joblock").fetchone() == (0,)
+    # In two's own transaction: the job did not start, and holds nothing.
+    assert two.execute(
+        "SELECT status, slot FROM django_future_scheduledjob WHERE id = %s", [locked.pk]
+    ).fetchone() == ("scheduled", None)
     two.rollback()
     one.commit()
     assert names() == {"queue:reports#0": holder.pk}

@@ -23,7 +23,6 @@ from django.db import connection, connections
 
 from django_future.models import (
     JobEvent,
-    JobLock,
     MetricBucket,
     MetricEvents,
     MetricGap,
@@ -125,7 +124,6 @@ def build_from_live(alias: str) -> None:
             PruneRecord,
             PeriodicTick,
             PeriodicChange,
-            JobLock,
             QueueLimit,
             MetricEvents,
             MetricBucket,
