@@ -27,7 +27,8 @@ from django_future.backends.compat import (
     task_finished,
     task_started,
 )
-from django_future.models import ScheduledJob
+from django_future.backends.results import _event
+from django_future.models import EventKind, JobEvent, ScheduledJob
 from django_future.runner import run_jobs
 from tests.support import db_now, event, later
 from tests.tasks import tasks
@@ -208,3 +209,17 @@ def test_with_one_ledger_backend_the_ledger_is_read_once_per_run() -> None:
     reads = _reads(queries.captured_queries)
     assert len(reads) == 1, reads
     assert "SELECT at FROM django_future_jobevent" in reads[0]
+
+
+@pytest.mark.parametrize("runner", [{"runner": "host:1"}, {}])
+def test_an_event_made_in_memory_is_what_jobevent_makes(runner: dict[str, str]) -> None:
+    # results.py makes the events of a reading without Model.__init__ (for speed).
+    at = dt.datetime(2026, 1, 2, 3, 4, 5, tzinfo=dt.UTC)
+    fields = {"job_id": 7, "seq": 2, "kind": EventKind.STARTED, "at": at, "data": {"a": 1}}
+    fast, made = _event(**fields, **runner), JobEvent(**fields, **runner)
+
+    def state(e: JobEvent) -> tuple[dict[str, Any], bool, str | None]:
+        return {k: v for k, v in vars(e).items() if k != "_state"}, e._state.adding, e._state.db
+
+    assert state(fast) == state(made)
+    assert fast._state is not _event(**fields)._state
