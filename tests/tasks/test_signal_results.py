@@ -211,6 +211,22 @@ def test_with_one_ledger_backend_the_ledger_is_read_once_per_run() -> None:
     assert "SELECT at FROM django_future_jobevent" in reads[0]
 
 
+def test_the_alias_the_runner_knows_follows_a_change_of_tasks() -> None:
+    # running.py finds the one LedgerBackend of TASKS once, and forgets it when TASKS
+    # changes: with two, the runner must read each task's scheduled event again.
+    def reads_of_a_run(setting: dict[str, Any]) -> list[str]:
+        with override_settings(TASKS=setting):
+            tasks.noop.enqueue()
+            with CaptureQueriesContext(connection) as queries:
+                run_jobs()
+        return _reads(queries.captured_queries)
+
+    assert len(reads_of_a_run(ONE)) == 1  # the completion's time only
+    with_two = reads_of_a_run(TWO)
+    assert any('FROM "django_future_jobevent"' in sql for sql in with_two), with_two
+    assert len(reads_of_a_run(ONE)) == 1
+
+
 @pytest.mark.parametrize("runner", [{"runner": "host:1"}, {}])
 def test_an_event_made_in_memory_is_what_jobevent_makes(runner: dict[str, str]) -> None:
     # results.py makes the events of a reading without Model.__init__ (for speed).
