@@ -100,6 +100,7 @@ class Reading:
         self.row = row
         self.events = list(events)
         self.scheduled = self.events[0].data if self.events else {}
+        self._fields: dict[str, Any] | None = None  # fields(), once read
 
     @classmethod
     def new(cls, job: ScheduledJob) -> Reading:
@@ -179,7 +180,13 @@ class Reading:
             runner=row.runner,
             data={"result": result},
         )
-        return Reading(self.job_id, row, [*self.events, done])
+        reading = Reading(self.job_id, row, [*self.events, done])
+        # Its fields are this reading's with the job finished by that event (which
+        # starts no attempt and records no error): no need to go over the events again.
+        fields = self.fields()
+        fields.update(status=TaskResultStatus.SUCCESSFUL, finished_at=at, _return_value=result)
+        reading._fields = fields
+        return reading
 
     @property
     def status(self) -> Any:
@@ -192,7 +199,16 @@ class Reading:
         return TaskResultStatus.FAILED
 
     def fields(self) -> dict[str, Any]:
-        """The TaskResult's fields read from the ledger (all but task, id, backend)."""
+        """The TaskResult's fields read from the ledger (all but task, id, backend): a
+        new dict and new lists at each call, for a new TaskResult (the runner makes
+        one from a reading for task_started, and one for task_finished from its
+        ``completed``)."""
+        if self._fields is None:
+            self._fields = self._read_fields()
+        known = self._fields
+        return {**known, "errors": list(known["errors"]), "worker_ids": list(known["worker_ids"])}
+
+    def _read_fields(self) -> dict[str, Any]:
         started: list[JobEvent] = []
         errors: list[Any] = []
         finished_at: dt.datetime | None = None

@@ -120,6 +120,11 @@ def test_successes(carried: Carried) -> None:
     assert finished[enqueued[2].id].task.queue_name == "emails"
     assert finished[enqueued[3].id].task.run_after == past
     assert finished[enqueued[5].id].task.run_after is None
+    # The finished result is built from the started one's reading: it has lists of
+    # its own, as a result read from the ledger has.
+    started = {c.id: c for name, c, _ in carried if name == "started"}
+    assert started[first.id].worker_ids is not first.worker_ids
+    assert started[first.id].errors is not first.errors
 
 
 def test_a_task_scheduled_with_schedule_job(carried: Carried) -> None:
