@@ -31,6 +31,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.conf import settings
+from django.core.signals import setting_changed
 
 from django_future.callables import InvalidCallableError
 
@@ -80,24 +81,37 @@ def problems(value: object = None, *, read: bool = True) -> list[str]:
 def prefixes() -> tuple[str, ...] | None:
     """The allowed prefixes, or None when the setting is unset (everything allowed).
     Raises ``CallableRefusedError`` if the setting is invalid: a runner with a broken
-    list refuses every job rather than run any (the system check says why at start-up)."""
+    list refuses every job rather than run any (the system check says why at start-up).
+    A runner asks for every job: a valid setting is read and checked once, until it
+    changes (``override_settings`` in tests sends ``setting_changed``)."""
+    global _known
+    known = _known
+    if known is not None and known[0] == _generation:
+        return known[1]
+    generation = _generation
     value = getattr(settings, SETTING, None)
-    if value is None:
-        return None
-    try:
-        if isinstance(value, list | tuple) and (within := tuple(value)) in _VALID:
-            return within  # a runner reads the setting for every job: checked once
-    except TypeError:  # an unhashable item: problems() says what is wrong
-        pass
-    found = problems(value, read=False)
-    if found:
-        raise CallableRefusedError("; ".join(found))
-    within = tuple(value)
-    _VALID.add(within)
+    within = None
+    if value is not None:
+        found = problems(value, read=False)
+        if found:
+            raise CallableRefusedError("; ".join(found))
+        within = tuple(value)
+    _known = (generation, within)  # if the setting changed meanwhile, its generation says
     return within
 
 
-_VALID: set[tuple[str, ...]] = set()  # settings values that passed problems()
+# prefixes() as the setting stood at a generation; each change of it is a new one.
+_known: tuple[int, tuple[str, ...] | None] | None = None
+_generation = 0
+
+
+def _setting_changed(*, setting: str, **kwargs: Any) -> None:
+    global _generation
+    if setting == SETTING:
+        _generation += 1
+
+
+setting_changed.connect(_setting_changed)
 
 
 def allowed(dotted_path: str, within: tuple[str, ...] | None = None) -> bool:

@@ -213,16 +213,18 @@ def _due_at(reading: Reading) -> Any:
     return due if due is not None and due != reading.events[0].at else None
 
 
-def _task_of(reading: Reading, result_id: object) -> Any:
+def _task_of(reading: Reading, result_id: object, *, found: Any = None) -> Any:
     """The task of a job, as it was enqueued: the module's task with the job's queue,
-    priority, run_after and backend. TaskResultDoesNotExist if the job is no task."""
+    priority, run_after and backend. TaskResultDoesNotExist if the job is no task.
+    ``found``: the task its path imports, if the caller has imported it (the runner)."""
     path = str(reading.scheduled.get("callable_name", ""))
-    try:
-        found = import_string(path)
-    except (ImportError, ValueError) as exc:
-        raise TaskResultDoesNotExist(
-            f"result {result_id!r}: its task {path!r} cannot be imported ({exc})"
-        ) from exc
+    if found is None or getattr(found, "module_path", None) != path:
+        try:
+            found = import_string(path)
+        except (ImportError, ValueError) as exc:
+            raise TaskResultDoesNotExist(
+                f"result {result_id!r}: its task {path!r} cannot be imported ({exc})"
+            ) from exc
     if not isinstance(found, Task):
         raise TaskResultDoesNotExist(f"result {result_id!r}: job of {path!r} is not a task")
     queue, priority = _recorded_placement(reading)

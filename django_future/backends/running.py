@@ -24,7 +24,9 @@ that alias: every task of such a process is enqueued through it (``enqueue`` rec
 its own alias). A task enqueued through an alias that this process does not configure
 as a ``LedgerBackend`` is the exception: it would be refused (``InvalidTaskBackend``)
 when read, and is run through the one alias instead. With several ``LedgerBackend``
-aliases, the events are read, as before.
+aliases, the events are read, as before. The alias is found once per task backend
+alias and kept until ``TASKS`` changes (``setting_changed``, as ``override_settings``
+sends it).
 
 ``tests/tasks/test_signal_results.py`` compares every result a signal carries with
 ``get_result`` called from the receiver.
@@ -38,6 +40,7 @@ import logging
 from typing import Any
 
 from django.conf import settings
+from django.core.signals import setting_changed
 from django.db import connection
 
 from django_future import taskhook
@@ -61,11 +64,17 @@ __all__ = ["RUNNER"]
 logger = logging.getLogger("django_future.tasks")
 
 
+# One encoder for every value: json.dumps with options builds one per call.
+_ENCODER = json.JSONEncoder(allow_nan=False, ensure_ascii=False)
+
+
 def _json_value(task: Any, value: Any) -> Any:
     """The task's return value as the ledger keeps it (JSON), or TaskReturnValueError."""
+    if value is None:
+        return None  # what most tasks return; JSON's null
     try:
         normalized = normalize_json(value)
-        text = json.dumps(normalized, allow_nan=False, ensure_ascii=False)
+        text = _ENCODER.encode(normalized)
         text.encode("utf-8")
         if "\\u0000" in text:
             raise ValueError("it contains a NUL character, which PostgreSQL cannot store")
@@ -92,7 +101,18 @@ def _backend_of(reading: Reading, task: Any) -> LedgerBackend:
 def _only_alias(target: Task) -> str | None:
     """The alias a task of ``target`` was enqueued through, known without reading its
     ``scheduled`` event: the one ``LedgerBackend`` of ``TASKS``, if there is exactly
-    one and it is the task's own backend; else None (see the module's docstring)."""
+    one and it is the task's own backend; else None (see the module's docstring).
+    Found once per backend alias until ``TASKS`` changes (``_tasks_changed``)."""
+    known = _ALIASES  # a change of TASKS meanwhile replaces it: this answer is dropped
+    try:
+        return known[target.backend]
+    except KeyError:
+        pass
+    found = known[target.backend] = _find_only_alias(target.backend)
+    return found
+
+
+def _find_only_alias(own: str) -> str | None:
     ours = []
     for alias in getattr(settings, "TASKS", {}):
         try:
@@ -101,7 +121,19 @@ def _only_alias(target: Task) -> str | None:
             return None  # a broken alias: let the reading say what it says
         if isinstance(backend, LedgerBackend):
             ours.append(alias)
-    return ours[0] if len(ours) == 1 and ours[0] == target.backend else None
+    return ours[0] if len(ours) == 1 and ours[0] == own else None
+
+
+_ALIASES: dict[str, str | None] = {}  # _only_alias, by a task's own backend alias
+
+
+def _tasks_changed(*, setting: str, **kwargs: Any) -> None:
+    global _ALIASES
+    if setting == "TASKS":
+        _ALIASES = {}
+
+
+setting_changed.connect(_tasks_changed)
 
 
 def _completed_at(job: ScheduledJob) -> Any:
@@ -136,7 +168,8 @@ class _Call:
             # started event left it, so only the events are read (one query).
             reading = Reading.of(job)
         backend = self.backend = _backend_of(reading, target)
-        task = self.task = _task_of(reading, job.pk)
+        # The task's path is the job's, which the executor imported: no import again.
+        task = self.task = _task_of(reading, job.pk, found=target)
         result = backend._result(task, reading)
         self.reading = reading
         task_started.send(type(backend), task_result=result)

@@ -264,3 +264,25 @@ def test_a_list_holding_a_list_is_refused_not_crashed() -> None:
         with pytest.raises(CallableRefusedError, match=re.escape("['tests'] is not a dotted path")):
             allowlist.prefixes()
         assert check_allowed_callables()[0].id == "django_future.E020"
+
+
+@pytest.mark.unit
+def test_the_setting_is_read_once_per_change_of_it() -> None:
+    # A runner asks for the prefixes for every job: they are kept until the setting
+    # changes (setting_changed), and an invalid list is never kept.
+    with override_settings(DJANGO_FUTURE_ALLOWED_CALLABLES=["shop.jobs"]):
+        kept = allowlist.prefixes()
+        assert kept == ("shop.jobs",)
+        assert allowlist.prefixes() is kept
+        with override_settings(DJANGO_FUTURE_ALLOWED_CALLABLES=["billing"]):
+            assert allowlist.prefixes() == ("billing",)
+            assert not allowlist.allowed("shop.jobs.sweep")
+        assert allowlist.prefixes() == ("shop.jobs",)
+        with override_settings(DJANGO_FUTURE_ALLOWED_CALLABLES=["shop..jobs"]):
+            for _ in range(2):
+                with pytest.raises(CallableRefusedError, match="is not a dotted path"):
+                    allowlist.prefixes()
+        with override_settings(DJANGO_FUTURE_ALLOWED_CALLABLES=None):
+            assert allowlist.prefixes() is None
+            assert allowlist.allowed("os.system")
+        assert allowlist.prefixes() == ("shop.jobs",)

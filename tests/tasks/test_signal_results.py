@@ -27,7 +27,8 @@ from django_future.backends.compat import (
     task_finished,
     task_started,
 )
-from django_future.models import ScheduledJob
+from django_future.backends.results import _event
+from django_future.models import EventKind, JobEvent, ScheduledJob
 from django_future.runner import run_jobs
 from tests.support import db_now, event, later
 from tests.tasks import tasks
@@ -119,6 +120,11 @@ def test_successes(carried: Carried) -> None:
     assert finished[enqueued[2].id].task.queue_name == "emails"
     assert finished[enqueued[3].id].task.run_after == past
     assert finished[enqueued[5].id].task.run_after is None
+    # The finished result is built from the started one's reading: it has lists of
+    # its own, as a result read from the ledger has.
+    started = {c.id: c for name, c, _ in carried if name == "started"}
+    assert started[first.id].worker_ids is not first.worker_ids
+    assert started[first.id].errors is not first.errors
 
 
 def test_a_task_scheduled_with_schedule_job(carried: Carried) -> None:
@@ -208,3 +214,33 @@ def test_with_one_ledger_backend_the_ledger_is_read_once_per_run() -> None:
     reads = _reads(queries.captured_queries)
     assert len(reads) == 1, reads
     assert "SELECT at FROM django_future_jobevent" in reads[0]
+
+
+def test_the_alias_the_runner_knows_follows_a_change_of_tasks() -> None:
+    # running.py finds the one LedgerBackend of TASKS once, and forgets it when TASKS
+    # changes: with two, the runner must read each task's scheduled event again.
+    def reads_of_a_run(setting: dict[str, Any]) -> list[str]:
+        with override_settings(TASKS=setting):
+            tasks.noop.enqueue()
+            with CaptureQueriesContext(connection) as queries:
+                run_jobs()
+        return _reads(queries.captured_queries)
+
+    assert len(reads_of_a_run(ONE)) == 1  # the completion's time only
+    with_two = reads_of_a_run(TWO)
+    assert any('FROM "django_future_jobevent"' in sql for sql in with_two), with_two
+    assert len(reads_of_a_run(ONE)) == 1
+
+
+@pytest.mark.parametrize("runner", [{"runner": "host:1"}, {}])
+def test_an_event_made_in_memory_is_what_jobevent_makes(runner: dict[str, str]) -> None:
+    # results.py makes the events of a reading without Model.__init__ (for speed).
+    at = dt.datetime(2026, 1, 2, 3, 4, 5, tzinfo=dt.UTC)
+    fields = {"job_id": 7, "seq": 2, "kind": EventKind.STARTED, "at": at, "data": {"a": 1}}
+    fast, made = _event(**fields, **runner), JobEvent(**fields, **runner)
+
+    def state(e: JobEvent) -> tuple[dict[str, Any], bool, str | None]:
+        return {k: v for k, v in vars(e).items() if k != "_state"}, e._state.adding, e._state.db
+
+    assert state(fast) == state(made)
+    assert fast._state is not _event(**fields)._state
