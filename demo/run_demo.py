@@ -25,6 +25,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import re
+import signal
 import socket
 import subprocess
 import sys
@@ -627,18 +628,32 @@ def serve(port: int) -> int:
     user.is_staff = user.is_superuser = True
     user.set_password(password)
     user.save()
-    print(f"dashboard: http://127.0.0.1:{port}{DASHBOARD}")
-    print(f"log in as: demo / {password}")
     command = [sys.executable, str(MANAGE_PY), "runserver", f"127.0.0.1:{port}"]
     # --insecure: the admin's CSS from the apps, as DEBUG is off; --noreload: one process.
     server = subprocess.Popen([*command, "--noreload", "--insecure"], cwd=REPO_ROOT)
-    try:
-        return server.wait()
-    except KeyboardInterrupt:
+    stopped = []
+
+    def stop(signum: int, frame: object) -> None:
+        # A handler, not KeyboardInterrupt: Python raises that wherever the main thread
+        # is, a finaliser included, which swallows it, and the server would run on.
+        stopped.append(signum)
         server.terminate()
-        server.wait()
+
+    try:
+        signal.signal(signal.SIGINT, stop)
+        signal.signal(signal.SIGTERM, stop)
+        # Printed once the server is started and Ctrl-C stops it too.
+        print(f"dashboard: http://127.0.0.1:{port}{DASHBOARD}")
+        print(f"log in as: demo / {password}")
+        code = server.wait()
+    finally:
+        if server.poll() is None:
+            server.terminate()
+            server.wait()
+    if stopped:
         print("run_demo: server stopped")
         return 0
+    return code
 
 
 def main() -> int:

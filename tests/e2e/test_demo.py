@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import http.cookiejar
+import os
 import re
 import signal
 import socket
@@ -76,6 +77,7 @@ def test_demo_serve_keeps_the_dashboard_up_with_the_login_it_prints(fresh_databa
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
+        start_new_session=True,  # its server too can be killed, as a group, if it hangs
     )
     try:
         seen = []
@@ -96,10 +98,10 @@ def test_demo_serve_keeps_the_dashboard_up_with_the_login_it_prints(fresh_databa
         try:
             rest = proc.communicate(timeout=60)[0]
         except subprocess.TimeoutExpired:
-            # Never leave the server running into the next test (it did once, on a
-            # machine loaded by other suites): kill it, and say what it printed.
-            proc.kill()
-            rest = proc.communicate()[0]
+            # Never leave the demo's server running into the next test (it did, on a
+            # machine loaded by other suites): kill the group, and say what it printed.
+            os.killpg(proc.pid, signal.SIGKILL)
+            rest = proc.communicate(timeout=30)[0]
             pytest.fail(f"demo --serve did not stop within 60 s of SIGINT:\n{rest[-3000:]}")
     assert proc.returncode == 0, rest[-3000:]
     assert "run_demo: server stopped" in rest
@@ -107,20 +109,21 @@ def test_demo_serve_keeps_the_dashboard_up_with_the_login_it_prints(fresh_databa
 
 def _fetch_logged_in(url: str, username: str, password: str) -> str:
     """The page at ``url`` after logging in through the admin's form, as a browser would;
-    waits up to 20 s for the server to start."""
+    waits up to a minute for the server to start (a loaded 2-core machine is slow)."""
     opener = urllib.request.build_opener(
         urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar())
     )
     base = url.split("/admin/", 1)[0]
     login_url = f"{base}/admin/login/?next=" + urllib.parse.quote(url.split(base, 1)[1])
-    for _ in range(200):
+    deadline = time.monotonic() + 60
+    while True:
         try:
             form = opener.open(login_url, timeout=5).read().decode()
             break
         except OSError:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"no server at {base}") from None
             time.sleep(0.1)
-    else:
-        raise AssertionError(f"no server at {base}")
     token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', form)
     assert token, form[:2000]
     data = urllib.parse.urlencode(
