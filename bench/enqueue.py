@@ -160,9 +160,9 @@ def _our_statement_loop(dsn: str, jobs: int) -> float:
         return time.perf_counter() - started
 
 
-def tasks_throughput(dsn: str, *, jobs: int, runners: int) -> Result:
-    """Tasks/s of ``runners`` runscheduledjobs processes over ``jobs`` tasks enqueued
-    through our backend."""
+def tasks_throughput(dsn: str, *, jobs: int, runners: int, batch_size: int = 1) -> Result:
+    """Tasks/s of ``runners`` runscheduledjobs processes (``--batch-size batch_size``)
+    over ``jobs`` tasks enqueued through our backend."""
     _backend_available()
     ours.migrate(dsn, settings=TASKS_SETTINGS)
     _child(["load", str(jobs)], dsn, TASKS_SETTINGS)
@@ -171,16 +171,17 @@ def tasks_throughput(dsn: str, *, jobs: int, runners: int) -> Result:
         dsn,
         jobs,
         lambda: ours.run_runners(
-            dsn, jobs=jobs, runners=runners, batch_size=1, settings=TASKS_SETTINGS
+            dsn, jobs=jobs, runners=runners, batch_size=batch_size, settings=TASKS_SETTINGS
         ),
     )
+    per = "1 job per claim" if batch_size == 1 else f"batches of {batch_size}"
     return drain_result(
-        f"ours, tasks through LedgerBackend, {runners} runner(s)",
+        f"ours, tasks through LedgerBackend, {runners} runner(s), {per}",
         jobs=jobs,
         seconds=ours.busy_seconds(dsn),
         notes=(
             "Task.enqueue() through django_future.backends.LedgerBackend beforehand, in one "
-            "transaction; runscheduledjobs, 1 job per claim; first claim to last completion"
+            f"transaction; runscheduledjobs, {per}; first claim to last completion"
         ),
         wal=wal,
     )

@@ -10,6 +10,8 @@ USE_TZ = True
 INSTALLED_APPS = ["django.contrib.contenttypes", "pgtrigger", "django_future"]
 DATABASES = {"default": database_settings(os.environ["DATABASE_URL"])}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+# As a deployment should (README, "Security"): runners call only the bench's own jobs.
+DJANGO_FUTURE_ALLOWED_CALLABLES = ["bench"]
 # For bench/variants/locks_in_use.sql, whose queue runners must not clear as they start.
 DJANGO_FUTURE_QUEUE_LIMITS = json.loads(os.environ.get("DJANGO_FUTURE_QUEUE_LIMITS", "{}"))
 # Runners' warnings reach stderr; INFO does not. Django's django.tasks logger logs every
