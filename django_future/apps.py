@@ -15,8 +15,8 @@ class DjangoFutureConfig(AppConfig):
             scheduler,
         )
 
-        # job.cancel() and job.reschedule() call these; models.py cannot import them
-        # without a cycle (see the end of models.py).
+        # job.cancel() and job.reschedule() call these; the models cannot import them
+        # without a cycle (see Operations in models/jobs.py).
         models.provide_operations(
             models.Operations(cancel=ledger.cancel, schedule_job=scheduler.schedule_job)
         )

@@ -74,7 +74,7 @@ def check_pgtrigger(**kwargs: Any) -> list[CheckMessage]:
 
     Without it the ledger's triggers (append-only events, the fold, the guard on the
     job table) would not be made: every command that runs system checks, ``migrate``
-    first, stops here (see ``PGTRIGGER_READY`` in models.py)."""
+    first, stops here (see ``PGTRIGGER_READY`` in models/common.py)."""
     from django.apps import apps
 
     from django_future.models import PGTRIGGER_READY

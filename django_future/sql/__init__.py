@@ -33,7 +33,7 @@ family beside this module, and that file holds its current definition:
 
 :data:`LIVE_FILES` is the order in which they run (a file may use what an earlier one
 defines); :func:`live_sql` joins them. The tables, their indexes and the triggers are
-declared in ``models.py`` (the triggers with django-pgtrigger) and made by Django's
+declared in ``django_future/models/`` (the triggers with django-pgtrigger) and made by Django's
 migrations; the trigger functions here are what those triggers call.
 
 ``queries.sql`` is not a database object: it holds the named statements that the
