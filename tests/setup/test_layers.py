@@ -173,6 +173,7 @@ def test_every_import_points_down() -> None:
         (
             "scheduler",
             {
+                "scheduler",
                 "ledger",
                 "models",
                 "config",
