@@ -11,14 +11,16 @@
 
 How the claim enforces both, and why a snapshot test alone would not, is in
 ``django_future/sql/locks.sql``; what waiting means for a job is in
-docs/scheduling.md ("Locks and queue limits"). This module imports nothing of the
-package: the scheduler, the runner and the system checks use it.
+docs/scheduling.md ("Locks and queue limits"). This module imports only ``names`` of
+the package: the scheduler, the runner and the system checks use it.
 """
 
 from __future__ import annotations
 
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
+
+from django_future.names import check_name
 
 __all__ = ["LOCK_MAX_LENGTH", "QueueLimitError", "check_lock", "check_queue_limits", "queue_limits"]
 
@@ -37,29 +39,10 @@ class QueueLimitError(ImproperlyConfigured, ValueError):
 def check_lock(lock: object) -> str | None:
     """``lock`` if it is a usable lock name (or ``None``, no lock); else ``ValueError``.
 
-    A lock name is a non-empty string of at most 100 characters. It is compared as
-    written: ``"User-42"`` and ``"user-42"`` are two locks.
+    A lock name is a non-empty string of at most 100 characters (``names.check_name``).
+    It is compared as written: ``"User-42"`` and ``"user-42"`` are two locks.
     """
-    if lock is None:
-        return None
-    if not isinstance(lock, str):
-        raise ValueError(f"lock must be a non-empty string or None, not {lock!r}")
-    if not lock:
-        raise ValueError("lock is empty: give a name, or None for no lock")
-    if len(lock) > LOCK_MAX_LENGTH:
-        raise ValueError(
-            f"lock {lock[:20]!r}... is {len(lock)} characters long; "
-            f"a lock name has at most {LOCK_MAX_LENGTH}"
-        )
-    if "\x00" in lock:
-        raise ValueError(f"lock {lock!r} contains a NUL character, which PostgreSQL cannot store")
-    try:
-        lock.encode("utf-8")
-    except UnicodeEncodeError:
-        raise ValueError(
-            f"lock {lock!r} is not valid Unicode (it holds a lone surrogate)"
-        ) from None
-    return lock
+    return check_name(lock, "lock", LOCK_MAX_LENGTH, example="user-42", none_means="no lock")
 
 
 def check_queue_limits(value: object) -> dict[str, int]:

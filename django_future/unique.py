@@ -15,13 +15,15 @@ The database keeps the promise, not this module: a partial unique index over the
 that hold their key, asked with ``ON CONFLICT`` (``sql/unique.sql`` says which jobs hold
 it, and why a retry never collides). This module only refuses what that index cannot
 mean: a key that is empty, too long, not text, or holds a NUL, and a ``unique_while``
-that is neither word. It imports nothing of ours: the scheduler and the task backend
-both call it.
+that is neither word. It imports only ``names`` of ours: the scheduler and the task
+backend both call it.
 """
 
 from __future__ import annotations
 
 from typing import Any
+
+from django_future.names import check_name
 
 __all__ = ["UNIQUE_KEY_MAX_LENGTH", "UNIQUE_WHILE", "unique_data"]
 
@@ -47,23 +49,12 @@ def unique_data(unique_key: object, unique_while: object) -> dict[str, str]:
         if unique_while != "pending":
             raise ValueError(f"unique_while={unique_while!r} needs a unique_key")
         return {}
-    if not isinstance(unique_key, str):
-        raise ValueError(
-            f"unique_key must be a string such as 'sync-user-42', not "
-            f"{type(unique_key).__name__} {unique_key!r}"
-        )
-    if not unique_key:
-        raise ValueError("unique_key is empty; use None for a job without a key")
-    if len(unique_key) > UNIQUE_KEY_MAX_LENGTH:
-        raise ValueError(
-            f"unique_key {unique_key[:20]!r}... is {len(unique_key)} characters long; "
-            f"a key has at most {UNIQUE_KEY_MAX_LENGTH}"
-        )
-    if "\x00" in unique_key:
-        raise ValueError(f"unique_key {unique_key!r} contains a NUL character")
-    try:
-        unique_key.encode("utf-8")
-    except UnicodeEncodeError:
-        raise ValueError(f"unique_key {unique_key!r} is not valid Unicode") from None
-    data: dict[str, Any] = {"unique_key": unique_key, "unique_while": unique_while}
+    key = check_name(
+        unique_key,
+        "unique_key",
+        UNIQUE_KEY_MAX_LENGTH,
+        example="sync-user-42",
+        none_means="a job without a key",
+    )
+    data: dict[str, Any] = {"unique_key": key, "unique_while": unique_while}
     return data

@@ -197,8 +197,8 @@ def test_a_bulk_item_whose_arguments_name_unique_key_is_scheduled_as_any_other()
     [
         ({"unique_key": ""}, "unique_key is empty"),
         ({"unique_key": "k" * 256}, "at most 255"),
-        ({"unique_key": 42}, "must be a string"),
-        ({"unique_key": b"bytes"}, "must be a string"),
+        ({"unique_key": 42}, "must be a non-empty string"),
+        ({"unique_key": b"bytes"}, "must be a non-empty string"),
         ({"unique_key": "nul\x00"}, "NUL"),
         ({"unique_key": "lone\ud800"}, "not valid Unicode"),
         ({"unique_key": KEY, "unique_while": "always"}, "'pending'.*or 'active'"),

@@ -58,7 +58,7 @@ def test_using_keeps_djangos_own_changes_and_clears_a_key_with_none() -> None:
     [
         ({"unique_key": ""}, "unique_key is empty"),
         ({"unique_key": "k" * 256}, "at most 255"),
-        ({"unique_key": 42}, "must be a string"),
+        ({"unique_key": 42}, "must be a non-empty string"),
         ({"unique_key": "k", "unique_while": "always"}, "'pending'"),
         ({"unique_while": "active"}, "needs a unique_key"),
     ],
