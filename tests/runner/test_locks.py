@@ -127,6 +127,20 @@ def test_a_batch_starts_one_job_per_lock(connect: Any) -> None:
     assert names() == {"lock:a": a[0].pk, "lock:b": b.pk}
 
 
+def test_a_batch_takes_as_many_slots_as_the_limit_leaves(connect: Any) -> None:
+    """One claim of ten in a queue limited to two starts two jobs, in two different
+    slots: each call of the arbiter sees the rows the same UPDATE has already written."""
+    limit("reports", 2)
+    reports = [schedule_job("0s", "tests.handlers.record", queue="reports") for _ in range(3)]
+    conn = connect()
+    held = step(conn, 1, how_many=10)
+    conn.commit()
+    assert held == [(reports[0].pk, 2), (reports[1].pk, 2)]
+    assert names() == {"queue:reports#0": reports[0].pk, "queue:reports#1": reports[1].pk}
+    assert sorted(event(job, "started").data["slot"] for job in reports[:2]) == [0, 1]
+    assert ledger.verify() == []
+
+
 def test_failure_abandon_and_release_free_the_lock(connect: Any) -> None:
     jobs = [schedule_job("0s", "tests.handlers.record", lock="L") for _ in range(4)]
     conn = connect()
